@@ -1,0 +1,36 @@
+# scripts/lib/cluster.sh — shared by scripts/up and scripts/down (sourced, not run): where the
+# local cluster keeps its state, and how its daemons are tracked by pid file.
+#
+#   $RKUBE_HOME (default /var/lib/rkube)
+#     etcd/              etcd data
+#     run/NAME.pid       pid of each daemon that scripts/up started
+#     log/NAME.log       its stdout and stderr
+#     admin.kubeconfig   kubeconfig for the admin user
+
+RKUBE_HOME=${RKUBE_HOME:-/var/lib/rkube}
+RKUBE_ETCD_PORT=${RKUBE_ETCD_PORT:-2379}
+RKUBE_ETCD_PEER_PORT=${RKUBE_ETCD_PEER_PORT:-2380}
+RKUBE_API_PORT=${RKUBE_API_PORT:-6443}
+
+run_dir=$RKUBE_HOME/run
+log_dir=$RKUBE_HOME/log
+etcd_url=http://127.0.0.1:$RKUBE_ETCD_PORT
+api_url=http://127.0.0.1:$RKUBE_API_PORT
+
+# Daemons in start order; scripts/down stops them in reverse.
+daemons=(etcd rkube-apiserver)
+
+pid_file() { echo "$run_dir/$1.pid"; }
+
+# Prints the pid of daemon $1 if its pid file names a live process that is that daemon
+# (a recycled pid, or a zombie nobody reaped, doesn't count); fails otherwise.
+running_pid() {
+  local name=$1 pid state cmdline
+  pid=$(cat "$(pid_file "$name")" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]] || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$name"* ]] || return 1
+  echo "$pid"
+}
