@@ -1,8 +1,13 @@
 //! Decoding objects through their typed k8s-openapi structs (which yields Kubernetes'
 //! canonical JSON and finds unknown fields) and defaulting them.
 
+mod defaults;
+
 use crate::{ApiError, ResourceInfo};
-use serde_json::Value;
+use k8s_openapi::api;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 /// An object after decoding through its typed struct.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,12 +19,304 @@ pub struct Decoded {
 }
 
 /// Decodes `obj` as the kind of `res`; a value of the wrong type is a 400 BadRequest naming the field.
+///
+/// Kinds without a typed struct here pass through unchanged, with no unknown fields.
 pub fn normalize(res: &ResourceInfo, obj: &Value) -> Result<Decoded, ApiError> {
-    let _ = res;
-    Ok(Decoded { object: obj.clone(), unknown_fields: Vec::new() })
+    let Some(input) = obj.as_object() else {
+        return Err(cannot_handle(res, &format!("json: cannot unmarshal {} into an object", json_type(obj))));
+    };
+    // The typed structs insist on their own apiVersion/kind and render them themselves; the
+    // caller checks those, and they must come back exactly as sent, so keep them out of decoding.
+    let mut body = input.clone();
+    body.remove("apiVersion");
+    body.remove("kind");
+    let mut body = Value::Object(body);
+    coerce_numeric_quantities(&mut body, None);
+
+    let Some(canonical) = roundtrip_for(res, body)? else {
+        return Ok(Decoded { object: obj.clone(), unknown_fields: Vec::new() });
+    };
+    let mut object = match canonical {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    object.remove("apiVersion");
+    object.remove("kind");
+    for key in ["apiVersion", "kind"] {
+        if let Some(v) = input.get(key) {
+            object.insert(key.to_string(), v.clone());
+        }
+    }
+    let object = Value::Object(object);
+    let mut unknown_fields = Vec::new();
+    find_unknown(obj, &object, "", &mut unknown_fields);
+    Ok(Decoded { object, unknown_fields })
 }
 
-/// Fills in the defaults Kubernetes' defaulting functions set for this kind.
+/// Fills in the defaults Kubernetes' defaulting functions (and the defaulting admission
+/// plugins) set for this kind. Idempotent, and never overwrites a value that is set.
 pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
-    let _ = (res, obj);
+    defaults::apply(res, obj);
+}
+
+fn cannot_handle(res: &ResourceInfo, detail: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "{kind} in version \"{v}\" cannot be handled as a {kind}: {detail}",
+        kind = res.kind,
+        v = res.version
+    ))
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Deserializes `body` as `T` and serializes it back; `Ok(None)` is never produced here.
+fn roundtrip<T: DeserializeOwned + Serialize>(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiError> {
+    let typed: T = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        cannot_handle(res, &format!("json: cannot unmarshal field {path}: {}", e.inner()))
+    })?;
+    serde_json::to_value(&typed)
+        .map(Some)
+        .map_err(|e| ApiError::Internal(format!("re-encoding {}: {e}", res.kind)))
+}
+
+/// Round-trips through the struct of `res`'s kind, or `Ok(None)` for a kind with no struct.
+fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiError> {
+    use api::{apps, autoscaling, batch, coordination, core, discovery, events, networking};
+    match (res.group, res.version, res.kind) {
+        ("", "v1", "Namespace") => roundtrip::<core::v1::Namespace>(res, body),
+        ("", "v1", "Pod") => roundtrip::<core::v1::Pod>(res, body),
+        ("", "v1", "Service") => roundtrip::<core::v1::Service>(res, body),
+        ("", "v1", "Endpoints") => roundtrip::<core::v1::Endpoints>(res, body),
+        ("", "v1", "ConfigMap") => roundtrip::<core::v1::ConfigMap>(res, body),
+        ("", "v1", "Secret") => roundtrip::<core::v1::Secret>(res, body),
+        ("", "v1", "Node") => roundtrip::<core::v1::Node>(res, body),
+        ("", "v1", "Event") => roundtrip::<core::v1::Event>(res, body),
+        ("", "v1", "ReplicationController") => roundtrip::<core::v1::ReplicationController>(res, body),
+        ("", "v1", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(res, body),
+        ("", "v1", "PersistentVolume") => roundtrip::<core::v1::PersistentVolume>(res, body),
+        ("", "v1", "PersistentVolumeClaim") => roundtrip::<core::v1::PersistentVolumeClaim>(res, body),
+        ("apps", "v1", "Deployment") => roundtrip::<apps::v1::Deployment>(res, body),
+        ("apps", "v1", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(res, body),
+        ("apps", "v1", "DaemonSet") => roundtrip::<apps::v1::DaemonSet>(res, body),
+        ("apps", "v1", "StatefulSet") => roundtrip::<apps::v1::StatefulSet>(res, body),
+        ("apps", "v1", "ControllerRevision") => roundtrip::<apps::v1::ControllerRevision>(res, body),
+        ("batch", "v1", "Job") => roundtrip::<batch::v1::Job>(res, body),
+        ("batch", "v1", "CronJob") => roundtrip::<batch::v1::CronJob>(res, body),
+        ("networking.k8s.io", "v1", "Ingress") => roundtrip::<networking::v1::Ingress>(res, body),
+        ("networking.k8s.io", "v1", "IngressClass") => roundtrip::<networking::v1::IngressClass>(res, body),
+        ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
+            roundtrip::<autoscaling::v2::HorizontalPodAutoscaler>(res, body)
+        }
+        ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
+            roundtrip::<autoscaling::v1::HorizontalPodAutoscaler>(res, body)
+        }
+        ("coordination.k8s.io", "v1", "Lease") => roundtrip::<coordination::v1::Lease>(res, body),
+        ("discovery.k8s.io", "v1", "EndpointSlice") => roundtrip::<discovery::v1::EndpointSlice>(res, body),
+        ("events.k8s.io", "v1", "Event") => roundtrip::<events::v1::Event>(res, body),
+        _ => Ok(None),
+    }
+}
+
+/// Maps whose values are all Quantities.
+const QUANTITY_MAPS: &[&str] = &["limits", "requests", "capacity", "allocatable", "overhead", "allocatedResources"];
+
+/// Turns JSON numbers where a Quantity belongs into strings. Kubernetes' Quantity accepts a
+/// bare number (YAML `cpu: 1` reaches us as JSON `1`), but k8s-openapi's Quantity is a plain
+/// string, so without this such manifests would be rejected.
+fn coerce_numeric_quantities(v: &mut Value, parent_key: Option<&str>) {
+    match v {
+        Value::Object(m) => {
+            let in_quantity_map = parent_key.is_some_and(|k| QUANTITY_MAPS.contains(&k));
+            let in_metric_value = matches!(parent_key, Some("target" | "current"));
+            for (k, child) in m.iter_mut() {
+                let is_quantity = in_quantity_map
+                    || k == "sizeLimit"
+                    || k == "averageValue"
+                    || (in_metric_value && k == "value");
+                if is_quantity && let Value::Number(n) = child {
+                    *child = Value::String(n.to_string());
+                    continue;
+                }
+                coerce_numeric_quantities(child, Some(k));
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                coerce_numeric_quantities(item, None);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty_container(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+fn child_path(base: &str, key: &str) -> String {
+    if base.is_empty() { key.to_string() } else { format!("{base}.{key}") }
+}
+
+/// Records every non-null input key that the canonical output lacks. Free-form maps
+/// (labels, data, ...) round-trip whole, so only struct fields the type does not know go
+/// missing; an empty `{}`/`[]` that a type drops is not a mistake of the client.
+fn find_unknown(input: &Value, output: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, output) {
+        (Value::Object(i), Value::Object(o)) => {
+            for (k, iv) in i {
+                let p = child_path(path, k);
+                match o.get(k) {
+                    Some(ov) => find_unknown(iv, ov, &p, out),
+                    None if iv.is_null() || is_empty_container(iv) => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(o)) => {
+            for (idx, (iv, ov)) in i.iter().zip(o).enumerate() {
+                find_unknown(iv, ov, &format!("{path}[{idx}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RESOURCES;
+    use serde_json::json;
+
+    fn res(group: &str, version: &str, kind: &str) -> &'static ResourceInfo {
+        RESOURCES
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+            .expect("kind is registered")
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_paths_and_dropped() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "bogusMeta": 1},
+            "spec": {"foo": "bar", "containers": [{"name": "c", "image": "nginx", "bogus": true}]}
+        });
+        let d = normalize(res("", "v1", "Pod"), &pod).unwrap();
+        let mut unknown = d.unknown_fields.clone();
+        unknown.sort();
+        assert_eq!(unknown, vec!["metadata.bogusMeta", "spec.containers[0].bogus", "spec.foo"]);
+        assert!(d.object["spec"].get("foo").is_none());
+        assert_eq!(d.object["apiVersion"], "v1");
+        assert_eq!(d.object["kind"], "Pod");
+    }
+
+    #[test]
+    fn realistic_objects_have_no_unknown_fields() {
+        let deploy = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web", "example.com/tier": "fe"},
+                         "annotations": {"note": "x", "deployment.kubernetes.io/revision": "1"},
+                         "ownerReferences": [], "finalizers": []},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe"]}]},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}, "creationTimestamp": null},
+                    "spec": {
+                        "nodeSelector": {"disk": "ssd"},
+                        "containers": [{
+                            "name": "web", "image": "nginx:1.25",
+                            "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}],
+                            "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                            "resources": {"limits": {"cpu": 1, "memory": "128Mi"}, "requests": {"cpu": "100m"}},
+                            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
+                            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]
+                        }],
+                        "volumes": [{"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "a", "path": "a"}]}},
+                                    {"name": "tmp", "emptyDir": {}}],
+                        "securityContext": {}
+                    }
+                }
+            },
+            "status": {}
+        });
+        let d = normalize(res("apps", "v1", "Deployment"), &deploy).unwrap();
+        assert_eq!(d.unknown_fields, Vec::<String>::new());
+        assert_eq!(d.object["metadata"]["labels"]["example.com/tier"], "fe");
+        // A bare number where a Quantity belongs is accepted and kept as its string form.
+        assert_eq!(d.object["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"], "1");
+
+        let svc = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "labels": {"a": "b"}},
+            "spec": {"selector": {"app": "web"}, "type": "NodePort",
+                     "ports": [{"port": 80, "targetPort": "http", "nodePort": 30080}, {"name": "x", "port": 81, "targetPort": 8081}]}
+        });
+        let d = normalize(res("", "v1", "Service"), &svc).unwrap();
+        assert_eq!(d.unknown_fields, Vec::<String>::new());
+        assert_eq!(d.object["spec"]["ports"][0]["targetPort"], "http");
+        assert_eq!(d.object["spec"]["ports"][1]["targetPort"], 8081);
+
+        let cm = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "data": {"a.conf": "x", "weird key?": "y"}, "binaryData": {"b": "aGk="}, "immutable": false
+        });
+        let d = normalize(res("", "v1", "ConfigMap"), &cm).unwrap();
+        assert_eq!(d.unknown_fields, Vec::<String>::new());
+        assert_eq!(d.object["binaryData"]["b"], "aGk=");
+
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                            "stringData": {"u": "v"}, "data": {"p": "cGFzcw=="}, "type": "Opaque"});
+        let d = normalize(res("", "v1", "Secret"), &secret).unwrap();
+        assert_eq!(d.unknown_fields, Vec::<String>::new());
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                         "spec": {"containers": [{"name": 5, "image": "x"}]}});
+        let err = normalize(res("", "v1", "Pod"), &pod).unwrap_err();
+        assert_eq!(err.code(), 400);
+        let msg = err.to_string();
+        assert!(msg.starts_with("Pod in version \"v1\" cannot be handled as a Pod: "), "{msg}");
+        assert!(msg.contains("spec.containers[0].name"), "{msg}");
+        assert!(msg.contains("invalid type"), "{msg}");
+    }
+
+    #[test]
+    fn hpa_versions_use_their_own_types() {
+        let v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+                        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"}, "maxReplicas": 3,
+                                 "targetCPUUtilizationPercentage": 50}});
+        let d = normalize(res("autoscaling", "v1", "HorizontalPodAutoscaler"), &v1).unwrap();
+        assert_eq!(d.unknown_fields, Vec::<String>::new());
+        let d2 = normalize(res("autoscaling", "v2", "HorizontalPodAutoscaler"), &v1).unwrap();
+        assert_eq!(d2.unknown_fields, vec!["spec.targetCPUUtilizationPercentage"]);
+    }
+
+    #[test]
+    fn non_objects_and_wrong_kinds_do_not_panic() {
+        let pods = res("", "v1", "Pod");
+        assert!(normalize(pods, &json!([1, 2])).is_err());
+        assert!(normalize(pods, &json!({"spec": "nope"})).is_err());
+        let d = normalize(pods, &json!({"apiVersion": "v2", "kind": "Other"})).unwrap();
+        assert_eq!(d.object["apiVersion"], "v2");
+        assert_eq!(d.object["kind"], "Other");
+    }
 }
