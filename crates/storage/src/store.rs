@@ -1,0 +1,349 @@
+//! The etcd layer: every write is a single-round-trip transaction guarded by a revision
+//! compare, which is what gives the API server optimistic concurrency.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, MaintenanceClient, Txn,
+    TxnOp, TxnOpResponse, WatchClient, WatchOptions,
+};
+use tonic::Code;
+
+use crate::error::{Result, StorageError};
+
+/// Per-request deadline; a hung etcd must surface as `Unavailable`, not a stuck request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Defragmentation rewrites the whole bbolt file, so it gets a much longer deadline.
+const DEFRAG_TIMEOUT: Duration = Duration::from_secs(120);
+/// Large lists and watch batches easily exceed tonic's 4 MiB default.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 512 << 20;
+
+/// One key as stored in etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    /// Full etcd key, e.g. `/registry/core/pods/default/web-0`.
+    pub key: String,
+    /// Raw stored value.
+    pub value: Bytes,
+    /// Revision of the last write to this key (the object's resourceVersion).
+    pub mod_revision: i64,
+    /// Revision at which the key was created.
+    pub create_revision: i64,
+}
+
+impl KeyValue {
+    fn from_etcd(kv: etcd_client::KeyValue) -> KeyValue {
+        let mod_revision = kv.mod_revision();
+        let create_revision = kv.create_revision();
+        let (key, value) = kv.into_key_value();
+        KeyValue {
+            // Keys are always written by us as UTF-8; lossy keeps a foreign key visible
+            // instead of failing a whole list over it.
+            key: String::from_utf8(key)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            value: Bytes::from(value),
+            mod_revision,
+            create_revision,
+        }
+    }
+}
+
+/// One page of a range read.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// Items in key order.
+    pub items: Vec<KeyValue>,
+    /// The revision the page was read at; pass it back to read the next page consistently.
+    pub revision: i64,
+    /// Whether more keys exist after the last item.
+    pub more: bool,
+}
+
+/// Backend size as reported by etcd's status call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DbStatus {
+    /// Physical size of the database file.
+    pub db_size: i64,
+    /// Bytes actually holding data; the difference to `db_size` is reclaimable by defrag.
+    pub db_size_in_use: i64,
+}
+
+/// Handle to etcd. Cheap to clone: clones share one HTTP/2 channel, which reconnects on its
+/// own after etcd restarts, so a `Store` never has to be rebuilt.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to etcd and checks it answers, so a wrong endpoint fails at startup
+    /// rather than on the first request.
+    pub async fn connect(endpoints: &[String]) -> Result<Store> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            // HTTP/2 pings detect a silently dead peer on long-lived watch streams, which
+            // otherwise would never see an error and stall the cache forever.
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_keep_alive_while_idle(true);
+        let client = timed("connect", REQUEST_TIMEOUT, Client::connect(endpoints, Some(opts))).await?;
+        let store = Store { client };
+        store.current_revision().await?;
+        tracing::info!(?endpoints, "connected to etcd");
+        Ok(store)
+    }
+
+    fn kv(&self) -> KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn maintenance(&self) -> MaintenanceClient {
+        self.client.maintenance_client()
+    }
+
+    pub(crate) fn watch_client(&self) -> WatchClient {
+        self.client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Creates `key` only if it does not exist. Returns the revision of the write.
+    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, None)]);
+        let resp = timed("create", REQUEST_TIMEOUT, self.kv().txn(txn)).await?;
+        if !resp.succeeded() {
+            return Err(StorageError::AlreadyExists { key: key.to_string() });
+        }
+        header_revision(resp.header())
+    }
+
+    /// Reads the latest value of `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        self.get_at(key, 0).await
+    }
+
+    /// Reads `key` as of `revision` (0 = latest); a compacted revision gives `Expired`.
+    pub async fn get_at(&self, key: &str, revision: i64) -> Result<Option<KeyValue>> {
+        let opts = GetOptions::new().with_revision(revision);
+        let r = timed("get", REQUEST_TIMEOUT, self.kv().get(key, Some(opts))).await;
+        let mut resp = self.fill_expired(r, revision).await?;
+        Ok(resp.take_kvs().into_iter().next().map(KeyValue::from_etcd))
+    }
+
+    /// Replaces `key` only if its mod revision is still `expected_mod_revision`.
+    /// Returns the revision of the write.
+    pub async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: i64) -> Result<i64> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected_mod_revision)])
+            .and_then([TxnOp::put(key, value, None)])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = timed("update", REQUEST_TIMEOUT, self.kv().txn(txn)).await?;
+        if resp.succeeded() {
+            return header_revision(resp.header());
+        }
+        Err(cas_failure(key, resp))
+    }
+
+    /// Deletes `key` only if its mod revision is still `expected_mod_revision`.
+    /// Returns the revision of the delete.
+    pub async fn delete(&self, key: &str, expected_mod_revision: i64) -> Result<i64> {
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected_mod_revision)])
+            .and_then([TxnOp::delete(key, None)])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = timed("delete", REQUEST_TIMEOUT, self.kv().txn(txn)).await?;
+        if resp.succeeded() {
+            return header_revision(resp.header());
+        }
+        Err(cas_failure(key, resp))
+    }
+
+    /// Reads keys under `prefix` in key order, after `start_after` (exclusive), at most
+    /// `limit` of them (0 = all), as of `revision` (0 = latest). Reuse the returned
+    /// revision for the following pages so the whole list is one snapshot.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: i64,
+        revision: i64,
+    ) -> Result<ListPage> {
+        let start: Vec<u8> = match start_after {
+            // The smallest key strictly greater than `after` is `after\0`.
+            Some(after) => {
+                let mut k = after.as_bytes().to_vec();
+                k.push(0);
+                k
+            }
+            None => prefix.as_bytes().to_vec(),
+        };
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix.as_bytes()))
+            .with_limit(limit.max(0))
+            .with_revision(revision);
+        let r = timed("list", REQUEST_TIMEOUT, self.kv().get(start, Some(opts))).await;
+        let mut resp = self.fill_expired(r, revision).await?;
+        let read_at = if revision > 0 {
+            revision
+        } else {
+            header_revision(resp.header())?
+        };
+        let more = resp.more();
+        let items = resp.take_kvs().into_iter().map(KeyValue::from_etcd).collect();
+        Ok(ListPage { items, revision: read_at, more })
+    }
+
+    /// The current store-wide revision, via a linearizable count-only read of one key.
+    pub async fn current_revision(&self) -> Result<i64> {
+        let opts = GetOptions::new().with_count_only();
+        let resp = timed("current_revision", REQUEST_TIMEOUT, self.kv().get("/", Some(opts))).await?;
+        header_revision(resp.header())
+    }
+
+    /// Discards history before `revision`. Compacting to an already compacted revision
+    /// gives `Expired`.
+    pub async fn compact(&self, revision: i64) -> Result<()> {
+        let r = timed("compact", REQUEST_TIMEOUT, self.kv().compact(revision, None)).await;
+        self.fill_expired(r, revision).await?;
+        Ok(())
+    }
+
+    /// Database file size and the part of it in use.
+    pub async fn status(&self) -> Result<DbStatus> {
+        let resp = timed("status", REQUEST_TIMEOUT, self.maintenance().status()).await?;
+        let in_use = resp.raft_used_db_size();
+        Ok(DbStatus {
+            db_size: resp.db_size(),
+            // Servers before 3.4 do not report it; "nothing reclaimable" is the safe reading.
+            db_size_in_use: if in_use > 0 { in_use } else { resp.db_size() },
+        })
+    }
+
+    /// Rewrites the database file to release space freed by compaction. The member
+    /// blocks reads and writes while this runs.
+    pub async fn defragment(&self) -> Result<()> {
+        timed("defragment", DEFRAG_TIMEOUT, self.maintenance().defragment()).await?;
+        Ok(())
+    }
+
+    /// Fills in `requested`/`oldest` on an `Expired` error; etcd's message carries neither.
+    async fn fill_expired<T>(&self, r: Result<T>, requested: i64) -> Result<T> {
+        match r {
+            Err(StorageError::Expired { .. }) => {
+                let oldest = self.oldest_revision().await.unwrap_or(0);
+                Err(StorageError::Expired { requested, oldest })
+            }
+            other => other,
+        }
+    }
+
+    /// The oldest revision etcd can still serve (its last compaction point, or 1).
+    pub async fn oldest_revision(&self) -> Result<i64> {
+        let mut wc = self.watch_client();
+        let opts = WatchOptions::new().with_start_revision(1);
+        let stream = timed("watch", REQUEST_TIMEOUT, wc.watch("/", Some(opts))).await?;
+        let (_sender, mut responses) = stream.split();
+        let found = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            loop {
+                match responses.message().await {
+                    Ok(Some(resp)) if resp.compact_revision() > 0 => {
+                        return Ok(resp.compact_revision());
+                    }
+                    // Created-ack without a cancel means nothing was compacted: all history
+                    // is there. Wait briefly for the cancel that follows a compacted start.
+                    Ok(Some(resp)) if resp.canceled() => return Ok(1),
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return Ok(1),
+                    Err(e) => return Err(map_err("watch", e)),
+                }
+            }
+        });
+        match tokio::time::timeout(Duration::from_millis(500), found).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(StorageError::Unavailable("oldest_revision timed out".into())),
+            // No cancel within the grace period: start revision 1 is still watchable.
+            Err(_) => Ok(1),
+        }
+    }
+}
+
+/// The exclusive upper bound of all keys starting with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): the range extends to the end of the keyspace.
+    vec![0]
+}
+
+fn header_revision(h: Option<&etcd_client::ResponseHeader>) -> Result<i64> {
+    h.map(|h| h.revision())
+        .ok_or_else(|| StorageError::Internal("etcd response without header".into()))
+}
+
+fn cas_failure(key: &str, resp: etcd_client::TxnResponse) -> StorageError {
+    let current = resp.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(mut g) => g.take_kvs().into_iter().next().map(KeyValue::from_etcd),
+        _ => None,
+    });
+    match current {
+        Some(kv) => StorageError::Conflict { key: key.to_string(), current: Some(kv) },
+        None => StorageError::NotFound { key: key.to_string() },
+    }
+}
+
+/// Runs one etcd call under a deadline and maps its error.
+pub(crate) async fn timed<T>(
+    op: &'static str,
+    limit: Duration,
+    fut: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(map_err(op, e)),
+        Err(_) => {
+            tracing::warn!(op, timeout = ?limit, "etcd request timed out");
+            Err(StorageError::Unavailable(format!("etcd {op} timed out after {limit:?}")))
+        }
+    }
+}
+
+pub(crate) fn map_err(op: &'static str, e: etcd_client::Error) -> StorageError {
+    use etcd_client::Error as E;
+    match e {
+        E::GRpcStatus(s) => {
+            if s.message().contains("compacted") {
+                return StorageError::Expired { requested: 0, oldest: 0 };
+            }
+            match s.code() {
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
+                    StorageError::Unavailable(format!("etcd {op}: {}", s.message()))
+                }
+                // Transport failures underneath tonic surface as Unknown with an h2/io message.
+                Code::Unknown if s.message().contains("transport") || s.message().contains("connect") => {
+                    StorageError::Unavailable(format!("etcd {op}: {}", s.message()))
+                }
+                _ => StorageError::Internal(format!("etcd {op}: {:?}: {}", s.code(), s.message())),
+            }
+        }
+        E::TransportError(e) => StorageError::Unavailable(format!("etcd {op}: {e}")),
+        E::IoError(e) => StorageError::Unavailable(format!("etcd {op}: {e}")),
+        E::WatchError(e) => StorageError::Unavailable(format!("etcd {op}: {e}")),
+        other => StorageError::Internal(format!("etcd {op}: {other}")),
+    }
+}
