@@ -1,1 +1,216 @@
-//! placeholder
+//! rkube-apiserver: the only component that talks to etcd. Serves Kubernetes' REST API (for
+//! kubectl, helm, client libraries) and the daemons' gRPC ResourceService on one listener,
+//! both over one registry of objects backed by etcd and a shared watch cache.
+
+pub mod codec;
+pub mod config;
+pub mod discovery;
+pub mod error;
+pub mod grpc;
+pub mod meta;
+pub mod namespace;
+pub mod objects;
+pub mod patch;
+pub mod rest;
+pub mod strategy;
+pub mod watch;
+
+pub use config::Config;
+pub use objects::Registry;
+
+use rkube_api::registry::{self, RESOURCES};
+use rkube_storage::{CacheLimits, DbStatus, ResourceSpec, Store, WatchCache};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Request counters for /metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
+}
+
+impl Metrics {
+    /// Counts one request by verb and code with its duration.
+    pub fn observe(&self, verb: &str, code: u16, elapsed: Duration) {
+        if let Ok(mut m) = self.requests.lock() {
+            let e = m.entry((verb.to_string(), code)).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += elapsed.as_secs_f64();
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct Server {
+    /// Objects in etcd and the watch cache.
+    pub registry: Registry,
+    /// Flags.
+    pub config: Config,
+    /// Cancelled on shutdown; ends open watches.
+    pub shutdown: CancellationToken,
+    /// Counters.
+    pub metrics: Metrics,
+    /// host:port clients are told to use (discovery's serverAddressByClientCIDRs).
+    pub advertise_address: String,
+    db_status: tokio::sync::watch::Receiver<Option<DbStatus>>,
+}
+
+impl Server {
+    /// Whether the server can answer from a primed cache.
+    pub fn ready(&self) -> bool {
+        self.registry.cache.revision() > 0
+    }
+
+    /// Prometheus text exposition of the server's counters, watch cache and etcd size.
+    pub async fn metrics_text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        out.push_str("# TYPE apiserver_request_total counter\n");
+        if let Ok(m) = self.metrics.requests.lock() {
+            for ((verb, code), (n, _)) in m.iter() {
+                let _ = writeln!(out, "apiserver_request_total{{verb=\"{verb}\",code=\"{code}\"}} {n}");
+            }
+            out.push_str("# TYPE apiserver_request_duration_seconds_sum counter\n");
+            for ((verb, code), (_, secs)) in m.iter() {
+                let _ = writeln!(out, "apiserver_request_duration_seconds_sum{{verb=\"{verb}\",code=\"{code}\"}} {secs}");
+            }
+        }
+        out.push_str("# TYPE apiserver_watch_cache_objects gauge\n");
+        let stats = self.registry.cache.stats();
+        for s in &stats {
+            let _ = writeln!(out, "apiserver_watch_cache_objects{{prefix=\"{}\"}} {}", s.prefix, s.objects);
+        }
+        out.push_str("# TYPE apiserver_watch_cache_bytes gauge\n");
+        for s in &stats {
+            let _ = writeln!(out, "apiserver_watch_cache_bytes{{prefix=\"{}\"}} {}", s.prefix, s.bytes);
+        }
+        out.push_str("# TYPE apiserver_watch_cache_window_bytes gauge\n");
+        for s in &stats {
+            let _ = writeln!(out, "apiserver_watch_cache_window_bytes{{prefix=\"{}\"}} {}", s.prefix, s.window_bytes);
+        }
+        let _ = writeln!(out, "# TYPE apiserver_watch_cache_revision gauge\napiserver_watch_cache_revision {}", self.registry.cache.revision());
+        if let Some(db) = *self.db_status.borrow() {
+            let _ = writeln!(out, "# TYPE etcd_db_total_size_in_bytes gauge\netcd_db_total_size_in_bytes {}", db.db_size);
+            let _ = writeln!(out, "# TYPE etcd_db_total_size_in_use_in_bytes gauge\netcd_db_total_size_in_use_in_bytes {}", db.db_size_in_use);
+        }
+        out
+    }
+}
+
+/// Field-selector index of a stored object, found from its own apiVersion and kind.
+fn index_fields(obj: &Value) -> Vec<(&'static str, String)> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or("");
+    let kind = obj["kind"].as_str().unwrap_or("");
+    registry::lookup_kind(api_version, kind).map(|r| rkube_api::selector::field_values(r, obj)).unwrap_or_default()
+}
+
+/// Connects to etcd, retrying until it answers or shutdown is requested.
+async fn connect(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Store> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match Store::connect(&config.etcd_servers).await {
+            Ok(s) => return Ok(s),
+            Err(e) => tracing::warn!(endpoints = ?config.etcd_servers, error = %e, "etcd not reachable yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => anyhow::bail!("shut down before etcd was reachable"),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Creates the namespaces every cluster has, if missing.
+async fn bootstrap(registry: &Registry) {
+    let res = registry::lookup("", "v1", "namespaces").expect("namespaces are served");
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match registry.create(res, None, obj, &objects::WriteOptions::default()).await {
+            Ok(_) => tracing::info!(namespace = name, "created system namespace"),
+            Err(rkube_api::ApiError::AlreadyExists { .. }) => {}
+            Err(e) => tracing::warn!(namespace = name, error = %e, "could not create system namespace"),
+        }
+    }
+}
+
+/// Runs the API server until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    {
+        let token = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            token.cancel();
+        });
+    }
+    let store = connect(&config, &token).await?;
+    let root = format!("{}/", config.etcd_prefix.trim_end_matches('/'));
+    let mut specs: Vec<ResourceSpec> = Vec::new();
+    for r in RESOURCES {
+        let prefix = r.key_prefix().replacen("/registry/", &root, 1);
+        if !specs.iter().any(|s| s.prefix == prefix) {
+            specs.push(ResourceSpec { prefix, index: index_fields });
+        }
+    }
+    let limits = CacheLimits { window_bytes: config.watch_cache_window_bytes, ..CacheLimits::default() };
+    let cache = WatchCache::start(store.clone(), &root, specs, limits).await?;
+    if !config.etcd_compaction_interval.is_zero() {
+        rkube_storage::spawn_compactor(store.clone(), config.etcd_compaction_interval);
+    }
+    let defrag = rkube_storage::spawn_defragmenter(store.clone(), Duration::from_secs(300), 256 << 20, 0.5);
+    let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
+    let registry = Registry { store, cache, namespace_deleted: ns_tx };
+    bootstrap(&registry).await;
+    namespace::spawn(registry.clone(), ns_rx, token.clone());
+
+    let addr = format!("{}:{}", config.bind_address, config.secure_port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let advertise_address = if config.bind_address == "0.0.0.0" { format!("127.0.0.1:{}", local.port()) } else { local.to_string() };
+    let server = Arc::new(Server {
+        registry,
+        config,
+        shutdown: token.clone(),
+        metrics: Metrics::default(),
+        advertise_address,
+        db_status: defrag.status,
+    });
+    let grpc = rkube_rpc::v1::resource_service_server::ResourceServiceServer::new(grpc::Service(server.clone()))
+        .max_decoding_message_size(server.config.max_request_body_bytes + 4096)
+        .max_encoding_message_size(usize::MAX);
+    let app = axum::Router::new()
+        .route_service("/rkube.v1.ResourceService/{*method}", grpc)
+        .fallback(rest::handle)
+        .with_state(server.clone());
+    tracing::info!(address = %local, "serving REST and gRPC");
+    let wait = token.clone();
+    axum::serve(listener, app).with_graceful_shutdown(async move { wait.cancelled().await }).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Installs the tracing subscriber (logs to stderr).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

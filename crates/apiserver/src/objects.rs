@@ -1,0 +1,934 @@
+//! The operations every resource supports (get, list, create, update, patch, delete, watch),
+//! shared by the REST and gRPC front ends. Writes go decode -> default -> validate -> etcd CAS;
+//! reads of collections and watches come from the watch cache.
+
+use crate::error::storage_error;
+use crate::meta::{self, meta_mut, meta_str, name_of};
+use crate::strategy;
+use bytes::Bytes;
+use rkube_api::{ApiError, FieldError, FieldSelector, LabelSelector, ResourceInfo, registry, schema, validation};
+use rkube_storage::{CachedObject, Store, StorageError, WatchCache};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How unknown fields in a write are treated (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Reject the request with 400.
+    Strict,
+    /// Accept and answer with a warning per field.
+    Warn,
+    /// Drop silently.
+    #[default]
+    Ignore,
+}
+
+impl FieldValidation {
+    /// Parses the query parameter; empty means the given default.
+    pub fn parse(s: &str, default: FieldValidation) -> Result<Self, ApiError> {
+        match s {
+            "" => Ok(default),
+            "Strict" => Ok(FieldValidation::Strict),
+            "Warn" => Ok(FieldValidation::Warn),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            other => Err(ApiError::BadRequest(format!(
+                "fieldValidation parameter unsupported: {other:?}; valid values are Ignore, Warn and Strict"
+            ))),
+        }
+    }
+}
+
+/// Options common to writes.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: run every step but do not persist.
+    pub dry_run: bool,
+    /// `fieldManager`.
+    pub field_manager: String,
+    /// `fieldValidation`.
+    pub field_validation: FieldValidation,
+}
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// `gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+    /// `propagationPolicy`: Orphan, Background or Foreground.
+    pub propagation_policy: Option<String>,
+    /// Precondition on metadata.uid.
+    pub precondition_uid: Option<String>,
+    /// Precondition on metadata.resourceVersion.
+    pub precondition_resource_version: Option<String>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// Options of a list or watch.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// `labelSelector`.
+    pub label_selector: String,
+    /// `fieldSelector`.
+    pub field_selector: String,
+    /// `resourceVersion`.
+    pub resource_version: String,
+    /// `resourceVersionMatch`.
+    pub resource_version_match: String,
+    /// `limit` (0 = no limit).
+    pub limit: i64,
+    /// `continue`.
+    pub continue_token: String,
+    /// `allowWatchBookmarks`.
+    pub allow_watch_bookmarks: bool,
+    /// `sendInitialEvents`.
+    pub send_initial_events: Option<bool>,
+    /// `timeoutSeconds`.
+    pub timeout_seconds: Option<u64>,
+}
+
+/// The result of a write.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The object as stored (or as it would be, on dry run).
+    pub object: Value,
+    /// HTTP status: 200, 201 or 202.
+    pub code: u16,
+    /// Warnings for `Warning:` headers.
+    pub warnings: Vec<String>,
+}
+
+/// Which part of an object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The object itself.
+    Main,
+    /// The `status` subresource.
+    Status,
+    /// The `scale` subresource (autoscaling/v1 Scale in and out).
+    Scale,
+    /// Spec and status together, for server-side writes such as a pod binding.
+    Whole,
+}
+
+/// Parsed label and field selectors of one request.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    /// Parses both selectors for a resource.
+    pub fn parse(res: &ResourceInfo, opts: &ListOptions) -> Result<Self, ApiError> {
+        Ok(Filter { labels: LabelSelector::parse(&opts.label_selector)?, fields: FieldSelector::parse(&opts.field_selector, res)? })
+    }
+
+    /// Whether a cached object passes both selectors.
+    pub fn matches(&self, obj: &CachedObject) -> bool {
+        self.labels.matches(&obj.labels) && self.fields.matches(&obj.fields)
+    }
+
+    /// Whether the filter selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+}
+
+/// Shared state of the server: etcd and the watch cache.
+#[derive(Clone)]
+pub struct Registry {
+    /// etcd.
+    pub store: Store,
+    /// The watch cache fed by one etcd watch.
+    pub cache: Arc<WatchCache>,
+    /// Wakes the namespace finalizer when a namespace starts terminating.
+    pub(crate) namespace_deleted: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+const CONFLICT_DETAIL: &str = "the object has been modified; please apply your changes to the latest version and try again";
+
+fn object_name(res: &ResourceInfo, obj: &Value) -> String {
+    let _ = res;
+    name_of(obj).to_string()
+}
+
+/// Builds the JSON of a list from already-encoded items without decoding them again.
+pub fn list_body(res: &ResourceInfo, revision: i64, continue_token: Option<&str>, items: &[Bytes]) -> Bytes {
+    let size: usize = items.iter().map(|b| b.len() + 1).sum::<usize>() + 256;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(b"{\"kind\":\"");
+    out.extend_from_slice(res.list_kind().as_bytes());
+    out.extend_from_slice(b"\",\"apiVersion\":\"");
+    out.extend_from_slice(res.api_version().as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
+    out.extend_from_slice(revision.to_string().as_bytes());
+    out.push(b'"');
+    if let Some(token) = continue_token {
+        out.extend_from_slice(b",\"continue\":");
+        out.extend_from_slice(serde_json::to_string(token).unwrap_or_default().as_bytes());
+    }
+    out.extend_from_slice(b"},\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"]}");
+    Bytes::from(out)
+}
+
+/// A continue token: the revision of the first page and the last key returned.
+fn encode_continue(revision: i64, last_key: &str) -> String {
+    use base64::Engine;
+    let raw = json!({"v": "rkube/v1", "rv": revision, "start": last_key}).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_continue(token: &str, prefix: &str) -> Result<(i64, String), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::BadRequest(format!("continue key is not valid: {token:?}"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(bad)?;
+    let start = v["start"].as_str().ok_or_else(bad)?.to_string();
+    // A token from another collection must not read keys outside this one.
+    if !start.starts_with(prefix) {
+        return Err(bad());
+    }
+    Ok((rv, start))
+}
+
+fn expired_continue() -> ApiError {
+    ApiError::Expired(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
+    )
+}
+
+impl Registry {
+    fn key(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+        res.key(namespace, name)
+    }
+
+    /// Reads one object from etcd (a linearizable read).
+    pub async fn get(&self, res: &'static ResourceInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        let key = Self::key(res, namespace, name);
+        match self.store.get(&key).await.map_err(|e| storage_error(res, name, e))? {
+            Some(kv) => meta::decode_stored(&kv.value, kv.mod_revision),
+            None => Err(ApiError::not_found(res, name)),
+        }
+    }
+
+    /// Reads one object as the requested part (the object, or its Scale).
+    pub async fn get_part(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        let obj = self.get(res, namespace, name).await?;
+        Ok(if part == Part::Scale { to_scale(res, &obj) } else { obj })
+    }
+
+    /// Lists a collection, from the watch cache or, for continuations and exact old
+    /// revisions, from etcd at the revision of the first page.
+    pub async fn list(&self, res: &'static ResourceInfo, namespace: Option<&str>, opts: &ListOptions) -> Result<Bytes, ApiError> {
+        let filter = Filter::parse(res, opts)?;
+        let prefix = res.namespace_prefix(namespace);
+        let limit = usize::try_from(opts.limit.max(0)).unwrap_or(0);
+        if !opts.continue_token.is_empty() {
+            let (revision, start) = decode_continue(&opts.continue_token, &prefix)?;
+            return self.list_from_etcd(res, &prefix, &filter, revision, Some(start), limit).await;
+        }
+        let requested = meta::parse_resource_version(&opts.resource_version)?;
+        match (opts.resource_version_match.as_str(), requested) {
+            ("Exact", Some(rv)) if rv > 0 => return self.list_from_etcd(res, &prefix, &filter, rv, None, limit).await,
+            ("Exact", _) => {
+                return Err(ApiError::BadRequest("resourceVersionMatch=Exact requires a non-zero resourceVersion".into()));
+            }
+            ("NotOlderThan", None) => {
+                return Err(ApiError::BadRequest("resourceVersionMatch=NotOlderThan requires a resourceVersion".into()));
+            }
+            ("" | "NotOlderThan", _) => {}
+            (other, _) => return Err(ApiError::BadRequest(format!("unsupported resourceVersionMatch {other:?}"))),
+        }
+        match requested {
+            // Unset: the list must reflect every write acknowledged before it started.
+            None => {
+                self.cache.consistent_revision().await.map_err(|e| storage_error(res, "", e))?;
+            }
+            Some(0) => {}
+            Some(rv) => self.wait_for(res, rv).await?,
+        }
+        let page = self.cache.list(&prefix, None, limit, &|o| filter.matches(o));
+        let token = if page.more { page.last_key.as_deref().map(|k| encode_continue(page.revision, k)) } else { None };
+        let items: Vec<Bytes> = page.items.iter().map(|o| o.bytes.clone()).collect();
+        Ok(list_body(res, page.revision, token.as_deref(), &items))
+    }
+
+    /// Waits until the cache has seen `rv`, as `resourceVersion=N` (NotOlderThan) requires.
+    async fn wait_for(&self, res: &ResourceInfo, rv: i64) -> Result<(), ApiError> {
+        if self.cache.revision() >= rv {
+            return Ok(());
+        }
+        self.cache.wait_for_revision(rv, Duration::from_secs(3)).await.map_err(|_| {
+            ApiError::Timeout(format!("Too large resource version: {rv}, current: {} (for {})", self.cache.revision(), res.plural))
+        })
+    }
+
+    async fn list_from_etcd(
+        &self,
+        res: &'static ResourceInfo,
+        prefix: &str,
+        filter: &Filter,
+        revision: i64,
+        start_after: Option<String>,
+        limit: usize,
+    ) -> Result<Bytes, ApiError> {
+        let mut items = Vec::new();
+        let mut cursor = start_after;
+        loop {
+            let want = if limit == 0 { 0 } else { (limit - items.len()).max(1) as i64 };
+            let page = self.store.list(prefix, cursor.as_deref(), want, revision).await.map_err(|e| match e {
+                StorageError::Expired { .. } => expired_continue(),
+                e => storage_error(res, "", e),
+            })?;
+            let mut last = None;
+            for kv in &page.items {
+                last = Some(kv.key.clone());
+                let obj = meta::decode_stored(&kv.value, kv.mod_revision)?;
+                let cached = CachedObject {
+                    key: kv.key.clone(),
+                    bytes: Bytes::new(),
+                    revision: kv.mod_revision,
+                    labels: rkube_api::selector::labels_of(&obj),
+                    fields: rkube_api::selector::field_values(res, &obj),
+                };
+                if filter.matches(&cached) {
+                    items.push(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()));
+                    if limit > 0 && items.len() == limit {
+                        break;
+                    }
+                }
+            }
+            let full = limit > 0 && items.len() == limit;
+            let token = match (&last, page.more || (full && last.as_deref() != page.items.last().map(|kv| kv.key.as_str()))) {
+                (Some(k), true) => Some(encode_continue(revision, k)),
+                _ => None,
+            };
+            if full || !page.more || last.is_none() {
+                return Ok(list_body(res, revision, token.as_deref(), &items));
+            }
+            cursor = last;
+        }
+    }
+
+    /// Checks that a namespaced object's namespace exists and is not terminating.
+    async fn check_namespace(&self, namespace: &str, res: &ResourceInfo) -> Result<(), ApiError> {
+        let ns_res = registry::lookup("", "v1", "namespaces").expect("namespaces are served");
+        let key = ns_res.key(None, namespace);
+        let stored = match self.cache.get(&key) {
+            Some(o) => Some(serde_json::from_slice::<Value>(&o.bytes).unwrap_or_default()),
+            // The cache may trail a namespace created a moment ago (one `kubectl apply -f` with
+            // the namespace first), so ask etcd before refusing.
+            None => self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| storage_error(ns_res, namespace, e))?
+                .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok()),
+        };
+        let Some(ns) = stored else { return Err(ApiError::not_found(ns_res, namespace)) };
+        if ns.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "{} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    res.plural
+                ),
+                target: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates an object (POST to a collection).
+    pub async fn create(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, ApiError> {
+        let (mut obj, warnings) = decode_body(res, body, opts.field_validation)?;
+        check_namespace_field(res, &mut obj, namespace)?;
+        let generate = meta_str(&obj, "generateName").map(String::from);
+        if meta_str(&obj, "name").is_none() && generate.is_none() {
+            return Err(ApiError::invalid(res, "", vec![FieldError::required("metadata.name", "name or generateName is required")]));
+        }
+        {
+            let m = meta_mut(&mut obj);
+            m.insert("uid".into(), Value::String(meta::new_uid()));
+            m.insert("creationTimestamp".into(), Value::String(meta::now()));
+            for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+                m.remove(field);
+            }
+        }
+        strategy::prepare_for_create(res, &mut obj);
+        schema::apply_defaults(res, &mut obj);
+        let ns = if res.namespaced { meta_str(&obj, "namespace").map(String::from) } else { None };
+        if let Some(ns) = &ns {
+            self.check_namespace(ns, res).await?;
+        }
+        for attempt in 0..4 {
+            if let Some(prefix) = &generate
+                && (attempt > 0 || meta_str(&obj, "name").is_none())
+            {
+                meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(prefix)));
+            }
+            let name = object_name(res, &obj);
+            let errors = validation::validate_create(res, &obj);
+            if !errors.is_empty() {
+                return Err(ApiError::invalid(res, &name, errors));
+            }
+            if opts.dry_run {
+                return Ok(Outcome { object: obj, code: 201, warnings });
+            }
+            let key = Self::key(res, ns.as_deref(), &name);
+            match self.store.create(&key, meta::encode_for_storage(&obj)).await {
+                Ok(rev) => {
+                    meta::set_resource_version(&mut obj, rev);
+                    return Ok(Outcome { object: obj, code: 201, warnings });
+                }
+                // A generated name that collides is retried with a fresh suffix.
+                Err(StorageError::AlreadyExists { .. }) if generate.is_some() && attempt < 3 => continue,
+                Err(e) => return Err(storage_error(res, &name, e)),
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Replaces an object (PUT), or its status or scale.
+    pub async fn update(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, ApiError> {
+        if part == Part::Scale {
+            return self.update_scale(res, namespace, name, body, opts).await;
+        }
+        let (mut obj, warnings) = decode_body(res, body, opts.field_validation)?;
+        check_namespace_field(res, &mut obj, namespace)?;
+        match meta_str(&obj, "name") {
+            Some(n) if n != name => {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            None => {
+                meta_mut(&mut obj).insert("name".into(), Value::String(name.into()));
+            }
+            _ => {}
+        }
+        let mut outcome = self.write(res, namespace, name, part, opts, move |_| Ok(obj.clone())).await?;
+        outcome.warnings.extend(warnings);
+        Ok(outcome)
+    }
+
+    /// The guaranteed-update loop: read, compute the new object, validate, CAS; retried on a
+    /// conflict unless the new object carries the resourceVersion it was based on.
+    pub(crate) async fn write(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        compute: impl Fn(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Outcome, ApiError> {
+        let key = Self::key(res, namespace, name);
+        loop {
+            let kv = self.store.get(&key).await.map_err(|e| storage_error(res, name, e))?;
+            let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
+            let old = meta::decode_stored(&kv.value, kv.mod_revision)?;
+            let mut new = compute(&old)?;
+            let precondition = meta::parse_resource_version(meta_str(&new, "resourceVersion").unwrap_or(""))?;
+            if let Some(rv) = precondition
+                && rv != kv.mod_revision
+            {
+                return Err(ApiError::Conflict { resource: res.qualified(), name: name.into(), detail: CONFLICT_DETAIL.into() });
+            }
+            strategy::prepare_for_update(res, &mut new, &old, part);
+            // Normalize again: patches may introduce unknown fields or wrong types.
+            new = schema::normalize(res, &new)?.object;
+            schema::apply_defaults(res, &mut new);
+            let errors = validation::validate_update(res, &new, &old);
+            if !errors.is_empty() {
+                return Err(ApiError::invalid(res, name, errors));
+            }
+            meta::set_resource_version(&mut new, kv.mod_revision);
+            if meta::without_volatile(&new) == meta::without_volatile(&old) {
+                // Kubernetes does not write no-op updates: the resourceVersion stays.
+                return Ok(Outcome { object: old, code: 200, warnings: vec![] });
+            }
+            let finalizing = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
+            if opts.dry_run {
+                return Ok(Outcome { object: new, code: 200, warnings: vec![] });
+            }
+            let result = if finalizing && !namespace_holds_deletion(res, &new) {
+                self.store.delete(&key, kv.mod_revision).await
+            } else {
+                self.store.update(&key, meta::encode_for_storage(&new), kv.mod_revision).await
+            };
+            match result {
+                Ok(rev) => {
+                    meta::set_resource_version(&mut new, rev);
+                    return Ok(Outcome { object: new, code: 200, warnings: vec![] });
+                }
+                Err(StorageError::Conflict { .. }) if precondition.is_none() => continue,
+                Err(StorageError::Conflict { .. }) => {
+                    return Err(ApiError::Conflict { resource: res.qualified(), name: name.into(), detail: CONFLICT_DETAIL.into() });
+                }
+                Err(e) => return Err(storage_error(res, name, e)),
+            }
+        }
+    }
+
+    async fn update_scale(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, ApiError> {
+        if body["kind"].as_str().is_some_and(|k| k != "Scale") {
+            return Err(ApiError::BadRequest(format!("expected kind Scale, got {}", body["kind"])));
+        }
+        let replicas = body.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+        if replicas < 0 {
+            let scale_res = ResourceInfo { kind: "Scale", group: "autoscaling", ..*res };
+            return Err(ApiError::invalid(
+                &scale_res,
+                name,
+                vec![FieldError::invalid("spec.replicas", &json!(replicas), "must be greater than or equal to 0")],
+            ));
+        }
+        let rv = body.pointer("/metadata/resourceVersion").cloned();
+        let outcome = self
+            .write(res, namespace, name, Part::Main, opts, move |old| {
+                let mut new = old.clone();
+                new["spec"]["replicas"] = json!(replicas);
+                let m = meta_mut(&mut new);
+                match &rv {
+                    Some(rv) => m.insert("resourceVersion".into(), rv.clone()),
+                    None => m.remove("resourceVersion"),
+                };
+                Ok(new)
+            })
+            .await?;
+        Ok(Outcome { object: to_scale(res, &outcome.object), ..outcome })
+    }
+
+    /// Applies a patch to an object (or its status or scale) and writes the result.
+    pub async fn patch(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        patch_type: &str,
+        patch: &[u8],
+        part: Part,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, ApiError> {
+        let kind = crate::patch::PatchKind::from_content_type(patch_type)?;
+        let patch_value: Value = crate::codec::decode_patch(patch)?;
+        let outcome = self
+            .write(res, namespace, name, if part == Part::Status { Part::Status } else { Part::Main }, opts, |old| {
+                let base = if part == Part::Scale { to_scale(res, old) } else { old.clone() };
+                let mut patched = crate::patch::apply(kind, &base, &patch_value)?;
+                if part == Part::Scale {
+                    let replicas = patched.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+                    let mut new = old.clone();
+                    new["spec"]["replicas"] = replicas;
+                    patched = new;
+                }
+                // A patch is based on the object it was applied to, unless it names a version.
+                if patch_value.pointer("/metadata/resourceVersion").is_none() {
+                    meta_mut(&mut patched).remove("resourceVersion");
+                }
+                if part == Part::Main {
+                    strict_unknown_fields(res, &patched, opts.field_validation)?;
+                }
+                Ok(patched)
+            })
+            .await?;
+        Ok(if part == Part::Scale { Outcome { object: to_scale(res, &outcome.object), ..outcome } } else { outcome })
+    }
+
+    /// Deletes an object, gracefully or behind finalizers where that applies.
+    pub async fn delete(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Outcome, ApiError> {
+        let key = Self::key(res, namespace, name);
+        loop {
+            let kv = self.store.get(&key).await.map_err(|e| storage_error(res, name, e))?;
+            let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
+            let old = meta::decode_stored(&kv.value, kv.mod_revision)?;
+            check_preconditions(res, name, &old, opts)?;
+            let mut finalizers = meta::finalizers(&old);
+            match opts.propagation_policy.as_deref() {
+                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+                Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                    finalizers.push("foregroundDeletion".into())
+                }
+                None | Some("Orphan" | "Foreground" | "Background") => {}
+                Some(other) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "propagationPolicy {other:?} is not one of Orphan, Background, Foreground"
+                    )));
+                }
+            }
+            let grace = self.grace_period(res, &old, opts);
+            let is_namespace = res.kind == "Namespace" && res.group.is_empty();
+            let hold = !finalizers.is_empty() || grace > 0 || is_namespace;
+            if !hold {
+                if opts.dry_run {
+                    return Ok(Outcome { object: old, code: 200, warnings: vec![] });
+                }
+                match self.store.delete(&key, kv.mod_revision).await {
+                    Ok(_) => return Ok(Outcome { object: old, code: 200, warnings: vec![] }),
+                    Err(StorageError::Conflict { .. }) => continue,
+                    Err(StorageError::NotFound { .. }) => return Err(ApiError::not_found(res, name)),
+                    Err(e) => return Err(storage_error(res, name, e)),
+                }
+            }
+            let mut new = old.clone();
+            let already = old.pointer("/metadata/deletionTimestamp").is_some();
+            {
+                let m = meta_mut(&mut new);
+                let shorter = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).is_none_or(|g| grace < g);
+                if !already || (grace > 0 && shorter) {
+                    m.insert("deletionTimestamp".into(), Value::String(meta::now_plus(grace)));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                }
+                m.insert("finalizers".into(), json!(finalizers));
+            }
+            if is_namespace {
+                new["status"]["phase"] = json!("Terminating");
+            }
+            if opts.dry_run {
+                return Ok(Outcome { object: new, code: 202, warnings: vec![] });
+            }
+            if meta::without_volatile(&new) == meta::without_volatile(&old) {
+                return Ok(Outcome { object: old, code: 202, warnings: vec![] });
+            }
+            match self.store.update(&key, meta::encode_for_storage(&new), kv.mod_revision).await {
+                Ok(rev) => {
+                    meta::set_resource_version(&mut new, rev);
+                    if is_namespace {
+                        let _ = self.namespace_deleted.send(name.to_string());
+                    }
+                    return Ok(Outcome { object: new, code: 202, warnings: vec![] });
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(storage_error(res, name, e)),
+            }
+        }
+    }
+
+    /// Seconds a deletion waits: only Pods bound to a node get a grace period (their kubelet
+    /// ends it); everything else goes at once.
+    fn grace_period(&self, res: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> i64 {
+        if !(res.group.is_empty() && res.kind == "Pod") {
+            return 0;
+        }
+        let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let finished = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+        if !bound || finished {
+            return 0;
+        }
+        opts.grace_period_seconds
+            .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .unwrap_or(30)
+            .max(0)
+    }
+
+    /// Deletes every object of a collection that matches the selectors; answers the list of
+    /// what was deleted.
+    pub async fn delete_collection(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        list_opts: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Bytes, ApiError> {
+        let filter = Filter::parse(res, list_opts)?;
+        let revision = self.cache.consistent_revision().await.map_err(|e| storage_error(res, "", e))?;
+        let page = self.cache.list(&res.namespace_prefix(namespace), None, 0, &|o| filter.matches(o));
+        let mut deleted = Vec::new();
+        for item in page.items {
+            let obj: Value = serde_json::from_slice(&item.bytes).unwrap_or_default();
+            let ns = meta_str(&obj, "namespace").map(String::from);
+            match self.delete(res, ns.as_deref(), name_of(&obj), opts).await {
+                Ok(o) => deleted.push(Bytes::from(serde_json::to_vec(&o.object).unwrap_or_default())),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(list_body(res, revision, None, &deleted))
+    }
+
+    /// `pods/{name}/binding`: assigns a Pod to a node, once.
+    pub async fn bind(&self, namespace: &str, name: &str, body: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+        let pods = registry::lookup("", "v1", "pods").expect("pods are served");
+        if body["kind"].as_str().is_some_and(|k| k != "Binding") {
+            return Err(ApiError::BadRequest(format!("expected kind Binding, got {}", body["kind"])));
+        }
+        let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
+        if node.is_empty() {
+            let binding = ResourceInfo { kind: "Binding", ..*pods };
+            return Err(ApiError::invalid(&binding, name, vec![FieldError::required("target.name", "")]));
+        }
+        let uid = body.pointer("/metadata/uid").and_then(Value::as_str).map(String::from);
+        self.write(pods, Some(namespace), name, Part::Whole, opts, |old| {
+            if let Some(uid) = &uid
+                && meta_str(old, "uid") != Some(uid)
+            {
+                return Err(ApiError::Conflict {
+                    resource: "pods".into(),
+                    name: name.into(),
+                    detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(old, "uid").unwrap_or("")),
+                });
+            }
+            if old.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(ApiError::Conflict { resource: "pods".into(), name: name.into(), detail: "pod is being deleted, cannot be assigned to a host".into() });
+            }
+            if let Some(current) = old.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                return Err(ApiError::Conflict {
+                    resource: "pods".into(),
+                    name: name.into(),
+                    detail: format!("pod {name} is already assigned to node {current:?}"),
+                });
+            }
+            let mut new = old.clone();
+            new["spec"]["nodeName"] = json!(node);
+            let mut conditions = old.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+            conditions.retain(|c| c["type"] != "PodScheduled");
+            conditions.push(json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": meta::now(), "lastProbeTime": null}));
+            new["status"]["conditions"] = json!(conditions);
+            Ok(new)
+        })
+        .await?;
+        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+    }
+}
+
+/// Whether a namespace with empty metadata.finalizers must still wait for its content to go
+/// (spec.finalizers holds "kubernetes" until the namespace finalizer is done).
+fn namespace_holds_deletion(res: &ResourceInfo, obj: &Value) -> bool {
+    res.kind == "Namespace"
+        && res.group.is_empty()
+        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+}
+
+fn check_preconditions(res: &ResourceInfo, name: &str, obj: &Value, opts: &DeleteOptions) -> Result<(), ApiError> {
+    if let Some(uid) = &opts.precondition_uid
+        && meta_str(obj, "uid") != Some(uid.as_str())
+    {
+        return Err(ApiError::Conflict {
+            resource: res.qualified(),
+            name: name.into(),
+            detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(obj, "uid").unwrap_or("")),
+        });
+    }
+    if let Some(rv) = &opts.precondition_resource_version
+        && meta_str(obj, "resourceVersion") != Some(rv.as_str())
+    {
+        return Err(ApiError::Conflict {
+            resource: res.qualified(),
+            name: name.into(),
+            detail: format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta_str(obj, "resourceVersion").unwrap_or("")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks apiVersion/kind against the path, decodes through the typed struct, and applies
+/// fieldValidation; returns the canonical object and any warnings.
+fn decode_body(res: &ResourceInfo, body: Value, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(format!("the body of the request was not a JSON object: {}", truncate(&body.to_string()))));
+    }
+    let kind = body["kind"].as_str().unwrap_or("");
+    let api_version = body["apiVersion"].as_str().unwrap_or("");
+    if kind.is_empty() {
+        return Err(ApiError::BadRequest(format!("Object 'Kind' is missing in '{}'", truncate(&body.to_string()))));
+    }
+    if api_version.is_empty() {
+        return Err(ApiError::BadRequest(format!("Object 'apiVersion' is missing in '{}'", truncate(&body.to_string()))));
+    }
+    if kind != res.kind || api_version != res.api_version() {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({api_version}) and kind ({kind}) do not match the expected API version ({}) and kind ({}) of {}",
+            res.api_version(),
+            res.kind,
+            res.qualified()
+        )));
+    }
+    let decoded = schema::normalize(res, &body)?;
+    let warnings = unknown_field_outcome(&decoded.unknown_fields, validation)?;
+    Ok((decoded.object, warnings))
+}
+
+fn unknown_field_outcome(unknown: &[String], validation: FieldValidation) -> Result<Vec<String>, ApiError> {
+    if unknown.is_empty() {
+        return Ok(vec![]);
+    }
+    let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+    match validation {
+        FieldValidation::Strict => Err(ApiError::BadRequest(format!("strict decoding error: {}", messages.join(", ")))),
+        FieldValidation::Warn => Ok(messages),
+        FieldValidation::Ignore => Ok(vec![]),
+    }
+}
+
+fn strict_unknown_fields(res: &ResourceInfo, obj: &Value, validation: FieldValidation) -> Result<(), ApiError> {
+    if validation == FieldValidation::Strict {
+        let decoded = schema::normalize(res, obj)?;
+        unknown_field_outcome(&decoded.unknown_fields, validation)?;
+    }
+    Ok(())
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() <= 200 { s.to_string() } else { format!("{}...", &s[..s.floor_char_boundary(200)]) }
+}
+
+/// Fills metadata.namespace from the path, and refuses a body naming another namespace.
+fn check_namespace_field(res: &ResourceInfo, obj: &mut Value, namespace: Option<&str>) -> Result<(), ApiError> {
+    if !res.namespaced {
+        meta_mut(obj).remove("namespace");
+        return Ok(());
+    }
+    let Some(ns) = namespace else {
+        return Err(ApiError::BadRequest(format!("{} is namespaced: a namespace is required in the path", res.plural)));
+    };
+    match meta_str(obj, "namespace") {
+        Some(body_ns) if body_ns != ns => Err(ApiError::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request".into(),
+        )),
+        _ => {
+            meta_mut(obj).insert("namespace".into(), Value::String(ns.into()));
+            Ok(())
+        }
+    }
+}
+
+/// The autoscaling/v1 Scale view of a scalable object.
+pub fn to_scale(res: &ResourceInfo, obj: &Value) -> Value {
+    let selector = match obj.pointer("/spec/selector") {
+        // ReplicationControllers select with a plain map.
+        Some(Value::Object(m)) if res.kind == "ReplicationController" => {
+            m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
+        }
+        Some(sel) => selector_string(sel),
+        None => String::new(),
+    };
+    let meta = obj.get("metadata").cloned().unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// Renders a metav1.LabelSelector in the query-string syntax.
+fn selector_string(sel: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+        parts.extend(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))));
+    }
+    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        parts.push(match e["operator"].as_str().unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            _ => format!("!{key}"),
+        });
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_body_is_valid_json_with_continue() {
+        let res = registry::lookup("", "v1", "configmaps").unwrap();
+        let items = vec![Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{\"b\":2}")];
+        let body = list_body(res, 42, Some("tok"), &items);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["kind"], "ConfigMapList");
+        assert_eq!(v["metadata"]["resourceVersion"], "42");
+        assert_eq!(v["metadata"]["continue"], "tok");
+        assert_eq!(v["items"][1]["b"], 2);
+    }
+
+    #[test]
+    fn continue_tokens_round_trip_and_stay_in_their_collection() {
+        let token = encode_continue(7, "/registry/core/pods/default/b");
+        assert_eq!(decode_continue(&token, "/registry/core/pods/").unwrap(), (7, "/registry/core/pods/default/b".into()));
+        assert!(decode_continue(&token, "/registry/core/secrets/").is_err());
+        assert!(decode_continue("garbage!", "/registry/").is_err());
+    }
+
+    #[test]
+    fn scale_view_of_a_deployment() {
+        let res = registry::lookup("apps", "v1", "deployments").unwrap();
+        let d = json!({"metadata": {"name": "w", "namespace": "n", "resourceVersion": "3"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "w"}}}, "status": {"replicas": 1}});
+        let s = to_scale(res, &d);
+        assert_eq!(s["spec"]["replicas"], 2);
+        assert_eq!(s["status"]["selector"], "app=w");
+        assert_eq!(s["metadata"]["resourceVersion"], "3");
+    }
+
+    #[test]
+    fn wrong_kind_for_path_is_bad_request() {
+        let res = registry::lookup("", "v1", "configmaps").unwrap();
+        let err = decode_body(res, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}}), FieldValidation::Strict)
+            .unwrap_err();
+        assert_eq!(err.code(), 400);
+        assert_eq!(decode_body(res, json!([1]), FieldValidation::Strict).unwrap_err().code(), 400);
+    }
+}

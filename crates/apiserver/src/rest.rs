@@ -1,0 +1,391 @@
+//! The Kubernetes REST front end: path and query parsing, verbs, content types, and Status
+//! errors. Everything object-related is delegated to [`crate::objects::Registry`].
+
+use crate::codec::{self, BodyFormat};
+use crate::objects::{DeleteOptions, FieldValidation, ListOptions, Outcome, Part, WriteOptions};
+use crate::{Server, discovery, watch};
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use rkube_api::{ApiError, ResourceInfo, registry};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A JSON response with a status code.
+fn json_response(code: u16, body: Bytes, warnings: &[String]) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for w in warnings {
+        // RFC 7234 warning format, as kube-apiserver sends them and kubectl prints them.
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", serde_json::to_string(w).unwrap_or_default())) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+fn value_response(code: u16, v: &Value) -> Response {
+    json_response(code, Bytes::from(serde_json::to_vec(v).unwrap_or_default()), &[])
+}
+
+/// Renders an API error as a Status response.
+pub fn error_response(err: &ApiError) -> Response {
+    value_response(err.code(), &err.to_status())
+}
+
+fn outcome_response(o: Outcome) -> Response {
+    json_response(o.code, Bytes::from(serde_json::to_vec(&o.object).unwrap_or_default()), &o.warnings)
+}
+
+/// What a path addresses.
+#[derive(Debug)]
+enum Target {
+    Discovery(Value),
+    Collection { res: &'static ResourceInfo, namespace: Option<String>, watch: bool },
+    Object { res: &'static ResourceInfo, namespace: Option<String>, name: String, sub: Option<String>, watch: bool },
+}
+
+fn not_found_path(path: &str) -> ApiError {
+    ApiError::NotFound { resource: String::new(), name: path.to_string() }
+}
+
+/// Parses `/api/v1/...` and `/apis/{group}/{version}/...`.
+fn parse_path(path: &str) -> Result<Target, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Err(not_found_path(path)),
+    };
+    if rest.is_empty() {
+        return discovery::resource_list(group, version).map(Target::Discovery).ok_or_else(|| not_found_path(path));
+    }
+    // The deprecated `/watch/` path prefix is the same as `?watch=true`.
+    let (watch, rest) = match rest {
+        ["watch", tail @ ..] => (true, tail),
+        _ => (false, rest),
+    };
+    let lookup = |plural: &str| registry::lookup(group, version, plural).ok_or_else(|| not_found_path(path));
+    let namespaces = |sub: Option<&str>| -> Result<Target, ApiError> {
+        let res = lookup("namespaces")?;
+        match (rest, sub) {
+            ([_, name], None) => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: None, watch }),
+            ([_, name, s], Some(_)) => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: Some(s.to_string()), watch }),
+            _ => Err(not_found_path(path)),
+        }
+    };
+    match rest {
+        ["namespaces", _] if group.is_empty() => namespaces(None),
+        ["namespaces", _, s @ ("status" | "finalize")] if group.is_empty() => namespaces(Some(s)),
+        ["namespaces", ns, plural, tail @ ..] => {
+            let res = lookup(plural)?;
+            if !res.namespaced {
+                return Err(not_found_path(path));
+            }
+            let namespace = Some(ns.to_string());
+            match tail {
+                [] => Ok(Target::Collection { res, namespace, watch }),
+                [name] => Ok(Target::Object { res, namespace, name: name.to_string(), sub: None, watch }),
+                [name, sub] => Ok(Target::Object { res, namespace, name: name.to_string(), sub: Some(sub.to_string()), watch }),
+                _ => Err(not_found_path(path)),
+            }
+        }
+        [plural, tail @ ..] => {
+            let res = lookup(plural)?;
+            match tail {
+                [] => Ok(Target::Collection { res, namespace: None, watch }),
+                // Namespaced objects are only addressable inside their namespace.
+                _ if res.namespaced => Err(not_found_path(path)),
+                [name] => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: None, watch }),
+                [name, sub] => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: Some(sub.to_string()), watch }),
+                _ => Err(not_found_path(path)),
+            }
+        }
+        [] => Err(not_found_path(path)),
+    }
+}
+
+fn q<'a>(query: &'a HashMap<String, String>, key: &str) -> &'a str {
+    query.get(key).map(String::as_str).unwrap_or("")
+}
+
+fn flag(query: &HashMap<String, String>, key: &str) -> bool {
+    matches!(q(query, key), "true" | "1")
+}
+
+fn int(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    match q(query, key) {
+        "" => Ok(None),
+        s => s.parse().map(Some).map_err(|_| ApiError::BadRequest(format!("invalid value for {key}: {s:?}"))),
+    }
+}
+
+fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+    Ok(ListOptions {
+        label_selector: q(query, "labelSelector").to_string(),
+        field_selector: q(query, "fieldSelector").to_string(),
+        resource_version: q(query, "resourceVersion").to_string(),
+        resource_version_match: q(query, "resourceVersionMatch").to_string(),
+        limit: int(query, "limit")?.unwrap_or(0),
+        continue_token: q(query, "continue").to_string(),
+        allow_watch_bookmarks: flag(query, "allowWatchBookmarks"),
+        send_initial_events: match q(query, "sendInitialEvents") {
+            "" => None,
+            s => Some(s == "true" || s == "1"),
+        },
+        timeout_seconds: int(query, "timeoutSeconds")?.map(|t| t.max(0) as u64),
+    })
+}
+
+fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q(query, "dryRun") {
+        "" => Ok(false),
+        "All" => Ok(true),
+        other => Err(ApiError::BadRequest(format!("unsupported dryRun value {other:?}; the only supported value is All"))),
+    }
+}
+
+fn write_options(query: &HashMap<String, String>, default_validation: FieldValidation) -> Result<WriteOptions, ApiError> {
+    Ok(WriteOptions {
+        dry_run: dry_run(query)?,
+        field_manager: q(query, "fieldManager").to_string(),
+        field_validation: FieldValidation::parse(q(query, "fieldValidation"), default_validation)?,
+    })
+}
+
+/// DeleteOptions from the query string and, if present, the body.
+fn delete_options(query: &HashMap<String, String>, body: &[u8], format: BodyFormat) -> Result<DeleteOptions, ApiError> {
+    let mut opts = DeleteOptions {
+        grace_period_seconds: int(query, "gracePeriodSeconds")?,
+        propagation_policy: Some(q(query, "propagationPolicy").to_string()).filter(|s| !s.is_empty()),
+        dry_run: dry_run(query)?,
+        ..Default::default()
+    };
+    if flag(query, "orphanDependents") && opts.propagation_policy.is_none() {
+        opts.propagation_policy = Some("Orphan".into());
+    }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v = codec::decode(body, format)?;
+        if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            opts.grace_period_seconds = Some(g);
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            opts.propagation_policy = Some(p.to_string());
+        }
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) && opts.propagation_policy.is_none() {
+            opts.propagation_policy = Some("Orphan".into());
+        }
+        if let Some(uid) = v.pointer("/preconditions/uid").and_then(Value::as_str) {
+            opts.precondition_uid = Some(uid.to_string());
+        }
+        if let Some(rv) = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
+            opts.precondition_resource_version = Some(rv.to_string());
+        }
+        if v.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All")) {
+            opts.dry_run = true;
+        }
+    }
+    Ok(opts)
+}
+
+fn part_of(res: &ResourceInfo, sub: Option<&str>, path: &str) -> Result<Part, ApiError> {
+    match sub {
+        None => Ok(Part::Main),
+        Some("status") if res.has_status => Ok(Part::Status),
+        Some("scale") if res.has_scale => Ok(Part::Scale),
+        _ => Err(not_found_path(path)),
+    }
+}
+
+fn method_not_allowed(method: &Method, path: &str) -> ApiError {
+    ApiError::MethodNotAllowed(format!("the server does not allow this method on the requested resource ({method} {path})"))
+}
+
+/// The fallback handler for every REST path.
+pub async fn handle(State(server): State<Arc<Server>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = match dispatch(&server, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    server.metrics.observe(method.as_str(), resp.status().as_u16(), started.elapsed());
+    tracing::debug!(%method, %path, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+async fn read_body(server: &Server, body: Body) -> Result<Bytes, ApiError> {
+    let limit = server.config.max_request_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::RequestEntityTooLarge(format!("Request entity too large: limit is {limit}"))
+        } else {
+            ApiError::BadRequest(format!("reading the request body: {e}"))
+        }
+    })
+}
+
+async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    match (parts.method.clone(), path.as_str()) {
+        (Method::GET, "/healthz" | "/livez") => return Ok(text(200, "ok")),
+        (Method::GET, "/readyz") => {
+            return Ok(if server.ready() { text(200, "ok") } else { text(503, "etcd watch cache not ready") });
+        }
+        (Method::GET, "/version") => return Ok(value_response(200, &discovery::version())),
+        (Method::GET, "/api") => return Ok(value_response(200, &discovery::legacy_versions(&server.advertise_address))),
+        (Method::GET, "/apis") => return Ok(value_response(200, &discovery::group_list())),
+        (Method::GET, "/metrics") => return Ok(text(200, &server.metrics_text().await)),
+        (Method::GET, p) if p.starts_with("/apis/") && p.trim_matches('/').split('/').count() == 2 => {
+            let group = p.trim_matches('/').split('/').nth(1).unwrap_or("");
+            return discovery::group(group).map(|g| value_response(200, &g)).ok_or_else(|| not_found_path(p));
+        }
+        _ => {}
+    }
+    let query: HashMap<String, String> =
+        Query::try_from_uri(&parts.uri).map(|Query(q)| q).map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let target = parse_path(&path)?;
+    let headers = &parts.headers;
+    // PATCH bodies are typed by their patch media type, checked where the patch is applied.
+    let format = if parts.method == Method::PATCH {
+        BodyFormat::Json
+    } else {
+        BodyFormat::from_content_type(header_str(headers, header::CONTENT_TYPE))?
+    };
+    let registry = &server.registry;
+    // kubectl asks for Strict itself; other clients get Kubernetes' server default, Warn.
+    let default_validation = FieldValidation::Warn;
+    let method = parts.method;
+    match target {
+        Target::Discovery(doc) if method == Method::GET => Ok(value_response(200, &doc)),
+        Target::Discovery(_) => Err(method_not_allowed(&method, &path)),
+        Target::Collection { res, namespace, watch: path_watch } => {
+            let ns = namespace.as_deref();
+            match method {
+                Method::GET if path_watch || flag(&query, "watch") => {
+                    let opts = list_options(&query)?;
+                    let stream = watch::watch(registry, res, ns, &opts, server.config.watch_bookmark_interval, server.shutdown.clone()).await?;
+                    let body = Body::from_stream(stream.map(|ev| Ok::<_, std::convert::Infallible>(ev.to_json_line())));
+                    let mut resp = Response::new(body);
+                    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    Ok(resp)
+                }
+                Method::GET => Ok(json_response(200, registry.list(res, ns, &list_options(&query)?).await?, &[])),
+                Method::POST => {
+                    if res.namespaced && ns.is_none() {
+                        return Err(method_not_allowed(&method, &path));
+                    }
+                    let body = read_body(server, body).await?;
+                    let obj = codec::decode(&body, format)?;
+                    Ok(outcome_response(registry.create(res, ns, obj, &write_options(&query, default_validation)?).await?))
+                }
+                Method::DELETE => {
+                    let body = read_body(server, body).await?;
+                    let opts = delete_options(&query, &body, format)?;
+                    Ok(json_response(200, registry.delete_collection(res, ns, &list_options(&query)?, &opts).await?, &[]))
+                }
+                _ => Err(method_not_allowed(&method, &path)),
+            }
+        }
+        Target::Object { res, namespace, name, sub, watch: path_watch } => {
+            let ns = namespace.as_deref();
+            if path_watch || (method == Method::GET && sub.is_none() && flag(&query, "watch")) {
+                // A watch on one object is a collection watch narrowed to its name.
+                let mut opts = list_options(&query)?;
+                let by_name = format!("metadata.name={name}");
+                opts.field_selector =
+                    if opts.field_selector.is_empty() { by_name } else { format!("{},{by_name}", opts.field_selector) };
+                let stream = watch::watch(registry, res, ns, &opts, server.config.watch_bookmark_interval, server.shutdown.clone()).await?;
+                let body = Body::from_stream(stream.map(|ev| Ok::<_, std::convert::Infallible>(ev.to_json_line())));
+                let mut resp = Response::new(body);
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return Ok(resp);
+            }
+            let sub_ref = sub.as_deref();
+            match (method.clone(), sub_ref) {
+                (Method::POST, Some("binding")) if res.kind == "Pod" && res.group.is_empty() => {
+                    let body = read_body(server, body).await?;
+                    let binding = codec::decode(&body, format)?;
+                    let status = registry.bind(ns.unwrap_or("default"), &name, binding, &write_options(&query, default_validation)?).await?;
+                    Ok(value_response(201, &status))
+                }
+                (Method::PUT, Some("finalize")) if res.kind == "Namespace" && res.group.is_empty() => {
+                    let body = read_body(server, body).await?;
+                    let obj = codec::decode(&body, format)?;
+                    Ok(outcome_response(crate::namespace::finalize(registry, &name, obj).await?))
+                }
+                (Method::GET, s) => {
+                    let part = part_of(res, s, &path)?;
+                    Ok(value_response(200, &registry.get_part(res, ns, &name, part).await?))
+                }
+                (Method::PUT, s) => {
+                    let part = part_of(res, s, &path)?;
+                    let body = read_body(server, body).await?;
+                    let obj = codec::decode(&body, format)?;
+                    Ok(outcome_response(registry.update(res, ns, &name, obj, part, &write_options(&query, default_validation)?).await?))
+                }
+                (Method::PATCH, s) => {
+                    let part = part_of(res, s, &path)?;
+                    let body = read_body(server, body).await?;
+                    let ct = header_str(headers, header::CONTENT_TYPE);
+                    let opts = write_options(&query, default_validation)?;
+                    Ok(outcome_response(registry.patch(res, ns, &name, ct, &body, part, &opts).await?))
+                }
+                (Method::DELETE, None) => {
+                    let body = read_body(server, body).await?;
+                    let opts = delete_options(&query, &body, format)?;
+                    Ok(outcome_response(registry.delete(res, ns, &name, &opts).await?))
+                }
+                _ => Err(method_not_allowed(&method, &path)),
+            }
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+fn text(code: u16, body: &str) -> Response {
+    let mut resp = (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_like_kubernetes() {
+        match parse_path("/api/v1/namespaces/default/pods/web/status").unwrap() {
+            Target::Object { res, namespace, name, sub, .. } => {
+                assert_eq!((res.plural, namespace.as_deref(), name.as_str(), sub.as_deref()), ("pods", Some("default"), "web", Some("status")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_path("/api/v1/namespaces/kube-system").unwrap() {
+            Target::Object { res, namespace, name, .. } => assert_eq!((res.plural, namespace, name.as_str()), ("namespaces", None, "kube-system")),
+            other => panic!("{other:?}"),
+        }
+        match parse_path("/api/v1/namespaces/x/finalize").unwrap() {
+            Target::Object { sub, .. } => assert_eq!(sub.as_deref(), Some("finalize")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_path("/apis/apps/v1/deployments").unwrap(), Target::Collection { namespace: None, .. }));
+        assert!(matches!(parse_path("/api/v1/watch/namespaces/a/pods").unwrap(), Target::Collection { watch: true, .. }));
+        assert!(matches!(parse_path("/apis/apps/v1").unwrap(), Target::Discovery(_)));
+        assert_eq!(parse_path("/api/v1/pods/web").unwrap_err().code(), 404);
+        assert_eq!(parse_path("/apis/apps/v1/namespaces/a/nodes").unwrap_err().code(), 404);
+        assert_eq!(parse_path("/apis/nope/v1/things").unwrap_err().code(), 404);
+    }
+}

@@ -1,0 +1,158 @@
+//! What each kind does on create and update beyond generic metadata: which status it starts
+//! with, what a main-resource write may not change, and how generation moves.
+
+use crate::meta::{meta_mut, spec_part};
+use crate::objects::Part;
+use rkube_api::ResourceInfo;
+use serde_json::{Value, json};
+
+/// Adjusts a new object before defaulting: resets status the client may not set.
+pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
+    match (res.group, res.kind) {
+        ("", "Namespace") => obj["status"] = json!({"phase": "Active"}),
+        ("", "Pod") => {
+            let qos = qos_class(obj);
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => obj["status"] = json!({"phase": "Pending"}),
+        // Nodes register themselves with their status; Endpoints-like kinds have none.
+        ("", "Node") => {}
+        _ if res.has_status => {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        _ => {}
+    }
+    if res.tracks_generation {
+        meta_mut(obj).insert("generation".into(), json!(1));
+    }
+}
+
+/// Carries over from `old` what a write through this path may not change: status on the main
+/// resource, everything but status on the status subresource, and system metadata always.
+pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part: Part) {
+    if part == Part::Status {
+        let status = new.get("status").cloned();
+        let mut merged = old.clone();
+        match status {
+            Some(s) => merged["status"] = s,
+            None => {
+                if let Some(m) = merged.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+        // A status write carries the client's resourceVersion as its precondition.
+        if let Some(rv) = new.pointer("/metadata/resourceVersion").cloned() {
+            meta_mut(&mut merged).insert("resourceVersion".into(), rv);
+        }
+        *new = merged;
+    } else if res.has_status && part != Part::Whole {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        let m = meta_mut(new);
+        match old.get("metadata").and_then(|om| om.get(field)) {
+            Some(v) => {
+                m.insert(field.into(), v.clone());
+            }
+            None => {
+                m.remove(field);
+            }
+        }
+    }
+    if res.tracks_generation && spec_part(new) != spec_part(old) {
+        let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        meta_mut(new).insert("generation".into(), json!(generation));
+    }
+}
+
+/// Pod QoS class from its containers' requests and limits (Guaranteed, Burstable, BestEffort).
+pub fn qos_class(pod: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any_set = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        let has = |m: Option<&serde_json::Map<String, Value>>, k: &str| m.is_some_and(|m| m.contains_key(k));
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any_set = true;
+        }
+        for r in ["cpu", "memory"] {
+            // A request defaults to its limit, so only a differing request breaks Guaranteed.
+            let limit = limits.and_then(|l| l.get(r));
+            let request = requests.and_then(|q| q.get(r));
+            if !has(limits, r) || request.is_some_and(|q| Some(q) != limit) {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any_set {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(kind: &str) -> &'static ResourceInfo {
+        rkube_api::registry::RESOURCES.iter().find(|r| r.kind == kind).unwrap()
+    }
+
+    #[test]
+    fn qos_classes() {
+        let pod = |res: Value| json!({"spec": {"containers": [{"name": "a", "resources": res}]}});
+        assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
+        assert_eq!(qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))), "Guaranteed");
+        assert_eq!(qos_class(&pod(json!({"requests": {"cpu": "1"}}))), "Burstable");
+        assert_eq!(
+            qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}))),
+            "Burstable"
+        );
+    }
+
+    #[test]
+    fn main_resource_update_keeps_status_and_bumps_generation_on_spec_change() {
+        let deploy = res("Deployment");
+        let old = json!({"metadata": {"name": "d", "generation": 3, "uid": "u"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let mut new = json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        prepare_for_update(deploy, &mut new, &old, Part::Main);
+        assert_eq!(new["status"]["replicas"], 1);
+        assert_eq!(new["metadata"]["generation"], 4);
+        assert_eq!(new["metadata"]["uid"], "u");
+        let mut same_spec = json!({"metadata": {"name": "d", "labels": {"x": "y"}}, "spec": {"replicas": 1}});
+        prepare_for_update(deploy, &mut same_spec, &old, Part::Main);
+        assert_eq!(same_spec["metadata"]["generation"], 3);
+    }
+
+    #[test]
+    fn status_update_changes_only_status() {
+        let deploy = res("Deployment");
+        let old = json!({"metadata": {"name": "d", "generation": 3, "labels": {"a": "b"}}, "spec": {"replicas": 1}});
+        let mut new = json!({"metadata": {"name": "d", "labels": {}, "resourceVersion": "7"}, "spec": {"replicas": 5}, "status": {"readyReplicas": 1}});
+        prepare_for_update(deploy, &mut new, &old, Part::Status);
+        assert_eq!(new["spec"]["replicas"], 1);
+        assert_eq!(new["metadata"]["labels"]["a"], "b");
+        assert_eq!(new["metadata"]["resourceVersion"], "7");
+        assert_eq!(new["status"]["readyReplicas"], 1);
+        assert_eq!(new["metadata"]["generation"], 3);
+    }
+}
