@@ -1,1 +1,155 @@
-//! placeholder
+//! A real `rkube-apiserver` process against a testkit etcd, on a free loopback port.
+
+use crate::Etcd;
+use anyhow::{Context, bail};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running API server process; killed and reaped on drop.
+pub struct ApiServer {
+    child: Option<Child>,
+    port: u16,
+    etcd_endpoint: String,
+    extra_args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+/// Where the daemon binaries are: `$RKUBE_BIN_DIR`, else the cargo target dir this test
+/// binary was built into (`target/debug/deps/<test>` -> `target/debug`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RKUBE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl ApiServer {
+    /// Starts an API server against `etcd` and waits until /readyz answers ok.
+    pub fn start(etcd: &Etcd) -> anyhow::Result<ApiServer> {
+        Self::start_with(etcd, &[])
+    }
+
+    /// Like [`ApiServer::start`] with extra flags.
+    pub fn start_with(etcd: &Etcd, extra_args: &[&str]) -> anyhow::Result<ApiServer> {
+        let dir = tempfile::Builder::new().prefix("rkube-apiserver-").tempdir()?;
+        let mut server = ApiServer {
+            child: None,
+            port: free_port()?,
+            etcd_endpoint: etcd.endpoint(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            dir,
+        };
+        server.spawn_and_wait()?;
+        Ok(server)
+    }
+
+    fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
+        let binary = bin_dir().join("rkube-apiserver");
+        if !binary.exists() {
+            bail!("{} does not exist: run `cargo build --workspace --bins` first (scripts/test does)", binary.display());
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?;
+        let child = Command::new(&binary)
+            .args(["--etcd-servers", &self.etcd_endpoint, "--bind-address", "127.0.0.1"])
+            .args(["--secure-port", &self.port.to_string(), "--log-level", "warn"])
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("rkube-apiserver exited with {status}: {}", self.log_tail());
+            }
+            if self.get("/readyz").map(|(code, _)| code == 200).unwrap_or(false) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("rkube-apiserver did not become ready: {}", self.log_tail())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("apiserver.log")
+    }
+
+    /// The last lines the server logged.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// PID of the server process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Writes a kubeconfig for this server (no credentials) and returns its path.
+    pub fn kubeconfig(&self) -> anyhow::Result<PathBuf> {
+        let path = self.dir.path().join("admin.kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: rkube\n  cluster:\n    server: {}\nusers:\n- name: admin\n  user: {{}}\ncontexts:\n- name: rkube\n  context:\n    cluster: rkube\n    user: admin\ncurrent-context: rkube\n",
+            self.url()
+        );
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// Stops the process (SIGKILL, then reap).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts the server again on the same port.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn_and_wait()
+    }
+
+    /// A minimal blocking HTTP GET, enough for health checks: (status code, body).
+    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Ok((code, body))
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
