@@ -178,6 +178,13 @@ struct Inner {
     revision: AtomicI64,
     rev_tx: watch::Sender<i64>,
     progress_wanted: Notify,
+    /// Whether etcd orders requested progress notifications after pending events.
+    /// Before 3.4.31 / 3.5.13 it does not (etcd issue 15220): the notification can
+    /// overtake events, so it must be verified before the cache may advance on it.
+    trust_progress: bool,
+    /// Keys under the root (registered or not, decodable or not) as of `revision`; used
+    /// to verify untrusted progress notifications.
+    raw_keys: AtomicI64,
 }
 
 /// The shared watch cache. Create with [`WatchCache::start`]; dropping the last `Arc`
@@ -200,6 +207,8 @@ struct RawChange {
     key: String,
     put: Option<Bytes>,
     revision: i64,
+    /// The put created the key (as opposed to overwriting it).
+    created: bool,
 }
 
 impl WatchCache {
@@ -230,6 +239,11 @@ impl WatchCache {
             })
             .collect();
         let (rev_tx, _) = watch::channel(0);
+        let version = store.server_version().await?;
+        let trust_progress = progress_is_ordered(&version);
+        if !trust_progress {
+            tracing::info!(%version, "etcd progress notifications are unordered; verifying them with reads");
+        }
         let inner = Arc::new(Inner {
             root: root_prefix.to_string(),
             resources,
@@ -237,6 +251,8 @@ impl WatchCache {
             revision: AtomicI64::new(0),
             rev_tx,
             progress_wanted: Notify::new(),
+            trust_progress,
+            raw_keys: AtomicI64::new(0),
         });
         let rev = relist(&inner, &store).await?;
         tracing::info!(root = root_prefix, revision = rev, "watch cache primed");
@@ -516,6 +532,15 @@ impl Inner {
             return;
         };
         let mut groups: HashMap<usize, Vec<RawChange>> = HashMap::new();
+        let delta: i64 = changes
+            .iter()
+            .map(|c| match (&c.put, c.created) {
+                (None, _) => -1,
+                (Some(_), true) => 1,
+                (Some(_), false) => 0,
+            })
+            .sum();
+        self.raw_keys.fetch_add(delta, Ordering::AcqRel);
         for c in changes {
             match self.resource_index(&c.key) {
                 Some(i) => groups.entry(i).or_default().push(c),
@@ -677,6 +702,7 @@ async fn relist(inner: &Inner, store: &Store) -> Result<i64> {
             break;
         }
     }
+    inner.raw_keys.store(all.len() as i64, Ordering::Release);
     let mut per_resource: Vec<BTreeMap<String, KeyValue>> = vec![BTreeMap::new(); inner.resources.len()];
     for kv in all {
         if let Some(i) = inner.resource_index(&kv.key) {
@@ -689,13 +715,13 @@ async fn relist(inner: &Inner, store: &Store) -> Result<i64> {
         let mut changes = Vec::new();
         for key in state.objects.keys() {
             if !listed.contains_key(key) {
-                changes.push(RawChange { key: key.clone(), put: None, revision });
+                changes.push(RawChange { key: key.clone(), put: None, revision, created: false });
             }
         }
         for (key, kv) in listed {
             let unchanged = state.objects.get(&key).is_some_and(|o| o.revision == kv.mod_revision);
             if !unchanged {
-                changes.push(RawChange { key, put: Some(kv.value), revision: kv.mod_revision });
+                changes.push(RawChange { key, put: Some(kv.value), revision: kv.mod_revision, created: false });
             }
         }
         for c in changes {
@@ -792,9 +818,20 @@ async fn watch_once(inner: &Inner, store: &Store, from: i64) -> WatchEnd {
                 if resp.events().is_empty() {
                     // Only an empty response's header revision means "caught up to here";
                     // with events it may run ahead of what was sent (etcd batches catch-up).
-                    if let Some(h) = resp.header() {
-                        inner.apply_progress(h.revision());
+                    let Some(rev) = resp.header().map(|h| h.revision()) else { continue };
+                    // Requested notifications carry watch id -1; the periodic ones are sent
+                    // through the watcher's own channel and are always ordered.
+                    if resp.watch_id() == -1 && !inner.trust_progress {
+                        match progress_verified(inner, store, rev).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::debug!(rev, "progress notification ahead of events; ignored");
+                                continue;
+                            }
+                            Err(e) => return WatchEnd::Failed(e),
+                        }
                     }
+                    inner.apply_progress(rev);
                     continue;
                 }
                 let mut changes = Vec::with_capacity(resp.events().len());
@@ -811,7 +848,8 @@ async fn watch_once(inner: &Inner, store: &Store, from: i64) -> WatchEnd {
                         EtcdEventType::Put => Some(Bytes::copy_from_slice(kv.value())),
                         EtcdEventType::Delete => None,
                     };
-                    changes.push(RawChange { key, put, revision: kv.mod_revision() });
+                    let created = put.is_some() && kv.create_revision() == kv.mod_revision();
+                    changes.push(RawChange { key, put, revision: kv.mod_revision(), created });
                 }
                 inner.apply_batch(changes);
             }
@@ -821,5 +859,49 @@ async fn watch_once(inner: &Inner, store: &Store, from: i64) -> WatchEnd {
                 }
             }
         }
+    }
+}
+
+/// Whether this etcd version sends requested progress notifications in order with events.
+fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (major, minor, patch) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    match (major, minor) {
+        (3, 4) => patch >= 31,
+        (3, 5) => patch >= 13,
+        (3, m) => m >= 6,
+        (m, _) => m > 3,
+    }
+}
+
+/// Checks with two count-only reads that nothing under the root changed between the
+/// cache's revision and `rev` that the watch has not delivered yet: no surviving key was
+/// written in that range, and the number of keys is unchanged (so nothing was deleted).
+/// The one change this cannot see is a key both created and deleted in the range; the
+/// cache state is still right then, only that short-lived object's events are skipped.
+async fn progress_verified(inner: &Inner, store: &Store, rev: i64) -> Result<bool> {
+    let applied = inner.revision.load(Ordering::Acquire);
+    if rev <= applied {
+        return Ok(true);
+    }
+    if store.max_mod_revision_under(&inner.root, rev).await? > applied {
+        return Ok(false);
+    }
+    let total = store.count_under(&inner.root, rev).await?;
+    Ok(total == inner.raw_keys.load(Ordering::Acquire))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_is_ordered;
+
+    #[test]
+    fn progress_ordering_by_version() {
+        assert!(!progress_is_ordered("3.4.23"));
+        assert!(progress_is_ordered("3.4.31"));
+        assert!(!progress_is_ordered("3.5.12"));
+        assert!(progress_is_ordered("3.5.13"));
+        assert!(progress_is_ordered("3.6.0"));
+        assert!(!progress_is_ordered("garbage"));
     }
 }

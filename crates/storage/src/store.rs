@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, MaintenanceClient, Txn,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, MaintenanceClient, SortOrder,
+    SortTarget, Txn,
     TxnOp, TxnOpResponse, WatchClient, WatchOptions,
 };
 use tonic::Code;
@@ -217,6 +218,36 @@ impl Store {
         let r = timed("compact", REQUEST_TIMEOUT, self.kv().compact(revision, None)).await;
         self.fill_expired(r, revision).await?;
         Ok(())
+    }
+
+    /// Number of keys under `prefix` as of `revision`.
+    pub(crate) async fn count_under(&self, prefix: &str, revision: i64) -> Result<i64> {
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix.as_bytes()))
+            .with_count_only()
+            .with_revision(revision);
+        let resp = timed("count", REQUEST_TIMEOUT, self.kv().get(prefix, Some(opts))).await?;
+        Ok(resp.count())
+    }
+
+    /// The highest mod revision of any key under `prefix` as of `revision` (0 if none).
+    // etcd applies min/max_mod_revision filters after counting, so a count-only read cannot
+    // answer this; sorting by mod revision with limit 1 can.
+    pub(crate) async fn max_mod_revision_under(&self, prefix: &str, revision: i64) -> Result<i64> {
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix.as_bytes()))
+            .with_keys_only()
+            .with_sort(SortTarget::Mod, SortOrder::Descend)
+            .with_limit(1)
+            .with_revision(revision);
+        let resp = timed("max_mod_revision", REQUEST_TIMEOUT, self.kv().get(prefix, Some(opts))).await?;
+        Ok(resp.kvs().first().map_or(0, |kv| kv.mod_revision()))
+    }
+
+    /// The etcd server version, e.g. `3.4.23`.
+    pub(crate) async fn server_version(&self) -> Result<String> {
+        let resp = timed("status", REQUEST_TIMEOUT, self.maintenance().status()).await?;
+        Ok(resp.version().to_string())
     }
 
     /// Database file size and the part of it in use.
