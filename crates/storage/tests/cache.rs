@@ -320,7 +320,7 @@ async fn cache_survives_etcd_restart_and_compaction() {
 async fn relists_when_resume_revision_was_compacted() {
     let (etcd, writer) = etcd_and_store().await;
     let proxy = common::Proxy::start(&etcd.endpoint()).await;
-    let via_proxy = Store::connect(&[proxy.endpoint.clone()]).await.unwrap();
+    let via_proxy = Store::connect(std::slice::from_ref(&proxy.endpoint)).await.unwrap();
     let (a, b, k) = (format!("{PODS}default/a"), format!("{PODS}default/b"), format!("{PODS}default/keep"));
     let ra = writer.create(&a, pod("a", 1)).await.unwrap();
     let rk = writer.create(&k, pod("k", 1)).await.unwrap();
