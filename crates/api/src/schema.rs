@@ -84,9 +84,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(res: &ResourceInfo, body: Value) -
         let path = e.path().to_string();
         cannot_handle(res, &format!("json: cannot unmarshal field {path}: {}", e.inner()))
     })?;
-    serde_json::to_value(&typed)
-        .map(Some)
-        .map_err(|e| ApiError::Internal(format!("re-encoding {}: {e}", res.kind)))
+    serde_json::to_value(&typed).map(Some).map_err(|e| ApiError::Internal(format!("re-encoding {}: {e}", res.kind)))
 }
 
 /// Round-trips through the struct of `res`'s kind, or `Ok(None)` for a kind with no struct.
@@ -139,10 +137,8 @@ fn coerce_numeric_quantities(v: &mut Value, parent_key: Option<&str>) {
             let in_quantity_map = parent_key.is_some_and(|k| QUANTITY_MAPS.contains(&k));
             let in_metric_value = matches!(parent_key, Some("target" | "current"));
             for (k, child) in m.iter_mut() {
-                let is_quantity = in_quantity_map
-                    || k == "sizeLimit"
-                    || k == "averageValue"
-                    || (in_metric_value && k == "value");
+                let is_quantity =
+                    in_quantity_map || k == "sizeLimit" || k == "averageValue" || (in_metric_value && k == "value");
                 if is_quantity && let Value::Number(n) = child {
                     *child = Value::String(n.to_string());
                     continue;

@@ -14,9 +14,7 @@ mod workloads;
 use crate::{FieldError, ResourceInfo};
 use serde_json::{Map, Value};
 
-pub use meta::{
-    is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
-};
+pub use meta::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
 
 /// Errors collected by the checks.
 type Errs = Vec<FieldError>;
@@ -34,7 +32,11 @@ pub fn validate_create(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
 pub fn validate_update(res: &ResourceInfo, obj: &Value, old: &Value) -> Vec<FieldError> {
     let mut errs = validate_object(res, obj);
     let null = Value::Null;
-    meta::validate_object_meta_update(obj.get("metadata").unwrap_or(&null), old.get("metadata").unwrap_or(&null), &mut errs);
+    meta::validate_object_meta_update(
+        obj.get("metadata").unwrap_or(&null),
+        old.get("metadata").unwrap_or(&null),
+        &mut errs,
+    );
     match (res.group, res.kind) {
         ("", "Pod") => pod::validate_pod_update(obj, old, &mut errs),
         ("", "Service") => network::validate_service_update(obj, old, &mut errs),
@@ -137,7 +139,11 @@ fn at<'a>(v: &'a Value, k: &str) -> &'a Value {
 
 /// FieldValueInvalid with a value rendered by the caller (e.g. Go's `map[string]string{...}`).
 fn invalid_shown(field: impl Into<String>, shown: &str, detail: &str) -> FieldError {
-    FieldError { reason: "FieldValueInvalid", field: field.into(), message: format!("Invalid value: {shown}: {detail}") }
+    FieldError {
+        reason: "FieldValueInvalid",
+        field: field.into(),
+        message: format!("Invalid value: {shown}: {detail}"),
+    }
 }
 
 /// FieldValueNotFound, for references to things that do not exist (e.g. a volume).

@@ -600,7 +600,8 @@ mod tests {
 
     #[test]
     fn workload_defaults() {
-        let tmpl = json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}});
+        let tmpl =
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}});
         let d = defaulted(res("apps", "v1", "Deployment"), json!({"spec": {"template": tmpl.clone()}}));
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(
@@ -634,7 +635,10 @@ mod tests {
         assert_eq!(sts["spec"]["replicas"], 1);
         assert_eq!(sts["spec"]["podManagementPolicy"], "OrderedReady");
         assert_eq!(sts["spec"]["updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-        assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+        assert_eq!(
+            sts["spec"]["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
         assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
 
         let rs = defaulted(res("apps", "v1", "ReplicaSet"), json!({"spec": {"template": tmpl.clone()}}));
@@ -680,7 +684,10 @@ mod tests {
 
     #[test]
     fn service_defaults() {
-        let svc = defaulted(res("", "v1", "Service"), json!({"spec": {"ports": [{"port": 80}, {"port": 81, "targetPort": "web"}]}}));
+        let svc = defaulted(
+            res("", "v1", "Service"),
+            json!({"spec": {"ports": [{"port": 80}, {"port": 81, "targetPort": "web"}]}}),
+        );
         let s = &svc["spec"];
         assert_eq!(s["type"], "ClusterIP");
         assert_eq!(s["sessionAffinity"], "None");
@@ -694,7 +701,8 @@ mod tests {
         let np = defaulted(res("", "v1", "Service"), json!({"spec": {"type": "NodePort", "ports": [{"port": 80}]}}));
         assert_eq!(np["spec"]["externalTrafficPolicy"], "Cluster");
 
-        let en = defaulted(res("", "v1", "Service"), json!({"spec": {"type": "ExternalName", "externalName": "x.com"}}));
+        let en =
+            defaulted(res("", "v1", "Service"), json!({"spec": {"type": "ExternalName", "externalName": "x.com"}}));
         assert!(en["spec"].get("ipFamilies").is_none());
         assert!(en["spec"].get("internalTrafficPolicy").is_none());
     }
@@ -719,7 +727,12 @@ mod tests {
     #[test]
     fn odd_shapes_do_not_panic() {
         for r in RESOURCES {
-            for v in [json!(null), json!([]), json!({"spec": 5}), json!({"spec": {"template": {"spec": {"containers": [1, "x"]}}}})] {
+            for v in [
+                json!(null),
+                json!([]),
+                json!({"spec": 5}),
+                json!({"spec": {"template": {"spec": {"containers": [1, "x"]}}}}),
+            ] {
                 let mut v = v;
                 apply(r, &mut v);
             }

@@ -206,7 +206,11 @@ fn validate_owner_references(refs: &[Value], errs: &mut Errs) {
     for r in refs {
         for (field, what) in [("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")] {
             if str_at(r, field).is_empty() {
-                errs.push(FieldError::invalid(join(path, field), &Value::from(""), &format!("{what} must not be empty")));
+                errs.push(FieldError::invalid(
+                    join(path, field),
+                    &Value::from(""),
+                    &format!("{what} must not be empty"),
+                ));
             }
         }
         if r.get("controller").and_then(Value::as_bool) == Some(true) {
@@ -217,7 +221,10 @@ fn validate_owner_references(refs: &[Value], errs: &mut Errs) {
         errs.push(FieldError::invalid(
             path,
             &Value::Array(refs.to_vec()),
-            &format!("Only one reference can have Controller set to true. Found \"true\" in references for {}", controllers.join(" and ")),
+            &format!(
+                "Only one reference can have Controller set to true. Found \"true\" in references for {}",
+                controllers.join(" and ")
+            ),
         ));
     }
 }

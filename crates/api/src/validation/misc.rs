@@ -80,7 +80,11 @@ pub(super) fn validate_configmap(obj: &Value, errs: &mut Errs) {
     total += data_keys(binary, "binaryData", true, errs);
     for k in binary.into_iter().flatten().map(|(k, _)| k) {
         if data.is_some_and(|d| d.contains_key(k)) {
-            errs.push(FieldError::invalid(key("binaryData", k), &Value::from(k.as_str()), "duplicate of key present in data"));
+            errs.push(FieldError::invalid(
+                key("binaryData", k),
+                &Value::from(k.as_str()),
+                "duplicate of key present in data",
+            ));
         }
     }
     if total > MAX_DATA_SIZE {
@@ -178,7 +182,11 @@ pub(super) fn validate_core_event(obj: &Value, errs: &mut Errs) {
     // Events about cluster-scoped objects live in "default" (or nowhere).
     let consistent = if involved_ns.is_empty() { ns.is_empty() || ns == "default" } else { ns == involved_ns };
     if !consistent {
-        errs.push(FieldError::invalid("involvedObject.namespace", &Value::from(involved_ns), "does not match event.namespace"));
+        errs.push(FieldError::invalid(
+            "involvedObject.namespace",
+            &Value::from(involved_ns),
+            "does not match event.namespace",
+        ));
     }
 }
 
@@ -199,7 +207,11 @@ pub(super) fn validate_events_event(obj: &Value, errs: &mut Errs) {
     let ns = str_at(at(obj, "metadata"), "namespace");
     let regarding_ns = str_at(at(obj, "regarding"), "namespace");
     if !regarding_ns.is_empty() && regarding_ns != ns {
-        errs.push(FieldError::invalid("regarding.namespace", &Value::from(regarding_ns), "does not match event.namespace"));
+        errs.push(FieldError::invalid(
+            "regarding.namespace",
+            &Value::from(regarding_ns),
+            "does not match event.namespace",
+        ));
     }
 }
 
@@ -213,7 +225,11 @@ pub(super) fn validate_hpa(obj: &Value, version: &str, errs: &mut Errs) {
         if v.is_empty() {
             errs.push(FieldError::required(path, ""));
         } else if v.contains('/') || v.contains('%') || v == "." || v == ".." {
-            errs.push(FieldError::invalid(path, &Value::from(v), "may not contain '/' or '%', and may not be '.' or '..'"));
+            errs.push(FieldError::invalid(
+                path,
+                &Value::from(v),
+                "may not contain '/' or '%', and may not be '.' or '..'",
+            ));
         }
     }
     let min = int_at(spec, "minReplicas");
@@ -225,11 +241,19 @@ pub(super) fn validate_hpa(obj: &Value, version: &str, errs: &mut Errs) {
         errs.push(FieldError::invalid("spec.maxReplicas", &Value::from(max), "must be greater than 0"));
     }
     if min.is_some_and(|m| max < m) {
-        errs.push(FieldError::invalid("spec.maxReplicas", &Value::from(max), "must be greater than or equal to `minReplicas`"));
+        errs.push(FieldError::invalid(
+            "spec.maxReplicas",
+            &Value::from(max),
+            "must be greater than or equal to `minReplicas`",
+        ));
     }
     if version == "v1" {
         if let Some(t) = int_at(spec, "targetCPUUtilizationPercentage").filter(|t| *t < 1) {
-            errs.push(FieldError::invalid("spec.targetCPUUtilizationPercentage", &Value::from(t), "must be greater than 0"));
+            errs.push(FieldError::invalid(
+                "spec.targetCPUUtilizationPercentage",
+                &Value::from(t),
+                "must be greater than 0",
+            ));
         }
         return;
     }
@@ -256,7 +280,11 @@ pub(super) fn validate_hpa(obj: &Value, version: &str, errs: &mut Errs) {
                 let target_types = ["AverageValue", "Utilization", "Value"];
                 let tt = str_at(target, "type");
                 if is_set(m, source) && !target_types.contains(&tt) {
-                    errs.push(FieldError::not_supported(join(&mpath, &format!("{source}.target.type")), &Value::from(tt), &target_types));
+                    errs.push(FieldError::not_supported(
+                        join(&mpath, &format!("{source}.target.type")),
+                        &Value::from(tt),
+                        &target_types,
+                    ));
                 }
             }
             t => errs.push(FieldError::not_supported(join(&mpath, "type"), &Value::from(t), &types)),
@@ -330,7 +358,14 @@ pub(super) fn validate_pv(obj: &Value, errs: &mut Errs) {
             }
         }
     }
-    for (source, field) in [("hostPath", "path"), ("local", "path"), ("nfs", "path"), ("nfs", "server"), ("csi", "driver"), ("csi", "volumeHandle")] {
+    for (source, field) in [
+        ("hostPath", "path"),
+        ("local", "path"),
+        ("nfs", "path"),
+        ("nfs", "server"),
+        ("csi", "driver"),
+        ("csi", "volumeHandle"),
+    ] {
         if is_set(spec, source) && str_at(at(spec, source), field).is_empty() {
             errs.push(FieldError::required(format!("spec.{source}.{field}"), ""));
         }

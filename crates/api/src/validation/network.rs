@@ -53,7 +53,11 @@ pub(super) fn validate_service(obj: &Value, errs: &mut Errs) {
                 if i > 0 || ips.len() > 1 {
                     errs.push(FieldError::invalid(path, &Value::from(*ip), "'None' must be the first and only value"));
                 } else if ty == "NodePort" || ty == "LoadBalancer" {
-                    errs.push(FieldError::invalid(path, &Value::from(*ip), &format!("may not be set to 'None' for {ty} services")));
+                    errs.push(FieldError::invalid(
+                        path,
+                        &Value::from(*ip),
+                        &format!("may not be set to 'None' for {ty} services"),
+                    ));
                 }
             } else if !is_ip(ip) {
                 errs.push(FieldError::invalid(path, &Value::from(*ip), "must be empty, 'None', or a valid IP address"));
@@ -121,7 +125,9 @@ pub(super) fn validate_service(obj: &Value, errs: &mut Errs) {
                 ));
             }
         }
-        other => errs.push(FieldError::not_supported("spec.sessionAffinity", &Value::from(other), &["ClientIP", "None"])),
+        other => {
+            errs.push(FieldError::not_supported("spec.sessionAffinity", &Value::from(other), &["ClientIP", "None"]))
+        }
     }
     let etp = str_at(spec, "externalTrafficPolicy");
     if !etp.is_empty() {
@@ -132,7 +138,11 @@ pub(super) fn validate_service(obj: &Value, errs: &mut Errs) {
                 "may only be set when `type` is 'NodePort' or 'LoadBalancer'",
             ));
         } else if etp != "Cluster" && etp != "Local" {
-            errs.push(FieldError::not_supported("spec.externalTrafficPolicy", &Value::from(etp), &["Cluster", "Local"]));
+            errs.push(FieldError::not_supported(
+                "spec.externalTrafficPolicy",
+                &Value::from(etp),
+                &["Cluster", "Local"],
+            ));
         }
     }
     let itp = str_at(spec, "internalTrafficPolicy");
@@ -189,7 +199,11 @@ pub(super) fn validate_endpoints(obj: &Value, errs: &mut Errs) {
             for (j, a) in arr_at(subset, list).iter().enumerate() {
                 let ip = str_at(a, "ip");
                 if !is_ip(ip) {
-                    errs.push(FieldError::invalid(join(&index(&join(&spath, list), j), "ip"), &Value::from(ip), "must be a valid IP address"));
+                    errs.push(FieldError::invalid(
+                        join(&index(&join(&spath, list), j), "ip"),
+                        &Value::from(ip),
+                        "must be a valid IP address",
+                    ));
                 }
             }
         }
@@ -273,7 +287,11 @@ pub(super) fn validate_ingress(obj: &Value, errs: &mut Errs) {
     let spec = at(obj, "spec");
     let rules = arr_at(spec, "rules");
     if rules.is_empty() && !is_set(spec, "defaultBackend") {
-        errs.push(invalid_shown("spec", "[]networking.IngressRule(nil)", "either `defaultBackend` or `rules` must be specified"));
+        errs.push(invalid_shown(
+            "spec",
+            "[]networking.IngressRule(nil)",
+            "either `defaultBackend` or `rules` must be specified",
+        ));
     }
     if let Some(b) = spec.get("defaultBackend").filter(|b| !b.is_null()) {
         validate_backend(b, "spec.defaultBackend", errs);
@@ -305,7 +323,11 @@ pub(super) fn validate_ingress(obj: &Value, errs: &mut Errs) {
                 "" => errs.push(FieldError::required(join(&path, "pathType"), "pathType must be specified")),
                 t if types.contains(&t) => {
                     if (t != "ImplementationSpecific" || !value.is_empty()) && !value.starts_with('/') {
-                        errs.push(FieldError::invalid(join(&path, "path"), &Value::from(value), "must be an absolute path"));
+                        errs.push(FieldError::invalid(
+                            join(&path, "path"),
+                            &Value::from(value),
+                            "must be an absolute path",
+                        ));
                     }
                 }
                 t => errs.push(FieldError::not_supported(join(&path, "pathType"), &Value::from(t), &types)),
@@ -322,7 +344,9 @@ pub(super) fn validate_ingress(obj: &Value, errs: &mut Errs) {
 fn validate_backend(b: &Value, path: &str, errs: &mut Errs) {
     let empty = Value::from("");
     match (is_set(b, "resource"), b.get("service").filter(|s| !s.is_null())) {
-        (true, Some(_)) => errs.push(FieldError::invalid(path, &empty, "cannot set both resource and service backends")),
+        (true, Some(_)) => {
+            errs.push(FieldError::invalid(path, &empty, "cannot set both resource and service backends"))
+        }
         (true, None) => {}
         (false, Some(svc)) => {
             let name = str_at(svc, "name");
@@ -336,8 +360,12 @@ fn validate_backend(b: &Value, path: &str, errs: &mut Errs) {
             let port_name = str_at(port, "name");
             let number = int_at(port, "number").unwrap_or(0);
             match (port_name.is_empty(), number == 0) {
-                (false, false) => errs.push(FieldError::invalid(path, &empty, "cannot set both port name & port number")),
-                (false, true) => push_msgs(errs, &join(path, "service.port.name"), port_name, port_name_problems(port_name)),
+                (false, false) => {
+                    errs.push(FieldError::invalid(path, &empty, "cannot set both port name & port number"))
+                }
+                (false, true) => {
+                    push_msgs(errs, &join(path, "service.port.name"), port_name, port_name_problems(port_name))
+                }
                 (true, false) => {
                     for m in port_num_problems(number) {
                         errs.push(FieldError::invalid(join(path, "service.port.number"), &Value::from(number), &m));

@@ -1,8 +1,12 @@
 //! Pod specs, wherever they appear: Pods themselves and the pod templates of workloads.
 
-use super::meta::{dns_label_field, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, push_msgs, validate_labels};
+use super::meta::{
+    dns_label_field, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, push_msgs, validate_labels,
+};
 use super::quantity::{QUANTITY_FORMAT_ERROR, parse_quantity};
-use super::{Errs, NON_NEGATIVE, arr_at, at, index, int_at, is_set, join, key, not_found, obj_at, str_at};
+use super::{
+    Errs, NON_NEGATIVE, arr_at, at, index, int_at, is_set, join, key, non_negative, not_found, obj_at, str_at,
+};
 use crate::FieldError;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -135,22 +139,20 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, restart_required: bool
     let dns_policies = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
     match str_at(spec, "dnsPolicy") {
         "" => errs.push(FieldError::required(join(path, "dnsPolicy"), "")),
-        "None" if !is_set(spec, "dnsConfig") => errs.push(FieldError::required(
-            join(path, "dnsConfig"),
-            "must provide `dnsConfig` when `dnsPolicy` is None",
-        )),
+        "None" if !is_set(spec, "dnsConfig") => errs
+            .push(FieldError::required(join(path, "dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None")),
         p if dns_policies.contains(&p) => {}
         p => errs.push(FieldError::not_supported(join(path, "dnsPolicy"), &Value::from(p), &dns_policies)),
     }
-    non_negative_field(spec, "terminationGracePeriodSeconds", path, errs);
-    if let Some(ads) = spec.get("activeDeadlineSeconds").filter(|v| !v.is_null()) {
-        if !ads.as_i64().is_some_and(|n| (1..=i64::from(i32::MAX)).contains(&n)) {
-            errs.push(FieldError::invalid(
-                join(path, "activeDeadlineSeconds"),
-                ads,
-                "must be between 1 and 2147483647, inclusive",
-            ));
-        }
+    non_negative(spec, "terminationGracePeriodSeconds", path, errs);
+    if let Some(ads) = spec.get("activeDeadlineSeconds").filter(|v| !v.is_null())
+        && !ads.as_i64().is_some_and(|n| (1..=i64::from(i32::MAX)).contains(&n))
+    {
+        errs.push(FieldError::invalid(
+            join(path, "activeDeadlineSeconds"),
+            ads,
+            "must be between 1 and 2147483647, inclusive",
+        ));
     }
     validate_labels(obj_at(spec, "nodeSelector"), &join(path, "nodeSelector"), errs);
     for field in ["hostname", "subdomain"] {
@@ -166,10 +168,6 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, restart_required: bool
     for (i, t) in arr_at(spec, "tolerations").iter().enumerate() {
         validate_toleration(t, &index(&join(path, "tolerations"), i), errs);
     }
-}
-
-fn non_negative_field(v: &Value, k: &str, path: &str, errs: &mut Errs) {
-    super::non_negative(v, k, path, errs);
 }
 
 /// Validates the volumes and returns their names, for the mounts to refer to.
@@ -192,7 +190,12 @@ fn validate_volumes<'a>(volumes: &'a [Value], path: &str, errs: &mut Errs) -> Ha
                 }
             }
         }
-        for (source, name_field) in [("configMap", "name"), ("secret", "secretName"), ("persistentVolumeClaim", "claimName"), ("hostPath", "path")] {
+        for (source, name_field) in [
+            ("configMap", "name"),
+            ("secret", "secretName"),
+            ("persistentVolumeClaim", "claimName"),
+            ("hostPath", "path"),
+        ] {
             if let Some(src) = v.get(source).filter(|s| s.is_object()) {
                 let spath = join(&vpath, source);
                 if str_at(src, name_field).is_empty() {
@@ -218,7 +221,11 @@ fn validate_container(c: &Value, path: &str, init: bool, volumes: &HashSet<&str>
     if image.is_empty() {
         errs.push(FieldError::required(join(path, "image"), ""));
     } else if image.trim() != image {
-        errs.push(FieldError::invalid(join(path, "image"), &Value::from(image), "must not have leading or trailing whitespace"));
+        errs.push(FieldError::invalid(
+            join(path, "image"),
+            &Value::from(image),
+            "must not have leading or trailing whitespace",
+        ));
     }
     let pull = ["Always", "IfNotPresent", "Never"];
     match str_at(c, "imagePullPolicy") {
@@ -322,7 +329,11 @@ fn validate_env_var(e: &Value, path: &str, errs: &mut Errs) {
             "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
         )),
         1 => {}
-        _ => errs.push(FieldError::invalid(&fpath, &Value::from(""), "may not have more than one field specified at a time")),
+        _ => errs.push(FieldError::invalid(
+            &fpath,
+            &Value::from(""),
+            "may not have more than one field specified at a time",
+        )),
     }
     if let Some(f) = from.get("fieldRef").filter(|f| f.is_object())
         && str_at(f, "fieldPath").is_empty()
@@ -339,7 +350,9 @@ fn validate_env_var(e: &Value, path: &str, errs: &mut Errs) {
 }
 
 fn is_env_var_name(s: &str) -> bool {
-    let ok = |c: u8, first: bool| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_') || (!first && c.is_ascii_digit());
+    let ok = |c: u8, first: bool| {
+        c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_') || (!first && c.is_ascii_digit())
+    };
     s.bytes().enumerate().all(|(i, c)| ok(c, i == 0))
 }
 
@@ -387,7 +400,7 @@ fn validate_probe(p: &Value, path: &str, success_must_be_one: bool, errs: &mut E
         }
     }
     for field in ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"] {
-        non_negative_field(p, field, path, errs);
+        non_negative(p, field, path, errs);
     }
     if success_must_be_one && let Some(n) = int_at(p, "successThreshold").filter(|n| *n != 1) {
         errs.push(FieldError::invalid(join(path, "successThreshold"), &Value::from(n), "must be 1"));
@@ -461,9 +474,11 @@ pub(super) fn validate_pod_update(new: &Value, old: &Value, errs: &mut Errs) {
             &Value::Null,
             "must not update from a positive integer to nil value",
         )),
-        (Some(o), Some(n)) if n.as_i64().is_some_and(|n| n > o) => {
-            errs.push(FieldError::invalid("spec.activeDeadlineSeconds", n, "must be less than or equal to previous value"))
-        }
+        (Some(o), Some(n)) if n.as_i64().is_some_and(|n| n > o) => errs.push(FieldError::invalid(
+            "spec.activeDeadlineSeconds",
+            n,
+            "must be less than or equal to previous value",
+        )),
         _ => {}
     }
 
@@ -480,7 +495,10 @@ pub(super) fn validate_pod_update(new: &Value, old: &Value, errs: &mut Errs) {
             &o == n
         });
         if !kept {
-            errs.push(FieldError::forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"));
+            errs.push(FieldError::forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
             break;
         }
     }

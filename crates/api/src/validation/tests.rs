@@ -37,7 +37,13 @@ fn deployment(selector: Value, labels: Value) -> Value {
 #[test]
 fn valid_objects_pass() {
     assert_eq!(create(res("", "v1", "Pod"), pod(json!({"containers": [{"name": "c", "image": "nginx"}]}))), vec![]);
-    assert_eq!(create(res("apps", "v1", "Deployment"), deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web"}))), vec![]);
+    assert_eq!(
+        create(
+            res("apps", "v1", "Deployment"),
+            deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web"}))
+        ),
+        vec![]
+    );
     let svc = json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}});
     assert_eq!(create(res("", "v1", "Service"), svc), vec![]);
     let cm = json!({"metadata": {"name": "c", "namespace": "default"}, "data": {"a.conf": "x"}});
@@ -82,24 +88,40 @@ fn object_meta_names_and_labels() {
     assert_eq!(fields(&errs), vec!["metadata.name"]);
     assert!(errs[0].message.contains("RFC 1123 label"), "{}", errs[0].message);
 
-    let errs = create(res("", "v1", "Service"), json!({"metadata": {"name": "1abc", "namespace": "default"}, "spec": {"ports": [{"port": 80}]}}));
+    let errs = create(
+        res("", "v1", "Service"),
+        json!({"metadata": {"name": "1abc", "namespace": "default"}, "spec": {"ports": [{"port": 80}]}}),
+    );
     assert_eq!(fields(&errs), vec!["metadata.name"]);
 
     let long = "a".repeat(64);
-    let errs = create(r, json!({"metadata": {"name": "c", "namespace": "default",
-        "labels": {"ok": "fine", "bad key": "v", "k": "bad value!", "example.com/x": long.clone()}}}));
+    let errs = create(
+        r,
+        json!({"metadata": {"name": "c", "namespace": "default",
+        "labels": {"ok": "fine", "bad key": "v", "k": "bad value!", "example.com/x": long.clone()}}}),
+    );
     assert_eq!(fields(&errs), vec!["metadata.labels"; 3], "{errs:?}");
     assert!(errs.iter().any(|e| e.message == "Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"));
     assert!(errs.iter().any(|e| e.message.ends_with("must be no more than 63 characters")));
 
-    let errs = create(r, json!({"metadata": {"name": "c", "namespace": "default", "annotations": {"a/b/c": "x", "big": "x".repeat(300 * 1024)}}}));
+    let errs = create(
+        r,
+        json!({"metadata": {"name": "c", "namespace": "default", "annotations": {"a/b/c": "x", "big": "x".repeat(300 * 1024)}}}),
+    );
     assert_eq!(fields(&errs), vec!["metadata.annotations", "metadata.annotations"]);
     assert_eq!(errs[1].reason, "FieldValueTooLong");
 
-    let errs = create(r, json!({"metadata": {"name": "c", "namespace": "default", "finalizers": ["example.com/ok", "bad/fin/x"],
+    let errs = create(
+        r,
+        json!({"metadata": {"name": "c", "namespace": "default", "finalizers": ["example.com/ok", "bad/fin/x"],
         "ownerReferences": [{"apiVersion": "v1", "kind": "A", "name": "a", "uid": "1", "controller": true},
-                            {"apiVersion": "v1", "kind": "B", "name": "b", "uid": "", "controller": true}]}}));
-    assert_eq!(fields(&errs), vec!["metadata.ownerReferences.uid", "metadata.ownerReferences", "metadata.finalizers"], "{errs:?}");
+                            {"apiVersion": "v1", "kind": "B", "name": "b", "uid": "", "controller": true}]}}),
+    );
+    assert_eq!(
+        fields(&errs),
+        vec!["metadata.ownerReferences.uid", "metadata.ownerReferences", "metadata.finalizers"],
+        "{errs:?}"
+    );
 
     let errs = create(r, json!({"metadata": {"name": "c"}}));
     assert_eq!(errs, vec![FieldError::required("metadata.namespace", "")]);
@@ -110,19 +132,22 @@ fn pod_spec_errors_have_kubernetes_paths() {
     let r = res("", "v1", "Pod");
     assert_eq!(create(r, pod(json!({}))), vec![FieldError::required("spec.containers", "")]);
 
-    let errs = create(r, pod(json!({
-        "initContainers": [{"name": "dup", "image": "busybox"}],
-        "containers": [
-            {"name": "dup", "image": "nginx", "ports": [{"containerPort": 0}, {"containerPort": 70000, "protocol": "ICMP", "name": "Web"}],
-             "env": [{"name": ""}, {"name": "1BAD"}],
-             "volumeMounts": [{"name": "missing", "mountPath": "/x"}, {"name": "data", "mountPath": ""}],
-             "resources": {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}},
-            {"name": "", "image": ""}],
-        "volumes": [{"name": "data", "emptyDir": {}}, {"name": "data", "configMap": {"name": "c"}}],
-        "restartPolicy": "Sometimes",
-        "terminationGracePeriodSeconds": -1,
-        "activeDeadlineSeconds": 0
-    })));
+    let errs = create(
+        r,
+        pod(json!({
+            "initContainers": [{"name": "dup", "image": "busybox"}],
+            "containers": [
+                {"name": "dup", "image": "nginx", "ports": [{"containerPort": 0}, {"containerPort": 70000, "protocol": "ICMP", "name": "Web"}],
+                 "env": [{"name": ""}, {"name": "1BAD"}],
+                 "volumeMounts": [{"name": "missing", "mountPath": "/x"}, {"name": "data", "mountPath": ""}],
+                 "resources": {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}},
+                {"name": "", "image": ""}],
+            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "data", "configMap": {"name": "c"}}],
+            "restartPolicy": "Sometimes",
+            "terminationGracePeriodSeconds": -1,
+            "activeDeadlineSeconds": 0
+        })),
+    );
     let got = fields(&errs);
     for want in [
         "spec.volumes[1].name",
@@ -175,7 +200,10 @@ fn workload_selectors_and_templates() {
     d["spec"]["replicas"] = json!(-1);
     d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}});
     let errs = create(r, d);
-    assert_eq!(fields(&errs), vec!["spec.replicas", "spec.template.spec.restartPolicy", "spec.strategy.rollingUpdate.maxUnavailable"]);
+    assert_eq!(
+        fields(&errs),
+        vec!["spec.replicas", "spec.template.spec.restartPolicy", "spec.strategy.rollingUpdate.maxUnavailable"]
+    );
     assert_eq!(errs[1].message, "Unsupported value: \"Never\": supported values: \"Always\"");
 
     let mut d = deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web"}));
@@ -188,7 +216,10 @@ fn workload_selectors_and_templates() {
 
     let job = json!({"metadata": {"name": "j", "namespace": "default"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "b"}]}}}});
     let errs = create(res("batch", "v1", "Job"), job);
-    assert_eq!(errs, vec![FieldError::required("spec.template.spec.restartPolicy", "valid values: \"OnFailure\", \"Never\"")]);
+    assert_eq!(
+        errs,
+        vec![FieldError::required("spec.template.spec.restartPolicy", "valid values: \"OnFailure\", \"Never\"")]
+    );
 
     let cj = json!({"metadata": {"name": "cj", "namespace": "default"}, "spec": {"schedule": "61 * * *",
         "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "c", "image": "b"}]}}}}}});
@@ -204,10 +235,30 @@ fn workload_selectors_and_templates() {
 #[test]
 fn cron_schedules() {
     use super::workloads::parse_cron;
-    for ok in ["* * * * *", "0 0 1 1 0", "*/15 9-17 * JAN-dec mon-FRI", "@hourly", "@every 1h30m", "5,10 0 ? * *", "0 0 1/2 * *"] {
+    for ok in [
+        "* * * * *",
+        "0 0 1 1 0",
+        "*/15 9-17 * JAN-dec mon-FRI",
+        "@hourly",
+        "@every 1h30m",
+        "5,10 0 ? * *",
+        "0 0 1/2 * *",
+    ] {
         assert_eq!(parse_cron(ok), Ok(()), "{ok}");
     }
-    for bad in ["", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 7", "5-1 * * * *", "*/0 * * * *", "x * * * *", "@often"] {
+    for bad in [
+        "",
+        "* * * *",
+        "60 * * * *",
+        "* 24 * * *",
+        "* * 0 * *",
+        "* * * 13 *",
+        "* * * * 7",
+        "5-1 * * * *",
+        "*/0 * * * *",
+        "x * * * *",
+        "@often",
+    ] {
         assert!(parse_cron(bad).is_err(), "{bad}");
     }
     assert_eq!(parse_cron("60 * * * *"), Err("end of range (60) above maximum (59): 60".to_string()));
@@ -220,11 +271,21 @@ fn service_rules() {
     assert_eq!(fields(&create(r, svc(json!({})))), vec!["spec.ports"]);
     assert_eq!(create(r, svc(json!({"clusterIP": "None"}))), vec![]);
     assert_eq!(create(r, svc(json!({"type": "ExternalName", "externalName": "example.com"}))), vec![]);
-    let errs = create(r, svc(json!({"type": "Weird", "clusterIP": "1.2.3", "sessionAffinity": "Sticky",
-        "ports": [{"port": 0, "protocol": "ICMP"}, {"name": "a", "port": 80, "nodePort": 30000}]})));
+    let errs = create(
+        r,
+        svc(json!({"type": "Weird", "clusterIP": "1.2.3", "sessionAffinity": "Sticky",
+        "ports": [{"port": 0, "protocol": "ICMP"}, {"name": "a", "port": 80, "nodePort": 30000}]})),
+    );
     assert_eq!(
         fields(&errs),
-        vec!["spec.type", "spec.clusterIPs[0]", "spec.ports[0].name", "spec.ports[0].port", "spec.ports[0].protocol", "spec.sessionAffinity"],
+        vec![
+            "spec.type",
+            "spec.clusterIPs[0]",
+            "spec.ports[0].name",
+            "spec.ports[0].port",
+            "spec.ports[0].protocol",
+            "spec.sessionAffinity"
+        ],
         "{errs:#?}"
     );
     let errs = create(r, svc(json!({"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30000}]})));
@@ -240,13 +301,22 @@ fn config_and_storage() {
     let cm = json!({"metadata": {"name": "c", "namespace": "default"}, "data": {"bad key": "x", "..x": "y"}, "binaryData": {"..x": "eA=="}});
     let errs = create(res("", "v1", "ConfigMap"), cm);
     assert_eq!(fields(&errs), vec!["data[..x]", "data[bad key]", "binaryData[..x]", "binaryData[..x]"], "{errs:#?}");
-    assert_eq!(errs[1].message, format!("Invalid value: \"bad key\": {}", "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+    assert_eq!(
+        errs[1].message,
+        format!(
+            "Invalid value: \"bad key\": {}",
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+        )
+    );
 
     let tls = json!({"metadata": {"name": "t", "namespace": "default"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}});
     assert_eq!(create(res("", "v1", "Secret"), tls), vec![FieldError::required("data[tls.key]", "")]);
 
     let pvc = json!({"metadata": {"name": "d", "namespace": "default"}, "spec": {}});
-    assert_eq!(fields(&create(res("", "v1", "PersistentVolumeClaim"), pvc)), vec!["spec.accessModes", "spec.resources[storage]"]);
+    assert_eq!(
+        fields(&create(res("", "v1", "PersistentVolumeClaim"), pvc)),
+        vec!["spec.accessModes", "spec.resources[storage]"]
+    );
     let pv = json!({"metadata": {"name": "v"}, "spec": {"accessModes": ["ReadWriteOnce"]}});
     assert_eq!(fields(&create(res("", "v1", "PersistentVolume"), pv)), vec!["spec.capacity", "spec"]);
 
@@ -282,7 +352,11 @@ fn updates_enforce_immutability() {
     new["metadata"]["name"] = json!("other");
     let errs = validate_update(r, &new, &old);
     assert_eq!(fields(&errs), vec!["metadata.name", "spec"]);
-    assert!(errs[1].message.starts_with("Forbidden: pod updates may not change fields other than `spec.containers[*].image`"));
+    assert!(
+        errs[1]
+            .message
+            .starts_with("Forbidden: pod updates may not change fields other than `spec.containers[*].image`")
+    );
     assert_eq!(errs[0].message, "Invalid value: \"other\": field is immutable");
 
     let r = res("apps", "v1", "Deployment");
@@ -291,7 +365,8 @@ fn updates_enforce_immutability() {
     assert_eq!(fields(&validate_update(r, &new, &old)), vec!["spec.selector"]);
 
     let r = res("", "v1", "ConfigMap");
-    let old = prepare(r, json!({"metadata": {"name": "c", "namespace": "default"}, "data": {"a": "1"}, "immutable": true}));
+    let old =
+        prepare(r, json!({"metadata": {"name": "c", "namespace": "default"}, "data": {"a": "1"}, "immutable": true}));
     let mut new = old.clone();
     new["data"]["a"] = json!("2");
     new["immutable"] = json!(false);
@@ -304,29 +379,36 @@ fn updates_enforce_immutability() {
     assert_eq!(fields(&validate_update(r, &new, &old)), vec!["type"]);
 
     let r = res("", "v1", "Service");
-    let mut old = prepare(r, json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {"ports": [{"port": 80}]}}));
+    let mut old =
+        prepare(r, json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {"ports": [{"port": 80}]}}));
     old["spec"]["clusterIP"] = json!("10.0.0.5");
     let mut new = old.clone();
     new["spec"]["clusterIP"] = json!("10.0.0.6");
     assert_eq!(fields(&validate_update(r, &new, &old)), vec!["spec.clusterIP"]);
 
     let r = res("apps", "v1", "StatefulSet");
-    let sts = |svc: &str, replicas: i64| json!({"metadata": {"name": "db", "namespace": "default"}, "spec": {"serviceName": svc, "replicas": replicas,
-        "selector": {"matchLabels": {"app": "db"}}, "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "pg"}]}}}});
+    let sts = |svc: &str, replicas: i64| {
+        json!({"metadata": {"name": "db", "namespace": "default"}, "spec": {"serviceName": svc, "replicas": replicas,
+        "selector": {"matchLabels": {"app": "db"}}, "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "pg"}]}}}})
+    };
     let old = prepare(r, sts("db", 1));
     assert_eq!(validate_update(r, &prepare(r, sts("db", 3)), &old), vec![]);
     assert_eq!(fields(&validate_update(r, &prepare(r, sts("other", 1)), &old)), vec!["spec"]);
 
     let r = res("", "v1", "PersistentVolumeClaim");
-    let claim = |size: &str, mode: &str| json!({"metadata": {"name": "d", "namespace": "default"},
-        "spec": {"accessModes": [mode], "resources": {"requests": {"storage": size}}}});
+    let claim = |size: &str, mode: &str| {
+        json!({"metadata": {"name": "d", "namespace": "default"},
+        "spec": {"accessModes": [mode], "resources": {"requests": {"storage": size}}}})
+    };
     let old = prepare(r, claim("1Gi", "ReadWriteOnce"));
     assert_eq!(validate_update(r, &prepare(r, claim("2Gi", "ReadWriteOnce")), &old), vec![]);
     assert_eq!(fields(&validate_update(r, &prepare(r, claim("1Gi", "ReadWriteMany")), &old)), vec!["spec"]);
 
     let r = res("batch", "v1", "Job");
-    let job = |completions: i64| json!({"metadata": {"name": "j", "namespace": "default"}, "spec": {"completions": completions,
-        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "b"}]}}}});
+    let job = |completions: i64| {
+        json!({"metadata": {"name": "j", "namespace": "default"}, "spec": {"completions": completions,
+        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "b"}]}}}})
+    };
     assert_eq!(fields(&validate_update(r, &prepare(r, job(2)), &prepare(r, job(1)))), vec!["spec.completions"]);
 }
 

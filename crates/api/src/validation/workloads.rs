@@ -3,7 +3,10 @@
 
 use super::meta::{immutable, is_qualified_name, push_msgs, validate_labels};
 use super::pod::validate_template;
-use super::{Errs, NON_NEGATIVE, arr_at, at, go_string_map, index, int_at, invalid_shown, is_set, join, non_negative, obj_at, str_at};
+use super::{
+    Errs, NON_NEGATIVE, arr_at, at, go_string_map, index, int_at, invalid_shown, is_set, join, non_negative, obj_at,
+    str_at,
+};
 use crate::{FieldError, LabelSelector};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -40,7 +43,11 @@ pub(super) fn validate_label_selector(sel: &Value, path: &str, errs: &mut Errs) 
                 "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
             )),
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            op => errs.push(FieldError::invalid(join(&epath, "operator"), &Value::from(op), "not a valid selector operator")),
+            op => errs.push(FieldError::invalid(
+                join(&epath, "operator"),
+                &Value::from(op),
+                "not a valid selector operator",
+            )),
         }
         let k = str_at(e, "key");
         push_msgs(errs, &join(&epath, "key"), k, is_qualified_name(k));
@@ -111,7 +118,8 @@ pub(super) fn validate_deployment(obj: &Value, errs: &mut Errs) {
             }
         }
         "RollingUpdate" => match strategy.get("rollingUpdate").filter(|r| r.is_object()) {
-            None => errs.push(FieldError::required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")),
+            None => errs
+                .push(FieldError::required("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")),
             Some(ru) => {
                 let path = "spec.strategy.rollingUpdate";
                 let unavailable = int_or_percent(at(ru, "maxUnavailable"), &join(path, "maxUnavailable"), errs);
@@ -127,12 +135,20 @@ pub(super) fn validate_deployment(obj: &Value, errs: &mut Errs) {
             }
         },
         "" => errs.push(FieldError::required("spec.strategy.type", "")),
-        other => errs.push(FieldError::not_supported("spec.strategy.type", &Value::from(other), &["Recreate", "RollingUpdate"])),
+        other => errs.push(FieldError::not_supported(
+            "spec.strategy.type",
+            &Value::from(other),
+            &["Recreate", "RollingUpdate"],
+        )),
     }
     if let Some(pds) = int_at(spec, "progressDeadlineSeconds") {
         non_negative(spec, "progressDeadlineSeconds", "spec", errs);
         if pds <= int_at(spec, "minReadySeconds").unwrap_or(0) {
-            errs.push(FieldError::invalid("spec.progressDeadlineSeconds", &Value::from(pds), "must be greater than minReadySeconds"));
+            errs.push(FieldError::invalid(
+                "spec.progressDeadlineSeconds",
+                &Value::from(pds),
+                "must be greater than minReadySeconds",
+            ));
         }
     }
 }
@@ -148,13 +164,15 @@ fn int_or_percent(v: &Value, path: &str, errs: &mut Errs) -> i64 {
             }
             n
         }
-        Value::String(s) => match s.strip_suffix('%').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
-            Some(digits) => digits.parse().unwrap_or(i64::MAX),
-            None => {
-                errs.push(FieldError::invalid(path, v, PERCENT_MSG));
-                0
+        Value::String(s) => {
+            match s.strip_suffix('%').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+                Some(digits) => digits.parse().unwrap_or(i64::MAX),
+                None => {
+                    errs.push(FieldError::invalid(path, v, PERCENT_MSG));
+                    0
+                }
             }
-        },
+        }
         _ => 0,
     }
 }
@@ -200,15 +218,18 @@ pub(super) fn validate_daemon_set(obj: &Value, errs: &mut Errs) {
                         at(ru, "maxSurge"),
                         "may not be set when maxUnavailable is non-zero",
                     )),
-                    (false, false) => {
-                        errs.push(FieldError::required(join(&rpath, "maxUnavailable"), "cannot be 0 when maxSurge is 0"))
-                    }
+                    (false, false) => errs
+                        .push(FieldError::required(join(&rpath, "maxUnavailable"), "cannot be 0 when maxSurge is 0")),
                     _ => {}
                 }
             }
         },
         "" => errs.push(FieldError::required(join(path, "type"), "")),
-        other => errs.push(FieldError::not_supported(join(path, "type"), &Value::from(other), &["RollingUpdate", "OnDelete"])),
+        other => errs.push(FieldError::not_supported(
+            join(path, "type"),
+            &Value::from(other),
+            &["RollingUpdate", "OnDelete"],
+        )),
     }
 }
 
@@ -235,7 +256,11 @@ pub(super) fn validate_stateful_set(obj: &Value, errs: &mut Errs) {
             if let Some(p) = int_at(at(strategy, "rollingUpdate"), "partition")
                 && p < 0
             {
-                errs.push(FieldError::invalid("spec.updateStrategy.rollingUpdate.partition", &Value::from(p), NON_NEGATIVE));
+                errs.push(FieldError::invalid(
+                    "spec.updateStrategy.rollingUpdate.partition",
+                    &Value::from(p),
+                    NON_NEGATIVE,
+                ));
             }
         }
         "OnDelete" => {
@@ -413,7 +438,11 @@ pub(super) fn parse_cron(schedule: &str) -> Result<(), String> {
             "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
             d if d.starts_with("every ") => {
                 let dur = d["every ".len()..].trim();
-                if is_go_duration(dur) { Ok(()) } else { Err(format!("failed to parse duration {s}: time: invalid duration \"{dur}\"")) }
+                if is_go_duration(dur) {
+                    Ok(())
+                } else {
+                    Err(format!("failed to parse duration {s}: time: invalid duration \"{dur}\""))
+                }
             }
             _ => Err(format!("unrecognized descriptor: {s}")),
         };
@@ -444,7 +473,8 @@ fn cron_field(field: &str, min: u32, max: u32, names: &[&str], name_base: u32) -
             if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
                 return Ok(u32::try_from(i).unwrap_or(0) + name_base);
             }
-            s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}: strconv.Atoi: parsing {s:?}: invalid syntax"))
+            s.parse::<u32>()
+                .map_err(|_| format!("failed to parse int from {s}: strconv.Atoi: parsing {s:?}: invalid syntax"))
         };
         let (start, end) = if range == "*" || range == "?" {
             (min, max)
@@ -462,7 +492,11 @@ fn cron_field(field: &str, min: u32, max: u32, names: &[&str], name_base: u32) -
             match step.parse::<u32>() {
                 Ok(n) if n > 0 => {}
                 Ok(_) => return Err(format!("step of range should be a positive number: {expr}")),
-                Err(_) => return Err(format!("failed to parse int from {step}: strconv.Atoi: parsing {step:?}: invalid syntax")),
+                Err(_) => {
+                    return Err(format!(
+                        "failed to parse int from {step}: strconv.Atoi: parsing {step:?}: invalid syntax"
+                    ));
+                }
             }
         }
         if start < min {
