@@ -284,6 +284,82 @@ mod tests {
     }
 
     #[test]
+    fn server_rendered_pod_has_no_unknown_fields() {
+        // A Pod as a Kubernetes API server returns it, with system metadata and status.
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "web-7d4b9c-xk2lp", "generateName": "web-7d4b9c-", "namespace": "default",
+                "uid": "0b3c5d1e-0000-4000-8000-000000000001", "resourceVersion": "1234",
+                "creationTimestamp": "2024-05-01T10:00:00Z", "labels": {"app": "web", "pod-template-hash": "7d4b9c"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c",
+                                     "uid": "0b3c5d1e-0000-4000-8000-000000000002", "controller": true, "blockOwnerDeletion": true}],
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                                   "time": "2024-05-01T10:00:00Z", "fieldsType": "FieldsV1",
+                                   "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}}}]
+            },
+            "spec": {
+                "containers": [{"name": "web", "image": "nginx:1.25", "imagePullPolicy": "IfNotPresent",
+                                "resources": {}, "terminationMessagePath": "/dev/termination-log",
+                                "terminationMessagePolicy": "File",
+                                "volumeMounts": [{"name": "kube-api-access-abcde", "readOnly": true,
+                                                  "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}],
+                "dnsPolicy": "ClusterFirst", "enableServiceLinks": true, "nodeName": "node-1",
+                "preemptionPolicy": "PreemptLowerPriority", "priority": 0, "restartPolicy": "Always",
+                "schedulerName": "default-scheduler", "securityContext": {}, "serviceAccount": "default",
+                "serviceAccountName": "default", "terminationGracePeriodSeconds": 30,
+                "tolerations": [{"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300}],
+                "volumes": [{"name": "kube-api-access-abcde", "projected": {"defaultMode": 420, "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}]
+            },
+            "status": {
+                "phase": "Running", "hostIP": "10.0.0.1", "podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.5"}],
+                "qosClass": "BestEffort", "startTime": "2024-05-01T10:00:00Z",
+                "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": null, "lastTransitionTime": "2024-05-01T10:00:05Z"}],
+                "containerStatuses": [{"name": "web", "ready": true, "restartCount": 0, "started": true, "image": "nginx:1.25",
+                                       "imageID": "docker.io/library/nginx@sha256:abc", "containerID": "containerd://abc",
+                                       "lastState": {}, "state": {"running": {"startedAt": "2024-05-01T10:00:04Z"}}}]
+            }
+        });
+        let pods = res("", "v1", "Pod");
+        let d = normalize(pods, &pod).unwrap();
+        assert_eq!(d.unknown_fields, Vec::<String>::new());
+        // Canonical output is a fixed point: decoding it again changes nothing.
+        let again = normalize(pods, &d.object).unwrap();
+        assert_eq!(again.object, d.object);
+    }
+
+    #[test]
+    fn defaulted_objects_stay_canonical() {
+        // Defaults only add fields the types know, so re-decoding a defaulted object finds nothing unknown.
+        let tmpl = json!({"metadata": {"labels": {"app": "a"}},
+                          "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}],
+                                                   "livenessProbe": {"httpGet": {"port": 80}}}],
+                                   "volumes": [{"name": "v"}]}});
+        let samples = [
+            (res("", "v1", "Pod"), json!({"metadata": {"name": "p"}, "spec": tmpl["spec"].clone()})),
+            (res("apps", "v1", "Deployment"), json!({"metadata": {"name": "d"}, "spec": {"template": tmpl.clone()}})),
+            (res("apps", "v1", "StatefulSet"), json!({"metadata": {"name": "s"}, "spec": {"template": tmpl.clone(),
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]}})),
+            (res("apps", "v1", "DaemonSet"), json!({"metadata": {"name": "d"}, "spec": {"template": tmpl.clone()}})),
+            (res("batch", "v1", "CronJob"), json!({"metadata": {"name": "c"}, "spec": {"schedule": "@hourly",
+                "jobTemplate": {"spec": {"template": tmpl.clone()}}}})),
+            (res("", "v1", "Service"), json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP",
+                "ports": [{"port": 80}]}})),
+            (res("autoscaling", "v2", "HorizontalPodAutoscaler"), json!({"metadata": {"name": "h"}, "spec": {"maxReplicas": 2}})),
+        ];
+        for (r, obj) in samples {
+            let mut v = normalize(r, &obj).unwrap().object;
+            apply_defaults(r, &mut v);
+            let again = normalize(r, &v).unwrap();
+            assert_eq!(again.unknown_fields, Vec::<String>::new(), "{}", r.kind);
+            assert_eq!(again.object, v, "{} defaults are not in canonical form", r.kind);
+        }
+    }
+
+    #[test]
     fn type_errors_name_the_field() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                          "spec": {"containers": [{"name": 5, "image": "x"}]}});
