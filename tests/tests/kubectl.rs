@@ -640,22 +640,3 @@ fn objects_survive_an_api_server_restart() {
     env.ok(&["delete", "namespace", "shop", "--timeout=30s"]);
     env.fails(&["get", "namespace", "shop"]);
 }
-
-/// kubectl's generator commands (`create namespace`, `create configmap`, `create deployment`)
-/// go through client-go's typed clients, which send built-in objects as
-/// `application/vnd.kubernetes.protobuf` (there is no JSON fallback on 415 for protobuf).
-#[test]
-fn imperative_create_commands() {
-    let env = Env::start();
-    let out = env.ok(&["create", "namespace", "imperative"]);
-    assert!(out.contains("namespace/imperative created"), "{out}");
-    let out = env.ok(&["create", "configmap", "lit", "-n", "imperative", "--from-literal=a=1", "--from-literal=b=two"]);
-    assert!(out.contains("configmap/lit created"), "{out}");
-    let cm = env.stored("/api/v1/namespaces/imperative/configmaps/lit");
-    assert_eq!(cm["data"], serde_json::json!({"a": "1", "b": "two"}));
-    let out = env.ok(&["create", "deployment", "web", "-n", "imperative", "--image=nginx:1.27", "--replicas=2"]);
-    assert!(out.contains("deployment.apps/web created"), "{out}");
-    let d = env.stored("/apis/apps/v1/namespaces/imperative/deployments/web");
-    assert_eq!(d["spec"]["replicas"], 2);
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
-}

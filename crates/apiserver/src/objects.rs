@@ -460,6 +460,13 @@ impl Registry {
             let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
             let old = meta::decode_stored(&kv.value, kv.mod_revision)?;
             let mut new = compute(&old)?;
+            // A patch or update may not turn the object into another type.
+            if new["kind"].as_str() != Some(res.kind) || new["apiVersion"].as_str() != Some(res.api_version().as_str()) {
+                return Err(ApiError::BadRequest(format!(
+                    "the API version ({}) and kind ({}) of the object may not change from {} {}",
+                    new["apiVersion"], new["kind"], res.api_version(), res.kind
+                )));
+            }
             let precondition = meta::parse_resource_version(meta_str(&new, "resourceVersion").unwrap_or(""))?;
             if let Some(rv) = precondition
                 && rv != kv.mod_revision
@@ -470,7 +477,9 @@ impl Registry {
             // Normalize again: patches may introduce unknown fields or wrong types.
             new = schema::normalize(res, &new)?.object;
             schema::apply_defaults(res, &mut new);
-            let errors = validation::validate_update(res, &new, &old);
+            // Server-side writes (a binding) set fields users may not change, so they skip
+            // update validation.
+            let errors = if part == Part::Whole { Vec::new() } else { validation::validate_update(res, &new, &old) };
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, name, errors));
             }
