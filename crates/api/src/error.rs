@@ -76,8 +76,8 @@ pub enum ApiError {
         /// Resource info for `details`.
         target: Option<Target>,
     },
-    /// 404.
-    #[error("{resource} {name:?} not found")]
+    /// 404; an empty `resource` means the path itself is not served.
+    #[error("{}", not_found_message(resource, name))]
     NotFound {
         /// Group-qualified resource, e.g. "deployments.apps".
         resource: String,
@@ -151,6 +151,14 @@ pub struct Target {
     pub kind: String,
 }
 
+fn not_found_message(resource: &str, name: &str) -> String {
+    if resource.is_empty() {
+        "the server could not find the requested resource".to_string()
+    } else {
+        format!("{resource} {name:?} not found")
+    }
+}
+
 fn summarize(causes: &[FieldError]) -> String {
     let parts: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
     if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) }
@@ -217,6 +225,7 @@ impl ApiError {
             "code": self.code(),
         });
         let details = match self {
+            ApiError::NotFound { resource, .. } if resource.is_empty() => None,
             ApiError::NotFound { resource, name }
             | ApiError::AlreadyExists { resource, name }
             | ApiError::Conflict { resource, name, .. } => {

@@ -6,7 +6,7 @@
 mod meta;
 mod misc;
 mod network;
-mod pod;
+pub(crate) mod pod;
 #[path = "quantity.rs"]
 pub mod quantity;
 mod workloads;

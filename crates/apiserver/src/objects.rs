@@ -214,13 +214,17 @@ impl Registry {
         res.key(namespace, name)
     }
 
+    /// Reads a key from etcd and decodes it; 404 when absent.
+    async fn load(&self, res: &ResourceInfo, key: &str, name: &str) -> Result<(rkube_storage::KeyValue, Value), ApiError> {
+        let kv = self.store.get(key).await.map_err(|e| storage_error(res, name, e))?;
+        let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
+        let obj = meta::decode_stored(&kv.value, kv.mod_revision)?;
+        Ok((kv, obj))
+    }
+
     /// Reads one object from etcd (a linearizable read).
     pub async fn get(&self, res: &'static ResourceInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let key = Self::key(res, namespace, name);
-        match self.store.get(&key).await.map_err(|e| storage_error(res, name, e))? {
-            Some(kv) => meta::decode_stored(&kv.value, kv.mod_revision),
-            None => Err(ApiError::not_found(res, name)),
-        }
+        Ok(self.load(res, &Self::key(res, namespace, name), name).await?.1)
     }
 
     /// Reads one object as the requested part (the object, or its Scale).
@@ -456,9 +460,7 @@ impl Registry {
     ) -> Result<Outcome, ApiError> {
         let key = Self::key(res, namespace, name);
         loop {
-            let kv = self.store.get(&key).await.map_err(|e| storage_error(res, name, e))?;
-            let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
-            let old = meta::decode_stored(&kv.value, kv.mod_revision)?;
+            let (kv, old) = self.load(res, &key, name).await?;
             let mut new = compute(&old)?;
             // A patch or update may not turn the object into another type.
             if new["kind"].as_str() != Some(res.kind) || new["apiVersion"].as_str() != Some(res.api_version().as_str()) {
@@ -593,9 +595,7 @@ impl Registry {
     ) -> Result<Outcome, ApiError> {
         let key = Self::key(res, namespace, name);
         loop {
-            let kv = self.store.get(&key).await.map_err(|e| storage_error(res, name, e))?;
-            let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
-            let old = meta::decode_stored(&kv.value, kv.mod_revision)?;
+            let (kv, old) = self.load(res, &key, name).await?;
             check_preconditions(res, name, &old, opts)?;
             let mut finalizers = meta::finalizers(&old);
             match opts.propagation_policy.as_deref() {

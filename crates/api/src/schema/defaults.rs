@@ -257,42 +257,9 @@ fn pull_policy_for(image: &str) -> &'static str {
     }
 }
 
-/// Volume sources; a volume with none is an emptyDir.
-const VOLUME_SOURCES: &[&str] = &[
-    "awsElasticBlockStore",
-    "azureDisk",
-    "azureFile",
-    "cephfs",
-    "cinder",
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "fc",
-    "flexVolume",
-    "flocker",
-    "gcePersistentDisk",
-    "gitRepo",
-    "glusterfs",
-    "hostPath",
-    "image",
-    "iscsi",
-    "nfs",
-    "persistentVolumeClaim",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "projected",
-    "quobyte",
-    "rbd",
-    "scaleIO",
-    "secret",
-    "storageos",
-    "vsphereVolume",
-];
 
 fn volume(v: &mut Obj) {
-    if VOLUME_SOURCES.iter().all(|s| is_unset(v, s)) {
+    if crate::validation::pod::VOLUME_SOURCES.iter().all(|s| is_unset(v, s)) {
         v.insert("emptyDir".into(), json!({}));
     }
     for source in ["configMap", "secret", "downwardAPI", "projected"] {

@@ -11,7 +11,8 @@ use crate::FieldError;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 
-const VOLUME_SOURCES: &[&str] = &[
+/// Every volume source field of a Volume; a volume with none is an emptyDir (defaulting).
+pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "awsElasticBlockStore",
     "azureDisk",
     "azureFile",
