@@ -2,6 +2,7 @@
 //! version, kind, scope, subresources), Status errors, label and field selectors, and the
 //! per-kind decoding, defaulting and validation every write goes through.
 
+pub mod conversion;
 pub mod error;
 pub mod registry;
 pub mod schema;

@@ -193,10 +193,10 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"])
         .status()
         .all()
-        .stored_as("autoscaling", "horizontalpodautoscalers-v1"),
+        .stored_as("autoscaling", "horizontalpodautoscalers"),
     res("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE),
     res("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE),
-    res("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"]).stored_as("events.k8s.io", "events"),
+    res("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"]).stored_as("", "events"),
 ];
 
 /// Looks a resource up by group, version and plural name.

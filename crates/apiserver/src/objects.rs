@@ -6,7 +6,7 @@ use crate::error::storage_error;
 use crate::meta::{self, meta_mut, meta_str, name_of};
 use crate::strategy;
 use bytes::Bytes;
-use rkube_api::{ApiError, FieldError, FieldSelector, LabelSelector, ResourceInfo, registry, schema, validation};
+use rkube_api::{ApiError, FieldError, FieldSelector, LabelSelector, ResourceInfo, conversion, registry, schema, validation};
 use rkube_storage::{CachedObject, Store, StorageError, WatchCache};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -124,7 +124,12 @@ pub struct Filter {
 impl Filter {
     /// Parses both selectors for a resource.
     pub fn parse(res: &ResourceInfo, opts: &ListOptions) -> Result<Self, ApiError> {
-        Ok(Filter { labels: LabelSelector::parse(&opts.label_selector)?, fields: FieldSelector::parse(&opts.field_selector, res)? })
+        let mut fields = FieldSelector::parse(&opts.field_selector, res)?;
+        // The cache indexes fields as the storage version names them.
+        for (field, _, _) in &mut fields.0 {
+            *field = conversion::storage_field(res, field);
+        }
+        Ok(Filter { labels: LabelSelector::parse(&opts.label_selector)?, fields })
     }
 
     /// Whether a cached object passes both selectors.
@@ -214,11 +219,11 @@ impl Registry {
         res.key(namespace, name)
     }
 
-    /// Reads a key from etcd and decodes it; 404 when absent.
+    /// Reads a key from etcd and decodes it in the version of `res`; 404 when absent.
     async fn load(&self, res: &ResourceInfo, key: &str, name: &str) -> Result<(rkube_storage::KeyValue, Value), ApiError> {
         let kv = self.store.get(key).await.map_err(|e| storage_error(res, name, e))?;
         let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
-        let obj = meta::decode_stored(&kv.value, kv.mod_revision)?;
+        let obj = conversion::from_storage(res, &meta::decode_stored(&kv.value, kv.mod_revision)?);
         Ok((kv, obj))
     }
 
@@ -271,7 +276,7 @@ impl Registry {
         }
         let page = self.cache.list(&prefix, None, limit, &|o| filter.matches(o));
         let token = if page.more { page.last_key.as_deref().map(|k| encode_continue(page.revision, k)) } else { None };
-        let items: Vec<Bytes> = page.items.iter().map(|o| o.bytes.clone()).collect();
+        let items: Vec<Bytes> = page.items.iter().map(|o| served_bytes(res, &o.bytes)).collect();
         Ok(list_body(res, page.revision, token.as_deref(), &items))
     }
 
@@ -311,10 +316,10 @@ impl Registry {
                     bytes: Bytes::new(),
                     revision: kv.mod_revision,
                     labels: rkube_api::selector::labels_of(&obj),
-                    fields: rkube_api::selector::field_values(res, &obj),
+                    fields: rkube_api::selector::field_values(conversion::storage_resource(res), &obj),
                 };
                 if filter.matches(&cached) {
-                    items.push(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()));
+                    items.push(Bytes::from(serde_json::to_vec(&conversion::from_storage(res, &obj)).unwrap_or_default()));
                     if limit > 0 && items.len() == limit {
                         break;
                     }
@@ -403,7 +408,7 @@ impl Registry {
                 return Ok(Outcome { object: obj, code: 201, warnings });
             }
             let key = Self::key(res, ns.as_deref(), &name);
-            match self.store.create(&key, meta::encode_for_storage(&obj)).await {
+            match self.store.create(&key, encode(res, &obj)).await {
                 Ok(rev) => {
                     meta::set_resource_version(&mut obj, rev);
                     return Ok(Outcome { object: obj, code: 201, warnings });
@@ -497,7 +502,7 @@ impl Registry {
             let result = if finalizing && !namespace_holds_deletion(res, &new) {
                 self.store.delete(&key, kv.mod_revision).await
             } else {
-                self.store.update(&key, meta::encode_for_storage(&new), kv.mod_revision).await
+                self.store.update(&key, encode(res, &new), kv.mod_revision).await
             };
             match result {
                 Ok(rev) => {
@@ -644,7 +649,7 @@ impl Registry {
             if meta::without_volatile(&new) == meta::without_volatile(&old) {
                 return Ok(Outcome { object: old, code: 202, warnings: vec![] });
             }
-            match self.store.update(&key, meta::encode_for_storage(&new), kv.mod_revision).await {
+            match self.store.update(&key, encode(res, &new), kv.mod_revision).await {
                 Ok(rev) => {
                     meta::set_resource_version(&mut new, rev);
                     if is_namespace {
@@ -742,6 +747,22 @@ impl Registry {
         })
         .await?;
         Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+    }
+}
+
+/// The bytes etcd holds for an object of `res`: converted to the storage version.
+fn encode(res: &ResourceInfo, obj: &Value) -> Vec<u8> {
+    meta::encode_for_storage(&conversion::to_storage(res, obj))
+}
+
+/// Items of a list or watch in the version of `res` (cached bytes are in the storage version).
+pub fn served_bytes(res: &ResourceInfo, stored: &Bytes) -> Bytes {
+    if !conversion::converts(res) {
+        return stored.clone();
+    }
+    match serde_json::from_slice::<Value>(stored) {
+        Ok(v) => Bytes::from(serde_json::to_vec(&conversion::from_storage(res, &v)).unwrap_or_default()),
+        Err(_) => stored.clone(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! object leaving the selection is a DELETED event, entering it an ADDED), bookmarks, timeouts.
 
 use crate::error::storage_error;
-use crate::objects::{Filter, ListOptions, Registry};
+use crate::objects::{Filter, ListOptions, Registry, served_bytes};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rkube_api::{ApiError, ResourceInfo};
@@ -38,7 +38,7 @@ impl WatchEvent {
 }
 
 /// Decides what a cache event looks like to a watcher with this filter.
-fn classify(ev: &CacheEvent, filter: &Filter) -> Option<WatchEvent> {
+fn classify(res: &ResourceInfo, ev: &CacheEvent, filter: &Filter) -> Option<WatchEvent> {
     let now = filter.matches(&ev.object);
     let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
     let kind = match ev.kind {
@@ -49,7 +49,7 @@ fn classify(ev: &CacheEvent, filter: &Filter) -> Option<WatchEvent> {
         EventType::Deleted if now || before => "DELETED",
         _ => return None,
     };
-    Some(WatchEvent { kind, object: ev.object.bytes.clone() })
+    Some(WatchEvent { kind, object: served_bytes(res, &ev.object.bytes) })
 }
 
 fn bookmark(res: &ResourceInfo, revision: i64, initial_events_end: bool) -> WatchEvent {
@@ -104,7 +104,7 @@ pub async fn watch(
             registry.cache.consistent_revision().await.map_err(|e| storage_error(res, "", e))?;
         }
         let page = registry.cache.list(&prefix, None, 0, &|o| filter.matches(o));
-        initial = page.items.iter().map(|o| WatchEvent { kind: "ADDED", object: o.bytes.clone() }).collect();
+        initial = page.items.iter().map(|o| WatchEvent { kind: "ADDED", object: served_bytes(res, &o.bytes) }).collect();
         page.revision
     } else {
         let rv = requested.unwrap_or(0);
@@ -144,7 +144,7 @@ pub async fn watch(
                 item = watcher.recv() => match item {
                     Some(Ok(WatchItem::Event(ev))) => {
                         last = ev.revision;
-                        if let Some(out) = classify(&ev, &filter) {
+                        if let Some(out) = classify(res, &ev, &filter) {
                             yield out;
                         }
                     }

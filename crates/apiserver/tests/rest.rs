@@ -474,3 +474,45 @@ async fn the_api_server_rides_out_an_etcd_restart() {
     let names: Vec<String> = c.get(CM).await.body["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, ["after", "before"]);
 }
+
+#[tokio::test]
+async fn versions_of_one_resource_share_storage() {
+    let c = Cluster::start();
+    let new_event = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "rkube.io/test", "reportingInstance": "t1",
+        "action": "Testing", "reason": "Tested", "type": "Normal", "note": "hello",
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "web"}});
+    let created = c.post("/apis/events.k8s.io/v1/namespaces/default/events", &new_event).await;
+    assert_eq!(created.code, 201, "{}", created.body);
+    assert_eq!(created.body["note"], "hello");
+    let core = c.get("/api/v1/namespaces/default/events/e1").await.body;
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "hello");
+    assert_eq!(core["involvedObject"]["name"], "web");
+    let by_regarding = c.get("/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dweb").await.body;
+    assert_eq!(by_regarding["items"][0]["regarding"]["name"], "web");
+    assert_eq!(by_regarding["items"][0]["apiVersion"], "events.k8s.io/v1");
+    let by_involved = c.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dother").await.body;
+    assert_eq!(by_involved["items"], json!([]));
+
+    let hpa_v2 = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}}]}});
+    let v2 = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+    let v1 = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+    assert_eq!(c.post(v2, &hpa_v2).await.code, 201);
+    let old = c.get(&format!("{v1}/web")).await.body;
+    assert_eq!(old["spec"]["targetCPUUtilizationPercentage"], 60);
+    let mut raised = old.clone();
+    raised["spec"]["maxReplicas"] = json!(9);
+    let put = c.put(&format!("{v1}/web"), &raised).await;
+    assert_eq!(put.code, 200, "{}", put.body);
+    let after = c.get(&format!("{v2}/web")).await.body;
+    assert_eq!(after["spec"]["maxReplicas"], 9);
+    assert_eq!(after["spec"]["metrics"].as_array().unwrap().len(), 2, "the v1 round trip kept the memory metric: {after}");
+    assert!(after["metadata"].get("annotations").is_none(), "{after}");
+    let listed = c.get(v1).await.body;
+    assert_eq!(listed["items"][0]["apiVersion"], "autoscaling/v1");
+}
