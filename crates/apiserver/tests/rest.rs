@@ -516,3 +516,28 @@ async fn versions_of_one_resource_share_storage() {
     let listed = c.get(v1).await.body;
     assert_eq!(listed["items"][0]["apiVersion"], "autoscaling/v1");
 }
+
+#[tokio::test]
+async fn two_api_servers_on_one_etcd_serve_the_same_objects() {
+    let c = Cluster::start();
+    let second = rkube_testkit::ApiServer::start(&c.etcd).expect("second apiserver starts");
+    let http = reqwest::Client::new();
+    let rv = c.get(CM).await.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let watch = http.get(format!("{}{CM}?watch=true&resourceVersion={rv}", second.url())).send().await.unwrap();
+    let created = c.post(CM, &configmap("shared", &[("k", "v")])).await.body;
+    // A consistent read on the other server sees the write at once.
+    let read: Value = http.get(format!("{}{CM}/shared", second.url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read, created);
+    let listed: Value = http.get(format!("{}{CM}", second.url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["items"][0]["metadata"]["uid"], created["metadata"]["uid"]);
+    let mut watch = common::WatchReader::from_response(watch);
+    let ev = watch.next(10).await.expect("the other server's watch sees the write");
+    assert_eq!(ev["object"]["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+    // Conflicts are decided by etcd, whichever server a writer uses.
+    let mut stale = created.clone();
+    stale["data"]["k"] = json!("first");
+    assert_eq!(c.put(&format!("{CM}/shared"), &stale).await.code, 200);
+    stale["data"]["k"] = json!("second");
+    let code = http.put(format!("{}{CM}/shared", second.url())).json(&stale).send().await.unwrap().status().as_u16();
+    assert_eq!(code, 409);
+}

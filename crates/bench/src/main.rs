@@ -33,12 +33,39 @@ struct Args {
     watch_events: usize,
 }
 
-/// Throughput and latency of one phase.
+/// Throughput, latency and server CPU of one phase.
 struct Phase {
     name: &'static str,
     ops_per_sec: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU microseconds per operation spent by (etcd, rkube-apiserver).
+    cpu_us_per_op: (f64, f64),
+}
+
+/// The processes whose CPU time each phase accounts.
+#[derive(Clone, Copy)]
+struct Pids {
+    etcd: u32,
+    apiserver: u32,
+}
+
+static PIDS: std::sync::OnceLock<Pids> = std::sync::OnceLock::new();
+
+/// User + system CPU seconds a process has used, from /proc/<pid>/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    // Linux reports in USER_HZ, 100 on every mainstream configuration.
+    ticks / 100.0
+}
+
+fn cpu_snapshot() -> (f64, f64) {
+    PIDS.get().map(|p| (cpu_seconds(p.etcd), cpu_seconds(p.apiserver))).unwrap_or((0.0, 0.0))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -56,6 +83,7 @@ where
 {
     let op = Arc::new(op);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = cpu_snapshot();
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
@@ -78,12 +106,28 @@ where
         all.extend(w.await??);
     }
     let elapsed = start.elapsed();
+    let cpu_after = cpu_snapshot();
+    let per_op = |before: f64, after: f64| (after - before) * 1e6 / ops as f64;
     all.sort();
-    Ok(Phase { name, ops_per_sec: ops as f64 / elapsed.as_secs_f64(), p50: percentile(&all, 0.5), p99: percentile(&all, 0.99) })
+    Ok(Phase {
+        name,
+        ops_per_sec: ops as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+        cpu_us_per_op: (per_op(cpu_before.0, cpu_after.0), per_op(cpu_before.1, cpu_after.1)),
+    })
 }
 
 fn print(p: &Phase) {
-    println!("{:<28} {:>10.0} ops/s   p50 {:>8.2} ms   p99 {:>8.2} ms", p.name, p.ops_per_sec, ms(p.p50), ms(p.p99));
+    println!(
+        "{:<28} {:>8.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms   cpu/op: etcd {:>5.0} us, apiserver {:>5.0} us",
+        p.name,
+        p.ops_per_sec,
+        ms(p.p50),
+        ms(p.p99),
+        p.cpu_us_per_op.0,
+        p.cpu_us_per_op.1
+    );
 }
 
 fn ms(d: Duration) -> f64 {
@@ -99,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let etcd = rkube_testkit::Etcd::start()?;
     let api = rkube_testkit::ApiServer::start(&etcd)?;
+    let _ = PIDS.set(Pids { etcd: etcd.pid().unwrap_or(0), apiserver: api.pid().unwrap_or(0) });
     let payload = "x".repeat(args.value_size);
     println!(
         "rkube-bench: {} ops per phase, {} clients, {} B values, {} watchers, {} cores",
@@ -121,6 +166,21 @@ async fn main() -> anyhow::Result<()> {
         let (mut c, v) = (c.clone(), v.clone());
         async move {
             c.put(format!("/bench/raw/{i:06}"), v.as_slice().to_vec(), None).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    // The same atomic create the API server does: put only if the key does not exist.
+    let c = etcd_client.clone();
+    let v = value.clone();
+    let etcd_txn = measure("etcd create txn (raw)", args.ops, args.concurrency, move |i| {
+        let (mut c, v) = (c.clone(), v.clone());
+        async move {
+            let key = format!("/bench/txn/{i:06}");
+            let txn = etcd_client::Txn::new()
+                .when([etcd_client::Compare::create_revision(key.clone(), etcd_client::CompareOp::Equal, 0)])
+                .and_then([etcd_client::TxnOp::put(key, v.as_slice().to_vec(), None)]);
+            anyhow::ensure!(c.txn(txn).await?.succeeded(), "txn create failed");
             Ok(())
         }
     })
@@ -177,7 +237,7 @@ async fn main() -> anyhow::Result<()> {
         }
     })
     .await?;
-    let list_ops = (args.ops / 100).max(10);
+    let list_ops = (args.ops / 10).max(10);
     let (h, b) = (http.clone(), base.clone());
     let list = measure("apiserver list 500 (REST)", list_ops, 4, move |_| {
         let (h, b) = (h.clone(), b.clone());
@@ -192,7 +252,7 @@ async fn main() -> anyhow::Result<()> {
     let fanout = watch_fanout(&base, &args, &payload).await.context("watch fan-out")?;
 
     println!();
-    for p in [&etcd_put, &etcd_get, &create, &grpc_create, &get, &list] {
+    for p in [&etcd_put, &etcd_txn, &etcd_get, &create, &grpc_create, &get, &list] {
         print(p);
     }
     println!(
@@ -207,6 +267,7 @@ async fn main() -> anyhow::Result<()> {
     println!("ratio create(REST) / etcd put : {:.2}", create.ops_per_sec / etcd_put.ops_per_sec);
     println!("ratio create(gRPC) / etcd put : {:.2}", grpc_create.ops_per_sec / etcd_put.ops_per_sec);
     println!("ratio get(REST) / etcd range  : {:.2}", get.ops_per_sec / etcd_get.ops_per_sec);
+    println!("ratio create(REST) / etcd create txn : {:.2}", create.ops_per_sec / etcd_txn.ops_per_sec);
     Ok(())
 }
 

@@ -99,6 +99,11 @@ pub struct WatchReader {
 }
 
 impl WatchReader {
+    /// Reads events from an already-opened watch response.
+    pub fn from_response(resp: reqwest::Response) -> Self {
+        WatchReader { resp, buf: Vec::new() }
+    }
+
     /// The next event, or None when the stream ends or nothing arrives within `secs`.
     pub async fn next(&mut self, secs: u64) -> Option<Value> {
         loop {
