@@ -327,7 +327,9 @@ fn service(root: &mut Obj) {
     }
 }
 
-fn replication_controller(root: &mut Obj) {
+/// Copies non-empty template labels to metadata.labels when those are empty (as Kubernetes
+/// defaults ReplicationControllers and Jobs); returns the template labels.
+fn labels_from_template(root: &mut Obj) -> Option<Map<String, Value>> {
     let template_labels = root
         .get("spec")
         .and_then(|s| s.get("template"))
@@ -342,6 +344,11 @@ fn replication_controller(root: &mut Obj) {
     {
         meta.insert("labels".into(), Value::Object(labels.clone()));
     }
+    template_labels
+}
+
+fn replication_controller(root: &mut Obj) {
+    let template_labels = labels_from_template(root);
     let Some(spec) = ensure(root, "spec") else { return };
     if let Some(labels) = template_labels
         && spec.get("selector").and_then(Value::as_object).is_none_or(Map::is_empty)
@@ -421,19 +428,7 @@ fn pvc(root: &mut Obj) {
 }
 
 fn job(root: &mut Obj) {
-    let template_labels = root
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .and_then(|t| t.get("metadata"))
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object)
-        .cloned();
-    if let Some(labels) = template_labels
-        && let Some(meta) = ensure(root, "metadata")
-        && meta.get("labels").and_then(Value::as_object).is_none_or(Map::is_empty)
-    {
-        meta.insert("labels".into(), Value::Object(labels));
-    }
+    labels_from_template(root);
     let Some(spec) = ensure(root, "spec") else { return };
     // A non-parallel Job may leave both unset; then both are 1.
     if is_unset(spec, "completions") && is_unset(spec, "parallelism") {
