@@ -172,8 +172,7 @@ impl ResourceService for Service {
         let mut opts = list_options(req.options.as_ref());
         let name = req.r#ref.as_ref().map(|r| r.name.clone()).unwrap_or_default();
         if !name.is_empty() {
-            let by_name = format!("metadata.name={name}");
-            opts.field_selector = if opts.field_selector.is_empty() { by_name } else { format!("{},{by_name}", opts.field_selector) };
+            opts.narrow_to_name(&name);
         }
         let server = &self.0;
         let stream = watch::watch(&server.registry, res, ns.as_deref(), &opts, server.config.watch_bookmark_interval, server.shutdown.clone())

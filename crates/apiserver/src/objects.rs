@@ -121,6 +121,15 @@ pub struct Filter {
     pub fields: FieldSelector,
 }
 
+impl ListOptions {
+    /// Narrows a collection watch or list to one object, as a watch on an object's path does.
+    pub fn narrow_to_name(&mut self, name: &str) {
+        let by_name = format!("metadata.name={name}");
+        self.field_selector =
+            if self.field_selector.is_empty() { by_name } else { format!("{},{by_name}", self.field_selector) };
+    }
+}
+
 impl Filter {
     /// Parses both selectors for a resource.
     pub fn parse(res: &ResourceInfo, opts: &ListOptions) -> Result<Self, ApiError> {
@@ -155,11 +164,6 @@ pub struct Registry {
 }
 
 const CONFLICT_DETAIL: &str = "the object has been modified; please apply your changes to the latest version and try again";
-
-fn object_name(res: &ResourceInfo, obj: &Value) -> String {
-    let _ = res;
-    name_of(obj).to_string()
-}
 
 /// Builds the JSON of a list from already-encoded items without decoding them again.
 pub fn list_body(res: &ResourceInfo, revision: i64, continue_token: Option<&str>, items: &[Bytes]) -> Bytes {
@@ -215,10 +219,6 @@ fn expired_continue() -> ApiError {
 }
 
 impl Registry {
-    fn key(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
-        res.key(namespace, name)
-    }
-
     /// Reads a key from etcd and decodes it in the version of `res`; 404 when absent.
     async fn load(&self, res: &ResourceInfo, key: &str, name: &str) -> Result<(rkube_storage::KeyValue, Value), ApiError> {
         let kv = self.store.get(key).await.map_err(|e| storage_error(res, name, e))?;
@@ -229,7 +229,7 @@ impl Registry {
 
     /// Reads one object from etcd (a linearizable read).
     pub async fn get(&self, res: &'static ResourceInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        Ok(self.load(res, &Self::key(res, namespace, name), name).await?.1)
+        Ok(self.load(res, &res.key(namespace, name), name).await?.1)
     }
 
     /// Reads one object as the requested part (the object, or its Scale).
@@ -399,7 +399,7 @@ impl Registry {
             {
                 meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(prefix)));
             }
-            let name = object_name(res, &obj);
+            let name = name_of(&obj).to_string();
             let errors = validation::validate_create(res, &obj);
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, &name, errors));
@@ -407,7 +407,7 @@ impl Registry {
             if opts.dry_run {
                 return Ok(Outcome { object: obj, code: 201, warnings });
             }
-            let key = Self::key(res, ns.as_deref(), &name);
+            let key = res.key(ns.as_deref(), &name);
             match self.store.create(&key, encode(res, &obj)).await {
                 Ok(rev) => {
                     meta::set_resource_version(&mut obj, rev);
@@ -463,7 +463,7 @@ impl Registry {
         opts: &WriteOptions,
         compute: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Outcome, ApiError> {
-        let key = Self::key(res, namespace, name);
+        let key = res.key(namespace, name);
         loop {
             let (kv, old) = self.load(res, &key, name).await?;
             let mut new = compute(&old)?;
@@ -598,7 +598,7 @@ impl Registry {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Outcome, ApiError> {
-        let key = Self::key(res, namespace, name);
+        let key = res.key(namespace, name);
         loop {
             let (kv, old) = self.load(res, &key, name).await?;
             check_preconditions(res, name, &old, opts)?;

@@ -273,11 +273,7 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             match method {
                 Method::GET if path_watch || flag(&query, "watch") => {
                     let opts = list_options(&query)?;
-                    let stream = watch::watch(registry, res, ns, &opts, server.config.watch_bookmark_interval, server.shutdown.clone()).await?;
-                    let body = Body::from_stream(stream.map(|ev| Ok::<_, std::convert::Infallible>(ev.to_json_line())));
-                    let mut resp = Response::new(body);
-                    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                    Ok(resp)
+                    watch_response(server, res, ns, &opts).await
                 }
                 Method::GET => Ok(json_response(200, registry.list(res, ns, &list_options(&query)?).await?, &[])),
                 Method::POST => {
@@ -301,14 +297,8 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             if path_watch || (method == Method::GET && sub.is_none() && flag(&query, "watch")) {
                 // A watch on one object is a collection watch narrowed to its name.
                 let mut opts = list_options(&query)?;
-                let by_name = format!("metadata.name={name}");
-                opts.field_selector =
-                    if opts.field_selector.is_empty() { by_name } else { format!("{},{by_name}", opts.field_selector) };
-                let stream = watch::watch(registry, res, ns, &opts, server.config.watch_bookmark_interval, server.shutdown.clone()).await?;
-                let body = Body::from_stream(stream.map(|ev| Ok::<_, std::convert::Infallible>(ev.to_json_line())));
-                let mut resp = Response::new(body);
-                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                return Ok(resp);
+                opts.narrow_to_name(&name);
+                return watch_response(server, res, ns, &opts).await;
             }
             let sub_ref = sub.as_deref();
             match (method.clone(), sub_ref) {
@@ -349,6 +339,15 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             }
         }
     }
+}
+
+/// A watch as a stream of newline-delimited JSON events.
+async fn watch_response(server: &Server, res: &'static ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<Response, ApiError> {
+    let stream = watch::watch(&server.registry, res, ns, opts, server.config.watch_bookmark_interval, server.shutdown.clone()).await?;
+    let body = Body::from_stream(stream.map(|ev| Ok::<_, std::convert::Infallible>(ev.to_json_line())));
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {

@@ -123,10 +123,7 @@ impl ApiServer {
 
     /// Stops the process (SIGKILL, then reap).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill_and_reap(&mut self.child);
     }
 
     /// Stops and starts the server again on the same port.

@@ -87,10 +87,7 @@ impl Etcd {
 
     /// Kills the process and reaps it. Idempotent; data stays on disk for `restart`.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill_and_reap(&mut self.child);
     }
 
     /// Stops (if running) and starts etcd again on the same data dir and ports,

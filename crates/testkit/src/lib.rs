@@ -6,3 +6,11 @@ pub mod etcd;
 
 pub use apiserver::ApiServer;
 pub use etcd::Etcd;
+
+/// Kills a child process and reaps it, if there is one.
+pub(crate) fn kill_and_reap(child: &mut Option<std::process::Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
