@@ -1,0 +1,1 @@
+//! Kubernetes protobuf encoding (application/vnd.kubernetes.protobuf) <-> JSON objects.
