@@ -65,13 +65,34 @@ pub fn group(name: &str) -> Option<Value> {
 
 const OBJECT_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
+/// Verbs of a resource; Kubernetes offers no deletecollection on namespaces.
+fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
+    if r.kind == "Namespace" && r.group.is_empty() { &["create", "delete", "get", "list", "patch", "update", "watch"] } else { OBJECT_VERBS }
+}
+
+/// What a subresource answers with and which verbs it takes.
+struct Subresource {
+    kind: &'static str,
+    group_version: Option<(&'static str, &'static str)>,
+    verbs: &'static [&'static str],
+}
+
+fn subresource(r: &ResourceInfo, sub: &str) -> Subresource {
+    match sub {
+        "scale" => Subresource { kind: "Scale", group_version: Some(("autoscaling", "v1")), verbs: &["get", "patch", "update"] },
+        "binding" => Subresource { kind: "Binding", group_version: None, verbs: &["create"] },
+        "finalize" => Subresource { kind: r.kind, group_version: None, verbs: &["update"] },
+        _ => Subresource { kind: r.kind, group_version: None, verbs: &["get", "patch", "update"] },
+    }
+}
+
 fn resource_entry(r: &ResourceInfo) -> Value {
     let mut v = json!({
         "name": r.plural,
         "singularName": r.singular,
         "namespaced": r.namespaced,
         "kind": r.kind,
-        "verbs": OBJECT_VERBS,
+        "verbs": verbs(r),
     });
     if !r.short_names.is_empty() {
         v["shortNames"] = json!(r.short_names);
@@ -83,20 +104,15 @@ fn resource_entry(r: &ResourceInfo) -> Value {
 }
 
 fn subresource_entry(r: &ResourceInfo, sub: &str) -> Value {
-    let (kind, group, version, verbs): (&str, Option<&str>, Option<&str>, &[&str]) = match sub {
-        "scale" => ("Scale", Some("autoscaling"), Some("v1"), &["get", "patch", "update"]),
-        "binding" => ("Binding", None, None, &["create"]),
-        "finalize" => (r.kind, None, None, &["update"]),
-        _ => (r.kind, None, None, &["get", "patch", "update"]),
-    };
+    let s = subresource(r, sub);
     let mut v = json!({
         "name": format!("{}/{sub}", r.plural),
         "singularName": "",
         "namespaced": r.namespaced,
-        "kind": kind,
-        "verbs": verbs,
+        "kind": s.kind,
+        "verbs": s.verbs,
     });
-    if let (Some(g), Some(ver)) = (group, version) {
+    if let Some((g, ver)) = s.group_version {
         v["group"] = json!(g);
         v["version"] = json!(ver);
     }
@@ -120,6 +136,70 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": entries}))
 }
 
+/// Media type of aggregated discovery (apidiscovery.k8s.io/v2), which kubectl asks for first.
+pub const AGGREGATED_MEDIA_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an Accept header asks for aggregated discovery v2.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.first() == Some(&"application/json")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
+    })
+}
+
+fn aggregated_resource(r: &ResourceInfo) -> Value {
+    let mut v = json!({
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": verbs(r),
+    });
+    if !r.short_names.is_empty() {
+        v["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        v["categories"] = json!(r.categories);
+    }
+    let subs: Vec<Value> = r
+        .subresources()
+        .into_iter()
+        .map(|sub| {
+            let s = subresource(r, sub);
+            let (g, ver) = s.group_version.unwrap_or((r.group, r.version));
+            json!({"subresource": sub, "responseKind": {"group": g, "version": ver, "kind": s.kind}, "verbs": s.verbs})
+        })
+        .collect();
+    if !subs.is_empty() {
+        v["subresources"] = json!(subs);
+    }
+    v
+}
+
+/// Aggregated discovery for `/api` (legacy = true, the core group only) or `/apis` (every
+/// named group): one document with every group, version and resource.
+pub fn aggregated(legacy: bool) -> Value {
+    let items: Vec<Value> = registry::groups()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == legacy)
+        .map(|(g, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = registry::in_group_version(g, v).map(aggregated_resource).collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let metadata = if g.is_empty() { json!({"creationTimestamp": null}) } else { json!({"name": g, "creationTimestamp": null}) };
+            json!({"metadata": metadata, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +219,23 @@ mod tests {
         let hpa = groups["groups"].as_array().unwrap().iter().find(|g| g["name"] == "autoscaling").unwrap();
         assert_eq!(hpa["preferredVersion"]["version"], "v2");
         assert!(group("nope").is_none());
+    }
+
+    #[test]
+    fn aggregated_discovery_has_scopes_verbs_and_subresources() {
+        assert!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"));
+        assert!(!wants_aggregated("application/json, */*"));
+        let core = aggregated(true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        let resources = core["items"][0]["versions"][0]["resources"].as_array().unwrap();
+        let ns = resources.iter().find(|r| r["resource"] == "namespaces").unwrap();
+        assert_eq!(ns["scope"], "Cluster");
+        assert!(!ns["verbs"].as_array().unwrap().contains(&json!("deletecollection")));
+        let rc = resources.iter().find(|r| r["resource"] == "replicationcontrollers").unwrap();
+        let scale = rc["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == "scale").unwrap();
+        assert_eq!(scale["responseKind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+        let named = aggregated(false);
+        let autoscaling = named["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "autoscaling").unwrap();
+        assert_eq!(autoscaling["versions"][0]["version"], "v2");
     }
 }

@@ -242,6 +242,11 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             return Ok(if server.ready() { text(200, "ok") } else { text(503, "etcd watch cache not ready") });
         }
         (Method::GET, "/version") => return Ok(value_response(200, &discovery::version())),
+        (Method::GET, p @ ("/api" | "/apis")) if discovery::wants_aggregated(header_str(&parts.headers, header::ACCEPT)) => {
+            let mut resp = value_response(200, &discovery::aggregated(p == "/api"));
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_MEDIA_TYPE));
+            return Ok(resp);
+        }
         (Method::GET, "/api") => return Ok(value_response(200, &discovery::legacy_versions(&server.advertise_address))),
         (Method::GET, "/apis") => return Ok(value_response(200, &discovery::group_list())),
         (Method::GET, "/metrics") => return Ok(text(200, &server.metrics_text().await)),
