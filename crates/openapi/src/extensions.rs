@@ -309,7 +309,8 @@ pub(crate) static PROPERTIES: &[(&str, &[(&str, Ext)])] = &[
     (core!("NamespaceStatus"), &[("conditions", conditions())]),
     (core!("ReplicationControllerSpec"), &[("selector", atomic_map())]),
     (core!("ReplicationControllerStatus"), &[("conditions", conditions())]),
-    (core!("ServiceAccount"), &[("imagePullSecrets", atomic()), ("secrets", by_name())]),
+    // secrets has a merge key but no list type (so apply treats it as atomic).
+    (core!("ServiceAccount"), &[("imagePullSecrets", atomic()), ("secrets", Ext::NONE.merge("name"))]),
     (core!("LimitRangeSpec"), &[("limits", atomic())]),
     (core!("ResourceQuotaSpec"), &[("scopes", atomic())]),
     (core!("ScopeSelector"), &[("matchExpressions", atomic())]),

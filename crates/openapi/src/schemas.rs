@@ -102,8 +102,6 @@ pub(crate) const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 /// See [`STATUS`].
 pub(crate) const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
 /// See [`STATUS`].
-pub(crate) const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
-/// See [`STATUS`].
 pub(crate) const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 
 /// A set of definitions by name, each a JSON schema referencing others as `#/$defs/<name>`.
@@ -146,7 +144,7 @@ pub(crate) fn definitions<'a>(kinds: impl IntoIterator<Item = &'a KindSchema>) -
 }
 
 /// The `<Kind>List` definition, which k8s-openapi has no schema for (it uses a generic `List<T>`).
-fn list_schema(item_def: &str, kind: &str) -> Value {
+pub(crate) fn list_schema(item_def: &str, kind: &str) -> Value {
     let text = |s: &str| Value::String(s.to_string());
     let mut props = Map::new();
     props.insert(
