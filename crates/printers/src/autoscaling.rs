@@ -19,7 +19,8 @@ pub(crate) static HORIZONTAL_POD_AUTOSCALER: Printer = Printer::new(
         AGE,
     ],
     |obj, now| {
-        let reference = format!("{}/{}", str_at(obj, "/spec/scaleTargetRef/kind"), str_at(obj, "/spec/scaleTargetRef/name"));
+        let reference =
+            format!("{}/{}", str_at(obj, "/spec/scaleTargetRef/kind"), str_at(obj, "/spec/scaleTargetRef/name"));
         let min = opt_int(obj, "/spec/minReplicas").map_or("<unset>".into(), |n| n.to_string());
         vec![
             name(obj).into(),
@@ -39,7 +40,9 @@ fn metrics(obj: &Value) -> (Vec<Value>, Vec<Value>) {
     if let Some(target) = opt_int(obj, "/spec/targetCPUUtilizationPercentage") {
         let spec = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}});
         let status = match opt_int(obj, "/status/currentCPUUtilizationPercentage") {
-            Some(current) => vec![json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": current}}})],
+            Some(current) => vec![
+                json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": current}}}),
+            ],
             None => Vec::new(),
         };
         return (vec![spec], status);
@@ -82,13 +85,15 @@ fn metric(spec: &Value, status: Option<&Value>) -> String {
         if target("averageValue").is_some() {
             return format!("{name}: {}/{}", current("averageValue"), quantity_ptr(target("averageValue")));
         }
-        let percent = |v: Option<&Value>, absent: &str| v.and_then(Value::as_i64).map_or(absent.into(), |p| format!("{p}%"));
+        let percent =
+            |v: Option<&Value>, absent: &str| v.and_then(Value::as_i64).map_or(absent.into(), |p| format!("{p}%"));
         let now = percent(observed.and_then(|o| at(o, "/current/averageUtilization")), "<unknown>");
         return format!("{name}: {now}/{}", percent(target("averageUtilization"), "<auto>"));
     }
     if target("averageValue").is_some() {
         // Only an observed average counts here; a status carrying just a value is unknown.
-        let now = observed.and_then(|o| at(o, "/current/averageValue")).map_or("<unknown>".into(), |q| quantity_ptr(Some(q)));
+        let now =
+            observed.and_then(|o| at(o, "/current/averageValue")).map_or("<unknown>".into(), |q| quantity_ptr(Some(q)));
         return format!("{now}/{} (avg)", quantity_ptr(target("averageValue")));
     }
     format!("{}/{}", current("value"), quantity_ptr(target("value")))
@@ -113,7 +118,18 @@ mod tests {
                     {"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}}]},
             "status": {"currentReplicas": 2, "currentMetrics": [
                 {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 45, "averageValue": "90m"}}}]}});
-        assert_eq!(row(hpa), json!(["web", "Deployment/web", "cpu: 45%/80%, memory: <unknown>/500Mi + 1 more...", "1", 10, 2, "<unknown>"]));
+        assert_eq!(
+            row(hpa),
+            json!([
+                "web",
+                "Deployment/web",
+                "cpu: 45%/80%, memory: <unknown>/500Mi + 1 more...",
+                "1",
+                10,
+                2,
+                "<unknown>"
+            ])
+        );
     }
 
     #[test]

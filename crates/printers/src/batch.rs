@@ -134,9 +134,11 @@ mod tests {
         assert_eq!((r[1].as_str(), r[2].as_str(), r[3].as_str()), (Some("Running"), Some("0/1 of 3"), Some("5m")));
         let new = json!({"metadata": {"name": "n"}, "spec": {}});
         assert_eq!(job(&new, now())[3], "");
-        let failed = json!({"metadata": {"name": "f"}, "status": {"conditions": [{"type": "Failed", "status": "True"}]}});
+        let failed =
+            json!({"metadata": {"name": "f"}, "status": {"conditions": [{"type": "Failed", "status": "True"}]}});
         assert_eq!(job(&failed, now())[1], "Failed");
-        let suspended = json!({"metadata": {"name": "s"}, "status": {"conditions": [{"type": "Suspended", "status": "True"}]}});
+        let suspended =
+            json!({"metadata": {"name": "s"}, "status": {"conditions": [{"type": "Suspended", "status": "True"}]}});
         assert_eq!(job(&suspended, now())[1], "Suspended");
         let deleting = json!({"metadata": {"name": "d", "deletionTimestamp": "2024-05-01T11:00:00Z"}, "status": {"conditions": [{"type": "Suspended", "status": "True"}]}});
         assert_eq!(job(&deleting, now())[1], "Terminating");

@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use crate::columns::{AGE, Col, NAME, Printer};
 use crate::duration::{age, human_duration};
-use crate::fields::{at, bool_at, count, format_label_selector, int_at, int_or_string, list, name, opt_int, opt_str, or, str_at};
+use crate::fields::{
+    at, bool_at, count, format_label_selector, int_at, int_or_string, list, name, opt_int, opt_str, or, str_at,
+};
 
 const BINDING_COLUMNS: [Col; 6] = [
     NAME,
@@ -156,8 +158,7 @@ fn csr_condition(obj: &Value) -> String {
     status
 }
 
-const WEBHOOK_COLUMNS: [Col; 3] =
-    [NAME, Col::int("Webhooks", "Number of webhooks in the configuration."), AGE];
+const WEBHOOK_COLUMNS: [Col; 3] = [NAME, Col::int("Webhooks", "Number of webhooks in the configuration."), AGE];
 
 fn webhooks(obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
     vec![name(obj).into(), count(obj, "/webhooks").into(), age(obj, now)]
@@ -324,7 +325,10 @@ mod tests {
         let rb = json!({"metadata": {"name": "admins"}, "roleRef": {"kind": "ClusterRole", "name": "admin"},
             "subjects": [{"kind": "User", "name": "alice"}, {"kind": "Group", "name": "ops"},
                 {"kind": "ServiceAccount", "name": "ci", "namespace": "build"}, {"kind": "User", "name": "bob"}]});
-        assert_eq!(row(&ROLE_BINDING, rb), json!(["admins", "ClusterRole/admin", "<unknown>", "alice, bob", "ops", "build/ci"]));
+        assert_eq!(
+            row(&ROLE_BINDING, rb),
+            json!(["admins", "ClusterRole/admin", "<unknown>", "alice, bob", "ops", "build/ci"])
+        );
     }
 
     #[test]
@@ -333,7 +337,8 @@ mod tests {
         assert_eq!(row(&PRIORITY_CLASS, pc), json!(["high", 1000000, false, "<unknown>", "PreemptLowerPriority"]));
         let lease = json!({"metadata": {"name": "kube-scheduler"}, "spec": {"holderIdentity": "cp-1_abc"}});
         assert_eq!(row(&LEASE, lease), json!(["kube-scheduler", "cp-1_abc", "<unknown>"]));
-        let pdb = json!({"metadata": {"name": "web"}, "spec": {"minAvailable": "50%"}, "status": {"disruptionsAllowed": 1}});
+        let pdb =
+            json!({"metadata": {"name": "web"}, "spec": {"minAvailable": "50%"}, "status": {"disruptionsAllowed": 1}});
         assert_eq!(row(&POD_DISRUPTION_BUDGET, pdb), json!(["web", "50%", "N/A", 1, "<unknown>"]));
         let pdb2 = json!({"metadata": {"name": "db"}, "spec": {"maxUnavailable": 1}});
         assert_eq!(row(&POD_DISRUPTION_BUDGET, pdb2), json!(["db", "N/A", "1", 0, "<unknown>"]));
@@ -344,8 +349,10 @@ mod tests {
         let csr = json!({"metadata": {"name": "c"}, "spec": {"signerName": "kubernetes.io/kube-apiserver-client",
             "username": "alice", "expirationSeconds": 86400},
             "status": {"conditions": [{"type": "Approved"}], "certificate": "LS0t"}});
-        assert_eq!(row(&CERTIFICATE_SIGNING_REQUEST, csr),
-            json!(["c", "<unknown>", "kubernetes.io/kube-apiserver-client", "alice", "24h", "Approved,Issued"]));
+        assert_eq!(
+            row(&CERTIFICATE_SIGNING_REQUEST, csr),
+            json!(["c", "<unknown>", "kubernetes.io/kube-apiserver-client", "alice", "24h", "Approved,Issued"])
+        );
         let vapb = json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "paramRef": {"name": "cfg"}}});
         assert_eq!(row(&VALIDATING_ADMISSION_POLICY_BINDING, vapb)[2], "*/cfg");
         let wh = json!({"metadata": {"name": "w"}, "webhooks": [{}, {}]});
@@ -358,7 +365,10 @@ mod tests {
             {"nominalConcurrencyShares": 100, "limitResponse": {"type": "Queue", "queuing": {"queues": 128, "handSize": 6, "queueLengthLimit": 50}}}}});
         assert_eq!(row(&PRIORITY_LEVEL, plc), json!(["workload-low", "Limited", 100, 128, 6, 50, "<unknown>"]));
         let exempt = json!({"metadata": {"name": "exempt"}, "spec": {"type": "Exempt"}});
-        assert_eq!(row(&PRIORITY_LEVEL, exempt), json!(["exempt", "Exempt", "<none>", "<none>", "<none>", "<none>", "<unknown>"]));
+        assert_eq!(
+            row(&PRIORITY_LEVEL, exempt),
+            json!(["exempt", "Exempt", "<none>", "<none>", "<none>", "<none>", "<unknown>"])
+        );
         let fs = json!({"metadata": {"name": "system-nodes"}, "spec": {"priorityLevelConfiguration": {"name": "system"},
             "matchingPrecedence": 500, "distinguisherMethod": {"type": "ByUser"}},
             "status": {"conditions": [{"type": "Dangling", "status": "False"}]}});

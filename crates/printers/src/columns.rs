@@ -79,30 +79,25 @@ fn no_conditions(_: &Value) -> Option<Value> {
 }
 
 /// The object name column that opens nearly every table.
-pub(crate) const NAME: Col =
-    Col::text("Name", "Name of the object, unique within its namespace and kind.").named();
+pub(crate) const NAME: Col = Col::text("Name", "Name of the object, unique within its namespace and kind.").named();
 
 /// Time since the object was created.
 pub(crate) const AGE: Col = Col::text("Age", "Time elapsed since the object was created.");
 
 /// Wide column: the container names of a pod template.
-pub(crate) const CONTAINERS: Col =
-    Col::text("Containers", "Names of the containers in the pod template.").wide();
+pub(crate) const CONTAINERS: Col = Col::text("Containers", "Names of the containers in the pod template.").wide();
 
 /// Wide column: the images of a pod template.
-pub(crate) const IMAGES: Col =
-    Col::text("Images", "Images used by the containers in the pod template.").wide();
+pub(crate) const IMAGES: Col = Col::text("Images", "Images used by the containers in the pod template.").wide();
 
 /// Wide column: the label selector picking the managed pods.
-pub(crate) const SELECTOR: Col =
-    Col::text("Selector", "Label query selecting the pods this object manages.").wide();
+pub(crate) const SELECTOR: Col = Col::text("Selector", "Label query selecting the pods this object manages.").wide();
 
 /// The CONTAINERS and IMAGES cells for a pod spec: names and images joined by commas.
 pub(crate) fn container_cells(pod_spec: Option<&Value>) -> [Value; 2] {
     let containers = pod_spec.map_or(&[][..], |s| list(s, "/containers"));
     let field = |key: &str| -> Value {
-        let parts: Vec<&str> =
-            containers.iter().map(|c| c.get(key).and_then(Value::as_str).unwrap_or("")).collect();
+        let parts: Vec<&str> = containers.iter().map(|c| c.get(key).and_then(Value::as_str).unwrap_or("")).collect();
         parts.join(",").into()
     };
     [field("name"), field("image")]

@@ -199,7 +199,8 @@ pub(crate) static SERVICE_ACCOUNT: Printer =
 /// `GetAccessModesAsString`: the short forms in a fixed order, duplicates dropped.
 fn access_modes(modes: &[Value]) -> String {
     let has = |m: &str| modes.iter().any(|v| v.as_str() == Some(m));
-    let known = [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")];
+    let known =
+        [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")];
     known.iter().filter(|(long, _)| has(long)).map(|(_, short)| *short).collect::<Vec<_>>().join(",")
 }
 
@@ -351,11 +352,36 @@ mod tests {
                     "containerRuntimeVersion": "containerd://2.0.0"}}});
         assert_eq!(
             row(&NODE, n),
-            json!(["cp-1", "Ready,SchedulingDisabled", "control-plane,master", "486d", "v1.33.1",
-                "192.168.1.10", "<none>", "Debian GNU/Linux 12", "6.1.0", "containerd://2.0.0"])
+            json!([
+                "cp-1",
+                "Ready,SchedulingDisabled",
+                "control-plane,master",
+                "486d",
+                "v1.33.1",
+                "192.168.1.10",
+                "<none>",
+                "Debian GNU/Linux 12",
+                "6.1.0",
+                "containerd://2.0.0"
+            ])
         );
-        let blank = json!({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
-        assert_eq!(row(&NODE, blank), json!(["n", "NotReady", "<none>", "<unknown>", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]));
+        let blank =
+            json!({"metadata": {"name": "n"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
+        assert_eq!(
+            row(&NODE, blank),
+            json!([
+                "n",
+                "NotReady",
+                "<none>",
+                "<unknown>",
+                "",
+                "<none>",
+                "<none>",
+                "<unknown>",
+                "<unknown>",
+                "<unknown>"
+            ])
+        );
         assert_eq!(row(&NODE, json!({"metadata": {"name": "n"}}))[1], "Unknown");
     }
 
@@ -364,21 +390,33 @@ mod tests {
         let cluster = json!({"metadata": {"name": "kubernetes", "creationTimestamp": "2024-05-01T10:00:00Z"},
             "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
                 "ports": [{"port": 443, "protocol": "TCP", "targetPort": 6443}]}});
-        assert_eq!(row(&SERVICE, cluster), json!(["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP", "120m", "<none>"]));
+        assert_eq!(
+            row(&SERVICE, cluster),
+            json!(["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP", "120m", "<none>"])
+        );
         let lb = json!({"metadata": {"name": "web"},
             "spec": {"type": "LoadBalancer", "clusterIPs": ["10.96.3.4"], "selector": {"app": "web"},
                 "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]},
             "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}, {"hostname": "lb.example.com"}]}}});
         assert_eq!(
             row(&SERVICE, lb),
-            json!(["web", "LoadBalancer", "10.96.3.4", "203.0.113.9,lb.example.com", "80:30080/TCP,53/UDP", "<unknown>", "app=web"])
+            json!([
+                "web",
+                "LoadBalancer",
+                "10.96.3.4",
+                "203.0.113.9,lb.example.com",
+                "80:30080/TCP,53/UDP",
+                "<unknown>",
+                "app=web"
+            ])
         );
         let pending = json!({"metadata": {"name": "p"}, "spec": {"type": "LoadBalancer"}});
         assert_eq!(row(&SERVICE, pending)[3], "<pending>");
         let headless = json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None", "externalIPs": ["1.2.3.4"]}});
         let r = row(&SERVICE, headless);
         assert_eq!((&r[2], &r[3], &r[4]), (&json!("None"), &json!("1.2.3.4"), &json!("<none>")));
-        let external = json!({"metadata": {"name": "e"}, "spec": {"type": "ExternalName", "externalName": "db.example.com"}});
+        let external =
+            json!({"metadata": {"name": "e"}, "spec": {"type": "ExternalName", "externalName": "db.example.com"}});
         assert_eq!(row(&SERVICE, external)[3], "db.example.com");
     }
 
@@ -411,15 +449,33 @@ mod tests {
             "status": {"phase": "Bound"}});
         assert_eq!(
             row(&PERSISTENT_VOLUME, pv),
-            json!(["pv1", "10Gi", "RWO,RWX", "Retain", "Bound", "default/data", "fast", "<unset>", "", "<unknown>", "Filesystem"])
+            json!([
+                "pv1",
+                "10Gi",
+                "RWO,RWX",
+                "Retain",
+                "Bound",
+                "default/data",
+                "fast",
+                "<unset>",
+                "",
+                "<unknown>",
+                "Filesystem"
+            ])
         );
         let pending = json!({"metadata": {"name": "data", "annotations": {"volume.beta.kubernetes.io/storage-class": "old"}},
             "spec": {"storageClassName": "fast", "resources": {"requests": {"storage": "1Gi"}}}, "status": {"phase": "Pending"}});
-        assert_eq!(row(&PERSISTENT_VOLUME_CLAIM, pending), json!(["data", "Pending", "", "", "", "old", "<unset>", "<unknown>", "<unset>"]));
+        assert_eq!(
+            row(&PERSISTENT_VOLUME_CLAIM, pending),
+            json!(["data", "Pending", "", "", "", "old", "<unset>", "<unknown>", "<unset>"])
+        );
         let bound = json!({"metadata": {"name": "data", "deletionTimestamp": "2024-05-01T11:00:00Z"},
             "spec": {"volumeName": "pv1", "storageClassName": "fast", "volumeMode": "Block"},
             "status": {"phase": "Bound", "capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOncePod"]}});
-        assert_eq!(row(&PERSISTENT_VOLUME_CLAIM, bound), json!(["data", "Terminating", "pv1", "10Gi", "RWOP", "fast", "<unset>", "<unknown>", "Block"]));
+        assert_eq!(
+            row(&PERSISTENT_VOLUME_CLAIM, bound),
+            json!(["data", "Terminating", "pv1", "10Gi", "RWOP", "fast", "<unset>", "<unknown>", "Block"])
+        );
     }
 
     #[test]
@@ -429,7 +485,12 @@ mod tests {
             "used": {"pods": "3", "limits.cpu": "500m", "requests.memory": "256Mi"}}});
         assert_eq!(
             row(&RESOURCE_QUOTA, rq),
-            json!(["q", "pods: 3/10, requests.memory: 256Mi/1Gi", "limits.cpu: 500m/4, limits.memory: 0/2Gi", "<unknown>"])
+            json!([
+                "q",
+                "pods: 3/10, requests.memory: 256Mi/1Gi",
+                "limits.cpu: 500m/4, limits.memory: 0/2Gi",
+                "<unknown>"
+            ])
         );
     }
 }

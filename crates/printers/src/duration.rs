@@ -59,11 +59,7 @@ pub fn human_duration(nanos: i128) -> String {
 
 /// "3d" when the smaller unit is zero, "3d4h" otherwise.
 fn with_remainder(big: i128, big_unit: &str, small: i128, small_unit: &str) -> String {
-    if small == 0 {
-        format!("{big}{big_unit}")
-    } else {
-        format!("{big}{big_unit}{small}{small_unit}")
-    }
+    if small == 0 { format!("{big}{big_unit}") } else { format!("{big}{big_unit}{small}{small_unit}") }
 }
 
 /// Parses an RFC 3339 timestamp as Kubernetes writes them (`metav1.Time` and `MicroTime`).

@@ -80,7 +80,8 @@ fn cells(obj: &Value, now: Timestamp, f: &Fields) -> Vec<Value> {
     let kind = object("kind").to_lowercase();
     let target = if object("name").is_empty() { kind } else { format!("{kind}/{}", object("name")) };
 
-    let component = first_non_empty(str_at(obj, &format!("{}/component", f.source)), str_at(obj, f.reporting_controller));
+    let component =
+        first_non_empty(str_at(obj, &format!("{}/component", f.source)), str_at(obj, f.reporting_controller));
     let host = first_non_empty(str_at(obj, &format!("{}/host", f.source)), str_at(obj, "/reportingInstance"));
     let source = if host.is_empty() { component.to_string() } else { format!("{component}, {host}") };
 
@@ -116,8 +117,18 @@ mod tests {
             "firstTimestamp": "2024-05-01T11:00:00Z", "lastTimestamp": "2024-05-01T11:58:00Z", "count": 4});
         assert_eq!(
             Value::from((EVENT.cells)(&e, now())),
-            json!(["2m", "Normal", "Pulled", "pod/web", "spec.containers{nginx}", "kubelet, node-1",
-                "Successfully pulled image \"nginx\"", "60m", 4, "web.17c"])
+            json!([
+                "2m",
+                "Normal",
+                "Pulled",
+                "pod/web",
+                "spec.containers{nginx}",
+                "kubelet, node-1",
+                "Successfully pulled image \"nginx\"",
+                "60m",
+                4,
+                "web.17c"
+            ])
         );
     }
 
@@ -136,7 +147,18 @@ mod tests {
             "reportingController": "deployment-controller"});
         assert_eq!(
             Value::from((EVENTS_EVENT.cells)(&v1, now())),
-            json!(["5m", "Normal", "ScalingReplicaSet", "deployment/web", "", "deployment-controller", "Scaled up", "5m", 1, "n2"])
+            json!([
+                "5m",
+                "Normal",
+                "ScalingReplicaSet",
+                "deployment/web",
+                "",
+                "deployment-controller",
+                "Scaled up",
+                "5m",
+                1,
+                "n2"
+            ])
         );
     }
 }

@@ -107,13 +107,11 @@ fn row(printer: &Printer, obj: &Value, include: IncludeObject, now: Timestamp) -
 
 /// Kinds without a printer of their own (Role, ClusterRole, LimitRange, custom resources...)
 /// get the generic table: the name and the creation time as an RFC 3339 date.
-static DEFAULT: Printer = Printer::new(
-    &[NAME, Col { ty: "date", ..Col::text("Created At", "Time the object was created.") }],
-    |obj, _| {
+static DEFAULT: Printer =
+    Printer::new(&[NAME, Col { ty: "date", ..Col::text("Created At", "Time the object was created.") }], |obj, _| {
         let created = duration::rfc3339(fields::opt_str(obj, "/metadata/creationTimestamp"));
         vec![fields::name(obj).into(), created.into()]
-    },
-);
+    });
 
 /// The printer Kubernetes registers for a group and kind, or the default table.
 fn printer(group: &str, kind: &str) -> &'static Printer {
@@ -211,11 +209,20 @@ mod tests {
         assert_eq!(t["metadata"], meta);
         let cols = t["columnDefinitions"].as_array().unwrap();
         let names: Vec<&str> = cols.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]);
-        assert_eq!(cols[0], json!({"name": "Name", "type": "string", "format": "name", "description": cols[0]["description"], "priority": 0}));
+        assert_eq!(
+            names,
+            ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node", "Readiness Gates"]
+        );
+        assert_eq!(
+            cols[0],
+            json!({"name": "Name", "type": "string", "format": "name", "description": cols[0]["description"], "priority": 0})
+        );
         assert!(cols[5..].iter().all(|c| c["priority"] == 1));
         let row = &t["rows"][0];
-        assert_eq!(row["cells"], json!(["web", "0/1", "Succeeded", "0", "60m", "<none>", "<none>", "<none>", "<none>"]));
+        assert_eq!(
+            row["cells"],
+            json!(["web", "0/1", "Succeeded", "0", "60m", "<none>", "<none>", "<none>", "<none>"])
+        );
         assert_eq!(row["conditions"][0]["type"], "Completed");
         assert_eq!(
             row["object"],
@@ -231,7 +238,8 @@ mod tests {
         let t = table("", "Pod", &[pod()], Value::Null, IncludeObject::None, false, now());
         assert!(t["rows"][0].get("object").is_none());
         assert_eq!(t["metadata"], json!({}));
-        let empty = table("apps", "Deployment", &[], json!({"resourceVersion": "7"}), IncludeObject::Metadata, false, now());
+        let empty =
+            table("apps", "Deployment", &[], json!({"resourceVersion": "7"}), IncludeObject::Metadata, false, now());
         assert_eq!(empty["rows"], json!([]));
     }
 
@@ -252,13 +260,20 @@ mod tests {
     fn event_groups_share_columns() {
         assert_eq!(columns("", "Event"), columns("events.k8s.io", "Event"));
         let names: Vec<String> = columns("", "Event").iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
-        assert_eq!(names, ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"]);
+        assert_eq!(
+            names,
+            ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"]
+        );
     }
 
     #[test]
     fn wide_columns_per_kind() {
         let wide = |group: &str, kind: &str| -> Vec<String> {
-            columns(group, kind).iter().filter(|c| c["priority"] == 1).map(|c| c["name"].as_str().unwrap().to_string()).collect()
+            columns(group, kind)
+                .iter()
+                .filter(|c| c["priority"] == 1)
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
         };
         assert_eq!(wide("apps", "Deployment"), ["Containers", "Images", "Selector"]);
         assert_eq!(wide("apps", "StatefulSet"), ["Containers", "Images"]);
@@ -272,24 +287,56 @@ mod tests {
     #[test]
     fn cells_match_columns() {
         let kinds = [
-            ("", "Pod"), ("", "PodTemplate"), ("", "Namespace"), ("", "Node"), ("", "Service"), ("", "Endpoints"),
-            ("", "ConfigMap"), ("", "Secret"), ("", "ServiceAccount"), ("", "PersistentVolume"),
-            ("", "PersistentVolumeClaim"), ("", "ResourceQuota"), ("", "ComponentStatus"), ("", "ReplicationController"),
-            ("", "Event"), ("events.k8s.io", "Event"), ("apps", "Deployment"), ("apps", "ReplicaSet"),
-            ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("apps", "ControllerRevision"), ("batch", "Job"),
-            ("batch", "CronJob"), ("autoscaling", "HorizontalPodAutoscaler"), ("networking.k8s.io", "Ingress"),
-            ("networking.k8s.io", "IngressClass"), ("networking.k8s.io", "NetworkPolicy"),
-            ("networking.k8s.io", "ServiceCIDR"), ("discovery.k8s.io", "EndpointSlice"), ("policy", "PodDisruptionBudget"),
-            ("rbac.authorization.k8s.io", "RoleBinding"), ("scheduling.k8s.io", "PriorityClass"),
-            ("coordination.k8s.io", "Lease"), ("coordination.k8s.io", "LeaseCandidate"), ("node.k8s.io", "RuntimeClass"),
+            ("", "Pod"),
+            ("", "PodTemplate"),
+            ("", "Namespace"),
+            ("", "Node"),
+            ("", "Service"),
+            ("", "Endpoints"),
+            ("", "ConfigMap"),
+            ("", "Secret"),
+            ("", "ServiceAccount"),
+            ("", "PersistentVolume"),
+            ("", "PersistentVolumeClaim"),
+            ("", "ResourceQuota"),
+            ("", "ComponentStatus"),
+            ("", "ReplicationController"),
+            ("", "Event"),
+            ("events.k8s.io", "Event"),
+            ("apps", "Deployment"),
+            ("apps", "ReplicaSet"),
+            ("apps", "StatefulSet"),
+            ("apps", "DaemonSet"),
+            ("apps", "ControllerRevision"),
+            ("batch", "Job"),
+            ("batch", "CronJob"),
+            ("autoscaling", "HorizontalPodAutoscaler"),
+            ("networking.k8s.io", "Ingress"),
+            ("networking.k8s.io", "IngressClass"),
+            ("networking.k8s.io", "NetworkPolicy"),
+            ("networking.k8s.io", "ServiceCIDR"),
+            ("discovery.k8s.io", "EndpointSlice"),
+            ("policy", "PodDisruptionBudget"),
+            ("rbac.authorization.k8s.io", "RoleBinding"),
+            ("scheduling.k8s.io", "PriorityClass"),
+            ("coordination.k8s.io", "Lease"),
+            ("coordination.k8s.io", "LeaseCandidate"),
+            ("node.k8s.io", "RuntimeClass"),
             ("certificates.k8s.io", "CertificateSigningRequest"),
             ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
             ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
             ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-            ("flowcontrol.apiserver.k8s.io", "FlowSchema"), ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
-            ("resource.k8s.io", "ResourceClaim"), ("resource.k8s.io", "ResourceSlice"), ("storage.k8s.io", "StorageClass"),
-            ("storage.k8s.io", "VolumeAttachment"), ("storage.k8s.io", "CSIDriver"), ("storage.k8s.io", "CSINode"),
-            ("storage.k8s.io", "CSIStorageCapacity"), ("storage.k8s.io", "VolumeAttributesClass"), ("", "Anything"),
+            ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+            ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+            ("resource.k8s.io", "ResourceClaim"),
+            ("resource.k8s.io", "ResourceSlice"),
+            ("storage.k8s.io", "StorageClass"),
+            ("storage.k8s.io", "VolumeAttachment"),
+            ("storage.k8s.io", "CSIDriver"),
+            ("storage.k8s.io", "CSINode"),
+            ("storage.k8s.io", "CSIStorageCapacity"),
+            ("storage.k8s.io", "VolumeAttributesClass"),
+            ("", "Anything"),
         ];
         let bare = json!({"metadata": {"name": "x"}});
         for (group, kind) in kinds {

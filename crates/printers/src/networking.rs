@@ -160,7 +160,17 @@ mod tests {
             "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["a.example.com"]}],
                 "rules": [{"host": "a.example.com"}, {}, {"host": "c.example.com"}, {"host": "d.example.com"}, {"host": "e.example.com"}]},
             "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.9"}]}}});
-        assert_eq!(row(&INGRESS, ing), json!(["web", "nginx", "a.example.com,c.example.com,d.example.com + 2 more...", "10.0.0.9", "80, 443", "<unknown>"]));
+        assert_eq!(
+            row(&INGRESS, ing),
+            json!([
+                "web",
+                "nginx",
+                "a.example.com,c.example.com,d.example.com + 2 more...",
+                "10.0.0.9",
+                "80, 443",
+                "<unknown>"
+            ])
+        );
         let bare = json!({"metadata": {"name": "b"}, "spec": {"defaultBackend": {}}});
         assert_eq!(row(&INGRESS, bare), json!(["b", "<none>", "*", "", "80", "<unknown>"]));
     }
@@ -169,7 +179,10 @@ mod tests {
     fn ingress_class_and_network_policy() {
         let ic = json!({"metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx",
             "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "p"}}});
-        assert_eq!(row(&INGRESS_CLASS, ic), json!(["nginx", "k8s.io/ingress-nginx", "IngressParameters.k8s.example.com/p", "<unknown>"]));
+        assert_eq!(
+            row(&INGRESS_CLASS, ic),
+            json!(["nginx", "k8s.io/ingress-nginx", "IngressParameters.k8s.example.com/p", "<unknown>"])
+        );
         let np = json!({"metadata": {"name": "deny"}, "spec": {"podSelector": {}}});
         assert_eq!(row(&NETWORK_POLICY, np), json!(["deny", "<none>", "<unknown>"]));
     }
@@ -179,7 +192,10 @@ mod tests {
         let es = json!({"metadata": {"name": "web-abc"}, "addressType": "IPv4",
             "ports": [{"name": "http", "port": 80}, {"name": "named"}, {}, {"port": 9090}],
             "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]});
-        assert_eq!(row(&ENDPOINT_SLICE, es), json!(["web-abc", "IPv4", "80,named,* + 1 more...", "10.0.0.1,10.0.0.2", "<unknown>"]));
+        assert_eq!(
+            row(&ENDPOINT_SLICE, es),
+            json!(["web-abc", "IPv4", "80,named,* + 1 more...", "10.0.0.1,10.0.0.2", "<unknown>"])
+        );
         let empty = json!({"metadata": {"name": "e"}, "addressType": "IPv6"});
         assert_eq!(row(&ENDPOINT_SLICE, empty), json!(["e", "IPv6", "<unset>", "<unset>", "<unknown>"]));
     }

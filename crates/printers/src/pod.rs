@@ -100,17 +100,15 @@ fn condition_true(pod: &Value, kind: &str) -> bool {
 fn cells(pod: &Value, now: Timestamp) -> Vec<Value> {
     let phase = str_at(pod, "/status/phase");
     let mut reason = or(str_at(pod, "/status/reason"), phase);
-    let gated = list(pod, "/status/conditions").iter().any(|c| {
-        str_at(c, "/type") == "PodScheduled" && str_at(c, "/reason") == "SchedulingGated"
-    });
+    let gated = list(pod, "/status/conditions")
+        .iter()
+        .any(|c| str_at(c, "/type") == "PodScheduled" && str_at(c, "/reason") == "SchedulingGated");
     if gated {
         reason = "SchedulingGated".into();
     }
 
     let init_specs = list(pod, "/spec/initContainers");
-    let is_sidecar = |container: &str| {
-        init_specs.iter().any(|s| str_at(s, "/name") == container && restartable(s))
-    };
+    let is_sidecar = |container: &str| init_specs.iter().any(|s| str_at(s, "/name") == container && restartable(s));
     let total = list(pod, "/spec/containers").len() + init_specs.iter().filter(|s| restartable(s)).count();
     let mut ready = 0;
     let mut restarts = Restarts::default();
@@ -233,13 +231,17 @@ mod tests {
         });
         assert_eq!(
             row(pod),
-            json!(["web", "2/2", "Running", "0", "5m12s", "10.1.0.5", "n1", "<none>", "<none>"]).as_array().unwrap().clone()
+            json!(["web", "2/2", "Running", "0", "5m12s", "10.1.0.5", "n1", "<none>", "<none>"])
+                .as_array()
+                .unwrap()
+                .clone()
         );
     }
 
     #[test]
     fn pending_pods() {
-        let unscheduled = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Pending"}});
+        let unscheduled =
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Pending"}});
         let r = row(unscheduled);
         assert_eq!(r[1], "0/1");
         assert_eq!(r[2], "Pending");

@@ -18,9 +18,10 @@ pub(crate) static STORAGE_CLASS: Printer = Printer::new(
         AGE,
     ],
     |obj, now| {
-        let is_default = ["storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"]
-            .iter()
-            .any(|key| annotation(obj, key) == Some("true"));
+        let is_default =
+            ["storageclass.kubernetes.io/is-default-class", "storageclass.beta.kubernetes.io/is-default-class"]
+                .iter()
+                .any(|key| annotation(obj, key) == Some("true"));
         let shown_name = if is_default { format!("{} (default)", name(obj)) } else { name(obj).to_string() };
         vec![
             shown_name.into(),
@@ -75,7 +76,9 @@ pub(crate) static CSI_DRIVER: Printer = Printer::new(
     ],
     |obj, now| {
         let tokens = match at(obj, "/spec/tokenRequests") {
-            Some(_) => list(obj, "/spec/tokenRequests").iter().map(|t| str_at(t, "/audience")).collect::<Vec<_>>().join(","),
+            Some(_) => {
+                list(obj, "/spec/tokenRequests").iter().map(|t| str_at(t, "/audience")).collect::<Vec<_>>().join(",")
+            }
             None => "<unset>".into(),
         };
         let modes: Vec<&str> = list(obj, "/spec/volumeLifecycleModes").iter().filter_map(Value::as_str).collect();
@@ -125,12 +128,25 @@ mod tests {
     fn storage_class_row() {
         let sc = json!({"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
             "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"});
-        assert_eq!(row(&STORAGE_CLASS, sc), json!(["standard (default)", "rancher.io/local-path", "Delete", "WaitForFirstConsumer", false, "<unknown>"]));
+        assert_eq!(
+            row(&STORAGE_CLASS, sc),
+            json!([
+                "standard (default)",
+                "rancher.io/local-path",
+                "Delete",
+                "WaitForFirstConsumer",
+                false,
+                "<unknown>"
+            ])
+        );
     }
 
     #[test]
     fn csi_driver_row() {
         let d = json!({"metadata": {"name": "csi.example.com"}, "spec": {"volumeLifecycleModes": ["Persistent", "Ephemeral"]}});
-        assert_eq!(row(&CSI_DRIVER, d), json!(["csi.example.com", true, false, false, "<unset>", false, "Persistent,Ephemeral", "<unknown>"]));
+        assert_eq!(
+            row(&CSI_DRIVER, d),
+            json!(["csi.example.com", true, false, false, "<unset>", false, "Persistent,Ephemeral", "<unknown>"])
+        );
     }
 }

@@ -109,7 +109,13 @@ pub(crate) static DAEMON_SET: Printer = Printer::new(
     ],
     |obj, now| {
         let mut cells: Vec<Value> = vec![name(obj).into()];
-        for field in ["desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled", "numberAvailable"] {
+        for field in [
+            "desiredNumberScheduled",
+            "currentNumberScheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberAvailable",
+        ] {
             cells.push(int_at(obj, &format!("/status/{field}")).into());
         }
         cells.push(format_labels(at(obj, "/spec/template/spec/nodeSelector")).into());
@@ -127,9 +133,7 @@ pub(crate) static CONTROLLER_REVISION: Printer = Printer::new(
         Col::text("Revision", "The revision number."),
         AGE,
     ],
-    |obj, now| {
-        vec![name(obj).into(), controller(obj).into(), int_at(obj, "/revision").into(), age(obj, now)]
-    },
+    |obj, now| vec![name(obj).into(), controller(obj).into(), int_at(obj, "/revision").into(), age(obj, now)],
 );
 
 /// The managing owner as "kind.group/name" in lower case ("statefulset.apps/web"), or "<none>".
@@ -184,13 +188,19 @@ mod tests {
             json!(["web-5d8", 2, 2, 1, "60m", "nginx,log", "nginx:1.27,busybox", "app=web,pod-template-hash=5d8"])
         );
         let rc = json!({"metadata": {"name": "old"}, "spec": {"replicas": 0, "selector": {"app": "old"}}});
-        assert_eq!(Value::from((REPLICATION_CONTROLLER.cells)(&rc, now())), json!(["old", 0, 0, 0, "<unknown>", "", "", "app=old"]));
+        assert_eq!(
+            Value::from((REPLICATION_CONTROLLER.cells)(&rc, now())),
+            json!(["old", 0, 0, 0, "<unknown>", "", "", "app=old"])
+        );
     }
 
     #[test]
     fn stateful_and_daemon_sets() {
         let ss = json!({"metadata": {"name": "db"}, "spec": {"replicas": 3, "template": template()}, "status": {"readyReplicas": 3}});
-        assert_eq!(Value::from((STATEFUL_SET.cells)(&ss, now())), json!(["db", "3/3", "<unknown>", "nginx,log", "nginx:1.27,busybox"]));
+        assert_eq!(
+            Value::from((STATEFUL_SET.cells)(&ss, now())),
+            json!(["db", "3/3", "<unknown>", "nginx,log", "nginx:1.27,busybox"])
+        );
         let ds = json!({"metadata": {"name": "agent"},
             "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}, "containers": [{"name": "a", "image": "agent:1"}]}}},
             "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2, "updatedNumberScheduled": 3, "numberAvailable": 2}});
@@ -204,7 +214,10 @@ mod tests {
     fn controller_revision_owner() {
         let cr = json!({"metadata": {"name": "db-7f", "ownerReferences": [
             {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "controller": true}]}, "revision": 2});
-        assert_eq!(Value::from((CONTROLLER_REVISION.cells)(&cr, now())), json!(["db-7f", "statefulset.apps/db", 2, "<unknown>"]));
+        assert_eq!(
+            Value::from((CONTROLLER_REVISION.cells)(&cr, now())),
+            json!(["db-7f", "statefulset.apps/db", 2, "<unknown>"])
+        );
         let orphan = json!({"metadata": {"name": "x"}, "revision": 1});
         assert_eq!((CONTROLLER_REVISION.cells)(&orphan, now())[1], "<none>");
     }
