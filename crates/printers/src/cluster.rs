@@ -210,28 +210,37 @@ pub(crate) static VALIDATING_ADMISSION_POLICY_BINDING: Printer = Printer::new(
     },
 );
 
-/// FlowSchemas.
-pub(crate) static FLOW_SCHEMA: Printer = Printer::new(
-    &[
-        NAME,
-        Col::text("PriorityLevel", "The priority level requests are assigned to."),
-        Col::text("MatchingPrecedence", "Lower values are matched first."),
-        Col::text("DistinguisherMethod", "How requests are split into flows."),
-        AGE,
-        Col::text("MissingPL", "Whether the priority level does not exist."),
-    ],
-    |obj, now| {
-        let dangling = list(obj, "/status/conditions").iter().find(|c| str_at(c, "/type") == "Dangling");
-        vec![
-            name(obj).into(),
-            str_at(obj, "/spec/priorityLevelConfiguration/name").into(),
-            int_at(obj, "/spec/matchingPrecedence").into(),
-            opt_str(obj, "/spec/distinguisherMethod/type").unwrap_or("<none>").into(),
-            age(obj, now),
-            dangling.map_or("?", |c| str_at(c, "/status")).into(),
-        ]
-    },
-);
+/// FlowSchemas, listed in the order the server matches them.
+pub(crate) static FLOW_SCHEMA: Printer = Printer {
+    order: Some(flow_schema_order),
+    ..Printer::new(
+        &[
+            NAME,
+            Col::text("PriorityLevel", "The priority level requests are assigned to."),
+            Col::text("MatchingPrecedence", "Lower values are matched first."),
+            Col::text("DistinguisherMethod", "How requests are split into flows."),
+            AGE,
+            Col::text("MissingPL", "Whether the priority level does not exist."),
+        ],
+        |obj, now| {
+            let dangling = list(obj, "/status/conditions").iter().find(|c| str_at(c, "/type") == "Dangling");
+            vec![
+                name(obj).into(),
+                str_at(obj, "/spec/priorityLevelConfiguration/name").into(),
+                int_at(obj, "/spec/matchingPrecedence").into(),
+                opt_str(obj, "/spec/distinguisherMethod/type").unwrap_or("<none>").into(),
+                age(obj, now),
+                dangling.map_or("?", |c| str_at(c, "/status")).into(),
+            ]
+        },
+    )
+};
+
+/// Lower matching precedence first, then by name.
+fn flow_schema_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let key = |v| (int_at(v, "/spec/matchingPrecedence"), name(v));
+    key(a).cmp(&key(b))
+}
 
 /// PriorityLevelConfigurations.
 pub(crate) static PRIORITY_LEVEL: Printer = Printer::new(

@@ -1,6 +1,8 @@
 //! Column definitions and the printer record every kind registers: a static column table plus
 //! the function computing one row's cells. Columns shared across kinds live here.
 
+use std::cmp::Ordering;
+
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -65,12 +67,14 @@ pub(crate) struct Printer {
     pub cells: fn(&Value, Timestamp) -> Vec<Value>,
     /// Row conditions (only pods set any: a finished pod's row is marked Completed).
     pub conditions: fn(&Value) -> Option<Value>,
+    /// The order rows are listed in, when Kubernetes sorts them rather than keeping the list's.
+    pub order: Option<fn(&Value, &Value) -> Ordering>,
 }
 
 impl Printer {
     /// A printer whose rows carry no conditions.
     pub const fn new(columns: &'static [Col], cells: fn(&Value, Timestamp) -> Vec<Value>) -> Printer {
-        Printer { columns, cells, conditions: no_conditions }
+        Printer { columns, cells, conditions: no_conditions, order: None }
     }
 }
 

@@ -63,7 +63,11 @@ pub fn table(
     now: Timestamp,
 ) -> Value {
     let printer = printer(group, kind);
-    let rows: Vec<Value> = objects.iter().map(|obj| row(printer, obj, include, now)).collect();
+    let mut ordered: Vec<&Value> = objects.iter().collect();
+    if let Some(order) = printer.order {
+        ordered.sort_by(|a, b| order(a, b));
+    }
+    let rows: Vec<Value> = ordered.into_iter().map(|obj| row(printer, obj, include, now)).collect();
     let columns = if no_headers { Value::Null } else { Value::from(column_json(printer)) };
     let metadata = if list_meta.is_null() { json!({}) } else { list_meta };
     json!({
@@ -280,6 +284,16 @@ mod tests {
         assert_eq!(wide("", "Node"), ["Internal-IP", "External-IP", "OS-Image", "Kernel-Version", "Container-Runtime"]);
         assert_eq!(wide("", "Service"), ["Selector"]);
         assert_eq!(wide("rbac.authorization.k8s.io", "ClusterRoleBinding"), ["Users", "Groups", "ServiceAccounts"]);
+    }
+
+    #[test]
+    fn flow_schemas_are_listed_by_precedence() {
+        let fs = |name: &str, precedence: i64| json!({"metadata": {"name": name}, "spec": {"matchingPrecedence": precedence}});
+        let objects = [fs("global-default", 9900), fs("b", 500), fs("a", 500), fs("exempt", 1)];
+        let t =
+            table("flowcontrol.apiserver.k8s.io", "FlowSchema", &objects, json!({}), IncludeObject::None, true, now());
+        let names: Vec<&str> = t["rows"].as_array().unwrap().iter().map(|r| r["cells"][0].as_str().unwrap()).collect();
+        assert_eq!(names, ["exempt", "a", "b", "global-default"]);
     }
 
     /// Every printer yields exactly one cell per column (IPAddress excepted, whose Kubernetes

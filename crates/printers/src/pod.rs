@@ -23,6 +23,7 @@ pub(crate) static POD: Printer = Printer {
     ],
     cells,
     conditions,
+    order: None,
 };
 
 /// Pod templates.
