@@ -170,6 +170,14 @@ pub(crate) static MUTATING_WEBHOOK: Printer = Printer::new(&WEBHOOK_COLUMNS, web
 /// ValidatingWebhookConfigurations.
 pub(crate) static VALIDATING_WEBHOOK: Printer = Printer::new(&WEBHOOK_COLUMNS, webhooks);
 
+/// "apiVersion/kind" of the policy's parameter objects, or "<unset>".
+fn param_kind(obj: &Value) -> String {
+    match at(obj, "/spec/paramKind") {
+        Some(p) => format!("{}/{}", str_at(p, "/apiVersion"), str_at(p, "/kind")),
+        None => "<unset>".into(),
+    }
+}
+
 /// ValidatingAdmissionPolicies.
 pub(crate) static VALIDATING_ADMISSION_POLICY: Printer = Printer::new(
     &[
@@ -178,37 +186,48 @@ pub(crate) static VALIDATING_ADMISSION_POLICY: Printer = Printer::new(
         Col::text("ParamKind", "The kind of the objects parameterizing the policy."),
         AGE,
     ],
-    |obj, now| {
-        let param_kind = match at(obj, "/spec/paramKind") {
-            Some(p) => format!("{}/{}", str_at(p, "/apiVersion"), str_at(p, "/kind")),
-            None => "<unset>".into(),
-        };
-        vec![name(obj).into(), count(obj, "/spec/validations").into(), param_kind.into(), age(obj, now)]
-    },
+    |obj, now| vec![name(obj).into(), count(obj, "/spec/validations").into(), param_kind(obj).into(), age(obj, now)],
 );
 
-/// ValidatingAdmissionPolicyBindings.
-pub(crate) static VALIDATING_ADMISSION_POLICY_BINDING: Printer = Printer::new(
+/// MutatingAdmissionPolicies.
+pub(crate) static MUTATING_ADMISSION_POLICY: Printer = Printer::new(
     &[
         NAME,
-        Col::text("PolicyName", "The policy being bound."),
-        Col::text("ParamRef", "The parameter object, as namespace/name."),
+        Col::int("Mutations", "Number of mutation rules."),
+        Col::text("ParamKind", "The kind of the objects parameterizing the policy."),
         AGE,
     ],
-    |obj, now| {
-        let param = match at(obj, "/spec/paramRef") {
-            Some(p) => match (str_at(p, "/name"), str_at(p, "/namespace"), at(p, "/selector")) {
-                ("", _, Some(selector)) => format_label_selector(Some(selector)),
-                ("", _, None) => "<unset>".into(),
-                // A param without a namespace may be cluster-scoped or per-namespace: "*".
-                (param, "", _) => format!("*/{param}"),
-                (param, namespace, _) => format!("{namespace}/{param}"),
-            },
-            None => "<unset>".into(),
-        };
-        vec![name(obj).into(), str_at(obj, "/spec/policyName").into(), param.into(), age(obj, now)]
-    },
+    |obj, now| vec![name(obj).into(), count(obj, "/spec/mutations").into(), param_kind(obj).into(), age(obj, now)],
 );
+
+const POLICY_BINDING_COLUMNS: [Col; 4] = [
+    NAME,
+    Col::text("PolicyName", "The policy being bound."),
+    Col::text("ParamRef", "The parameter object, as namespace/name."),
+    AGE,
+];
+
+/// ValidatingAdmissionPolicyBindings.
+pub(crate) static VALIDATING_ADMISSION_POLICY_BINDING: Printer = Printer::new(&POLICY_BINDING_COLUMNS, policy_binding);
+
+/// MutatingAdmissionPolicyBindings.
+pub(crate) static MUTATING_ADMISSION_POLICY_BINDING: Printer = Printer::new(&POLICY_BINDING_COLUMNS, policy_binding);
+
+fn policy_binding(obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let param = match at(obj, "/spec/paramRef") {
+        Some(p) => match (str_at(p, "/name"), str_at(p, "/namespace"), at(p, "/selector")) {
+            // Kubernetes prints a selector reference in Go's struct notation; the selector
+            // syntax says the same more readably.
+            ("", _, Some(selector)) => format_label_selector(Some(selector)),
+            ("", _, None) => "<unset>".into(),
+            // A param without a namespace may be cluster-scoped or per-namespace: "*".
+            (param, "", _) => format!("*/{param}"),
+            (param, namespace, _) => format!("{namespace}/{param}"),
+        },
+        None => "<unset>".into(),
+    };
+    vec![name(obj).into(), str_at(obj, "/spec/policyName").into(), param.into(), age(obj, now)]
+}
 
 /// FlowSchemas, listed in the order the server matches them.
 pub(crate) static FLOW_SCHEMA: Printer = Printer {

@@ -164,6 +164,10 @@ fn printer(group: &str, kind: &str) -> &'static Printer {
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
             &cluster::VALIDATING_ADMISSION_POLICY_BINDING
         }
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicy") => &cluster::MUTATING_ADMISSION_POLICY,
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding") => {
+            &cluster::MUTATING_ADMISSION_POLICY_BINDING
+        }
         ("flowcontrol.apiserver.k8s.io", "FlowSchema") => &cluster::FLOW_SCHEMA,
         ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => &cluster::PRIORITY_LEVEL,
         ("resource.k8s.io", "DeviceClass") => &cluster::DEVICE_CLASS,
@@ -340,6 +344,8 @@ mod tests {
             ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
             ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
             ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+            ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
+            ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"),
             ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
             ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
             ("resource.k8s.io", "ResourceClaim"),
