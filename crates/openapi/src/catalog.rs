@@ -103,8 +103,19 @@ pub(crate) fn build() -> Catalog {
     Catalog { definitions, kinds }
 }
 
-/// Writes the extensions table into the definitions.
+/// Writes the extensions table into the definitions, and undoes k8s-openapi's one departure
+/// from Kubernetes' schemas: it marks `metadata` required on every kind (its structs always
+/// carry one), which Kubernetes does not, and kubectl explain would show.
 fn annotate(definitions: &mut Definitions) {
+    for schema in definitions.values_mut() {
+        let Some(Value::Array(required)) = schema.get_mut("required") else { continue };
+        required.retain(|r| r != "metadata");
+        if required.is_empty()
+            && let Value::Object(schema) = schema
+        {
+            schema.remove("required");
+        }
+    }
     for (def, props) in extensions::PROPERTIES {
         let Some(schema) = definitions.get_mut(*def) else { continue };
         let Some(Value::Object(properties)) = schema.get_mut("properties") else { continue };
