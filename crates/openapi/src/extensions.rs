@@ -368,6 +368,9 @@ pub(crate) static PROPERTIES: &[(&str, &[(&str, Ext)])] = &[
     (rbac!("RoleBinding"), &[("subjects", atomic())]),
     (rbac!("ClusterRoleBinding"), &[("subjects", atomic())]),
     // --- policy.v1, storage.v1
+    // The selector is replaced whole by SMP too (an empty selector means something different
+    // from a merged one).
+    ("io.k8s.api.policy.v1.PodDisruptionBudgetSpec", &[("selector", patch("replace"))]),
     ("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", &[("conditions", conditions())]),
     ("io.k8s.api.storage.v1.StorageClass", &[("allowedTopologies", atomic()), ("mountOptions", atomic())]),
 ];
@@ -379,6 +382,7 @@ pub(crate) static ATOMIC_TYPES: &[&str] = &[
     meta!("OwnerReference"),
     core!("ConfigMapKeySelector"),
     core!("EndpointAddress"),
+    core!("EndpointPort"),
     core!("LocalObjectReference"),
     core!("NodeSelector"),
     core!("NodeSelectorTerm"),
@@ -390,6 +394,7 @@ pub(crate) static ATOMIC_TYPES: &[&str] = &[
     core!("SecretReference"),
     core!("TopologySelectorTerm"),
     core!("TypedLocalObjectReference"),
+    discovery!("EndpointPort"),
     rbac!("RoleRef"),
     rbac!("Subject"),
 ];

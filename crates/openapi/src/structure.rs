@@ -367,6 +367,14 @@ mod tests {
         assert!(sel.is_atomic());
         let pv = s.root("v1", "PersistentVolume").unwrap();
         assert!(!path(pv, &["spec", "claimRef"]).is_atomic());
+        let pdb = s.root("policy/v1", "PodDisruptionBudget").unwrap();
+        assert_eq!(path(pdb, &["spec", "selector"]).patch_strategy(), Some("replace"));
+        let slice = s.root("discovery.k8s.io/v1", "EndpointSlice").unwrap();
+        assert!(path(slice, &["ports", "[]"]).is_atomic());
+        assert_eq!(path(slice, &["endpoints", "[]", "addresses"]).list_type(), ListType::Set);
+        let job = s.root("batch/v1", "Job").unwrap();
+        let conditions = path(job, &["status", "conditions"]);
+        assert_eq!((conditions.list_type(), conditions.patch_merge_key()), (ListType::Atomic, Some("type")));
         assert!(s.root("v1", "Nope").is_none());
         assert!(s.root("apps/v1", "Pod").is_none());
         for r in rkube_api::registry::RESOURCES {
