@@ -254,10 +254,18 @@ fn decode_value(
         Kind::Bool => Value::Bool(varint(r, wt, ctx)? != 0),
         Kind::F64 => {
             expect_wire(wt, FIXED64, ctx)?;
-            let bits = r.fixed64().map_err(|e| ctx.wire(e))?;
-            let number = serde_json::Number::from_f64(f64::from_le_bytes(bits))
-                .ok_or_else(|| ctx.malformed("a double that JSON cannot represent"))?;
-            Value::Number(number)
+            let x = f64::from_le_bytes(r.fixed64().map_err(|e| ctx.wire(e))?);
+            // Go prints an integral float64 without a fraction ("maximum": 10); keep such
+            // values integers so the JSON reads the same.
+            const EXACT: f64 = (1u64 << 53) as f64;
+            if x.fract() == 0.0 && x.abs() < EXACT {
+                Value::from(x as i64)
+            } else {
+                Value::Number(
+                    serde_json::Number::from_f64(x)
+                        .ok_or_else(|| ctx.malformed("a double that JSON cannot represent"))?,
+                )
+            }
         }
         Kind::Msg(index) => return decode_message(expect(r, wt, LEN, ctx)?, index, ctx),
         Kind::MapStr | Kind::MapBytes | Kind::MapMsg(_) => {
