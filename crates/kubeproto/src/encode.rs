@@ -61,11 +61,12 @@ fn encode_object(
     check_unknown: bool,
 ) -> Result<(), ProtoError> {
     let obj = v.as_object().ok_or_else(|| ctx.mismatch("an object", v))?;
-    if check_unknown && !ctx.drop_unknown {
-        if let Some(key) = obj.keys().find(|k| !m.knows(k) && !is_type_meta(k)) {
-            ctx.name(key);
-            return Err(ProtoError::UnknownField { path: ctx.path() });
-        }
+    if check_unknown
+        && !ctx.drop_unknown
+        && let Some(key) = obj.keys().find(|k| !m.knows(k) && !is_type_meta(k))
+    {
+        ctx.name(key);
+        return Err(ProtoError::UnknownField { path: ctx.path() });
     }
     // Fields go out in tag order, as Go writes them.
     for f in m.fields() {

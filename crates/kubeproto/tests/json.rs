@@ -398,7 +398,10 @@ fn encodes_quantities_given_as_numbers() {
         "spec": {"hard": {"cpu": 2, "memory": "1Gi", "pods": 10.5}}
     });
     let back = decode(&encode(&obj).unwrap()).unwrap();
-    assert_eq!(back["spec"]["hard"], json!({"cpu": "2", "memory": "1Gi", "pods": "10.5"}));
+    assert_eq!(
+        back["spec"]["hard"],
+        json!({"cpu": "2", "memory": "1Gi", "pods": "10.5"})
+    );
 }
 
 #[test]
@@ -406,7 +409,10 @@ fn time_fractions_follow_kubernetes() {
     // metav1.Time keeps whole seconds; offsets are normalised to UTC.
     let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "creationTimestamp": "2024-01-02T05:04:05.999+02:00"}});
     let back = decode(&encode(&obj).unwrap()).unwrap();
-    assert_eq!(back["metadata"]["creationTimestamp"], "2024-01-02T03:04:05Z");
+    assert_eq!(
+        back["metadata"]["creationTimestamp"],
+        "2024-01-02T03:04:05Z"
+    );
 }
 
 fn err(obj: Value) -> ProtoError {
@@ -415,9 +421,7 @@ fn err(obj: Value) -> ProtoError {
 
 #[test]
 fn encode_errors_name_the_field() {
-    let pod = |port: Value| {
-        json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}, {"containerPort": port}]}]}})
-    };
+    let pod = |port: Value| json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}, {"containerPort": port}]}]}});
     assert_eq!(
         err(pod(json!("80"))),
         ProtoError::TypeMismatch {
@@ -436,8 +440,19 @@ fn encode_errors_name_the_field() {
     ));
 
     let unknown = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "a", "imagePullPolicyy": "Always"}]}});
-    assert_eq!(err(unknown.clone()), ProtoError::UnknownField { path: "spec.containers[0].imagePullPolicyy".into() });
-    let lenient = encode_with(&unknown, EncodeOptions { drop_unknown_fields: true }).unwrap();
+    assert_eq!(
+        err(unknown.clone()),
+        ProtoError::UnknownField {
+            path: "spec.containers[0].imagePullPolicyy".into()
+        }
+    );
+    let lenient = encode_with(
+        &unknown,
+        EncodeOptions {
+            drop_unknown_fields: true,
+        },
+    )
+    .unwrap();
     assert_eq!(
         decode(&lenient).unwrap(),
         json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "a"}]}})
@@ -445,7 +460,11 @@ fn encode_errors_name_the_field() {
 
     assert_eq!(
         err(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": 1}})),
-        ProtoError::TypeMismatch { path: "data[k]".into(), expected: "a string", found: "a number" }
+        ProtoError::TypeMismatch {
+            path: "data[k]".into(),
+            expected: "a string",
+            found: "a number"
+        }
     );
     assert!(matches!(
         err(json!({"apiVersion": "v1", "kind": "Secret", "data": {"k": "not base64!"}})),
@@ -457,15 +476,31 @@ fn encode_errors_name_the_field() {
     ));
     assert_eq!(
         err(json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": {}}})),
-        ProtoError::TypeMismatch { path: "spec.containers".into(), expected: "an array", found: "an object" }
+        ProtoError::TypeMismatch {
+            path: "spec.containers".into(),
+            expected: "an array",
+            found: "an object"
+        }
     );
     assert_eq!(
         err(json!({"apiVersion": "example.com/v1", "kind": "Widget"})),
-        ProtoError::UnknownKind { api_version: "example.com/v1".into(), kind: "Widget".into() }
+        ProtoError::UnknownKind {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into()
+        }
     );
-    assert_eq!(err(json!({"kind": "Pod"})), ProtoError::MissingTypeMeta("apiVersion"));
-    assert_eq!(err(json!({"apiVersion": "v1"})), ProtoError::MissingTypeMeta("kind"));
-    assert!(matches!(err(json!([1, 2])), ProtoError::TypeMismatch { .. }));
+    assert_eq!(
+        err(json!({"kind": "Pod"})),
+        ProtoError::MissingTypeMeta("apiVersion")
+    );
+    assert_eq!(
+        err(json!({"apiVersion": "v1"})),
+        ProtoError::MissingTypeMeta("kind")
+    );
+    assert!(matches!(
+        err(json!([1, 2])),
+        ProtoError::TypeMismatch { .. }
+    ));
 }
 
 #[test]
@@ -491,19 +526,27 @@ fn decode_errors_name_the_field() {
     bad[at - 1] = (3 << 3) | 2;
     bad[at] = 0x7f;
     match decode(&bad) {
-        Err(ProtoError::Malformed { path, .. }) => assert_eq!(path, "spec.containers[0].ports[1].containerPort"),
+        Err(ProtoError::Malformed { path, .. }) => {
+            assert_eq!(path, "spec.containers[0].ports[1].containerPort")
+        }
         other => panic!("unexpected {other:?}"),
     }
 
     let unknown_kind = {
         let mut envelope = b"k8s\0".to_vec();
         // Unknown{typeMeta{apiVersion "x/v1", kind "Thing"}}
-        envelope.extend([0x0a, 0x0d, 0x0a, 0x04, b'x', b'/', b'v', b'1', 0x12, 0x05, b'T', b'h', b'i', b'n', b'g']);
+        envelope.extend([
+            0x0a, 0x0d, 0x0a, 0x04, b'x', b'/', b'v', b'1', 0x12, 0x05, b'T', b'h', b'i', b'n',
+            b'g',
+        ]);
         envelope
     };
     assert_eq!(
         decode(&unknown_kind),
-        Err(ProtoError::UnknownKind { api_version: "x/v1".into(), kind: "Thing".into() })
+        Err(ProtoError::UnknownKind {
+            api_version: "x/v1".into(),
+            kind: "Thing".into()
+        })
     );
 }
 
@@ -611,4 +654,85 @@ fn deep_nesting_is_an_error_not_a_crash() {
         "spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": schema}}]}
     });
     assert!(matches!(encode(&crd), Err(ProtoError::TooDeep { .. })));
+}
+
+/// Every place in `v`, as a pointer for `Value::pointer_mut`.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .for_each(|(k, v)| pointers(v, format!("{at}/{k}"), out)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| pointers(v, format!("{at}/{i}"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn encode_never_panics_on_wrongly_typed_json() {
+    let base = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "x", "creationTimestamp": "2024-01-02T03:04:05Z", "labels": {"a": "b"}},
+        "spec": {
+            "group": "g",
+            "versions": [{"name": "v1", "served": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "default": {"a": 1}, "minimum": 1.5,
+                "properties": {"p": {"type": "string", "items": {"type": "string"}, "additionalProperties": false}}
+            }}}]
+        }
+    });
+    let mut places = Vec::new();
+    pointers(&base, String::new(), &mut places);
+    let replacements = [
+        json!(null),
+        json!(true),
+        json!(1.5),
+        json!(-1),
+        json!("x"),
+        json!([1]),
+        json!({"k": "v"}),
+    ];
+    for place in places.iter().filter(|p| !p.is_empty()) {
+        for replacement in &replacements {
+            let mut obj = base.clone();
+            *obj.pointer_mut(place).unwrap() = replacement.clone();
+            if let Ok(bytes) = encode(&obj) {
+                decode(&bytes).unwrap_or_else(|e| panic!("{place} = {replacement}: {e}"));
+            }
+        }
+    }
+}
+
+/// A rough throughput check, not run by default:
+/// `cargo test -p rkube-kubeproto --release --test json -- --ignored --nocapture`.
+#[test]
+#[ignore = "micro benchmark"]
+fn micro_benchmark_pod_round_trip() {
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "default", "labels": {"app": "web"}, "creationTimestamp": "2024-01-02T03:04:05Z"},
+        "spec": {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
+                 "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
+                 "livenessProbe": {"httpGet": {"path": "/", "port": 80}}}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.1"}
+    });
+    let rounds = 20_000;
+    let start = std::time::Instant::now();
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        let encoded = encode(&pod).unwrap();
+        bytes += encoded.len();
+        std::hint::black_box(decode(&encoded).unwrap());
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{rounds} encode+decode round trips in {elapsed:?} ({:.1} µs each, {} bytes each)",
+        elapsed.as_secs_f64() * 1e6 / f64::from(rounds),
+        bytes / rounds as usize
+    );
 }

@@ -11,13 +11,18 @@ use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::runtime::{RawExtension, TypeMeta, Unknown};
 use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
 use prost::Message;
-use rkube_kubeproto::{MAGIC, decode, decode_watch_event, encode, encode_watch_event, split_watch_frame};
+use rkube_kubeproto::{
+    MAGIC, decode, decode_watch_event, encode, encode_watch_event, split_watch_frame,
+};
 use serde_json::{Value, json};
 
 /// Wrap a typed k8s-pb message the way the Go API server does.
 fn envelope(api_version: &str, kind: &str, msg: &impl Message) -> Vec<u8> {
     let unknown = Unknown {
-        type_meta: Some(TypeMeta { api_version: Some(api_version.into()), kind: Some(kind.into()) }),
+        type_meta: Some(TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
         raw: Some(msg.encode_to_vec()),
         content_encoding: Some(String::new()),
         content_type: Some(String::new()),
@@ -32,7 +37,11 @@ fn unwrap(bytes: &[u8]) -> (String, String, Vec<u8>) {
     assert_eq!(&bytes[..4], b"k8s\0");
     let unknown = Unknown::decode(&bytes[4..]).expect("Unknown decodes");
     let tm = unknown.type_meta.expect("typeMeta");
-    (tm.api_version.unwrap(), tm.kind.unwrap(), unknown.raw.unwrap())
+    (
+        tm.api_version.unwrap(),
+        tm.kind.unwrap(),
+        unknown.raw.unwrap(),
+    )
 }
 
 fn s(v: &str) -> Option<String> {
@@ -40,11 +49,17 @@ fn s(v: &str) -> Option<String> {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity { string: s(v) })).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Quantity { string: s(v) }))
+        .collect()
 }
 
 #[test]
@@ -57,8 +72,14 @@ fn decodes_pod_written_by_k8s_pb() {
             generate_name: s(""),
             generation: Some(0),
             labels: labels(&[("app", "web"), ("empty", "")]),
-            creation_timestamp: Some(meta::Time { seconds: Some(1_704_164_645), nanos: Some(0) }),
-            deletion_timestamp: Some(meta::Time { seconds: Some(0), nanos: Some(0) }),
+            creation_timestamp: Some(meta::Time {
+                seconds: Some(1_704_164_645),
+                nanos: Some(0),
+            }),
+            deletion_timestamp: Some(meta::Time {
+                seconds: Some(0),
+                nanos: Some(0),
+            }),
             deletion_grace_period_seconds: Some(0),
             ..Default::default()
         }),
@@ -67,8 +88,17 @@ fn decodes_pod_written_by_k8s_pb() {
                 name: s("nginx"),
                 image: s("nginx:1.27"),
                 ports: vec![
-                    core::ContainerPort { container_port: Some(80), protocol: s("TCP"), host_port: Some(0), ..Default::default() },
-                    core::ContainerPort { container_port: Some(443), name: s("https"), ..Default::default() },
+                    core::ContainerPort {
+                        container_port: Some(80),
+                        protocol: s("TCP"),
+                        host_port: Some(0),
+                        ..Default::default()
+                    },
+                    core::ContainerPort {
+                        container_port: Some(443),
+                        name: s("https"),
+                        ..Default::default()
+                    },
                 ],
                 resources: Some(core::ResourceRequirements {
                     limits: quantities(&[("cpu", "100m"), ("memory", "64Mi")]),
@@ -121,8 +151,15 @@ fn decodes_pod_written_by_k8s_pb() {
 #[test]
 fn decodes_secret_with_binary_data() {
     let secret = core::Secret {
-        metadata: Some(meta::ObjectMeta { name: s("creds"), ..Default::default() }),
-        data: [("key".to_owned(), vec![0u8, 1, 2, 255]), ("empty".to_owned(), vec![])].into(),
+        metadata: Some(meta::ObjectMeta {
+            name: s("creds"),
+            ..Default::default()
+        }),
+        data: [
+            ("key".to_owned(), vec![0u8, 1, 2, 255]),
+            ("empty".to_owned(), vec![]),
+        ]
+        .into(),
         string_data: BTreeMap::new(),
         r#type: s("Opaque"),
         immutable: Some(false),
@@ -143,22 +180,44 @@ fn decodes_secret_with_binary_data() {
 
 fn deployment() -> apps::Deployment {
     apps::Deployment {
-        metadata: Some(meta::ObjectMeta { name: s("web"), namespace: s("prod"), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: s("web"),
+            namespace: s("prod"),
+            ..Default::default()
+        }),
         spec: Some(apps::DeploymentSpec {
             replicas: Some(0),
-            selector: Some(meta::LabelSelector { match_labels: labels(&[("app", "web")]), ..Default::default() }),
+            selector: Some(meta::LabelSelector {
+                match_labels: labels(&[("app", "web")]),
+                ..Default::default()
+            }),
             template: Some(core::PodTemplateSpec {
-                metadata: Some(meta::ObjectMeta { labels: labels(&[("app", "web")]), ..Default::default() }),
+                metadata: Some(meta::ObjectMeta {
+                    labels: labels(&[("app", "web")]),
+                    ..Default::default()
+                }),
                 spec: Some(core::PodSpec {
-                    containers: vec![core::Container { name: s("web"), image: s("nginx"), ..Default::default() }],
+                    containers: vec![core::Container {
+                        name: s("web"),
+                        image: s("nginx"),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }),
             }),
             strategy: Some(apps::DeploymentStrategy {
                 r#type: s("RollingUpdate"),
                 rolling_update: Some(apps::RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString { r#type: Some(0), int_val: Some(0), str_val: s("") }),
-                    max_surge: Some(IntOrString { r#type: Some(1), int_val: Some(0), str_val: s("25%") }),
+                    max_unavailable: Some(IntOrString {
+                        r#type: Some(0),
+                        int_val: Some(0),
+                        str_val: s(""),
+                    }),
+                    max_surge: Some(IntOrString {
+                        r#type: Some(1),
+                        int_val: Some(0),
+                        str_val: s("25%"),
+                    }),
                 }),
             }),
             revision_history_limit: Some(10),
@@ -166,7 +225,11 @@ fn deployment() -> apps::Deployment {
             paused: Some(false),
             ..Default::default()
         }),
-        status: Some(apps::DeploymentStatus { replicas: Some(0), observed_generation: Some(3), ..Default::default() }),
+        status: Some(apps::DeploymentStatus {
+            replicas: Some(0),
+            observed_generation: Some(3),
+            ..Default::default()
+        }),
     }
 }
 
@@ -201,9 +264,17 @@ fn decodes_deployment_int_or_string_and_pointer_zeros() {
 #[test]
 fn decodes_namespace_configmap_and_job() {
     let ns = core::Namespace {
-        metadata: Some(meta::ObjectMeta { name: s("team-a"), ..Default::default() }),
-        spec: Some(core::NamespaceSpec { finalizers: vec!["kubernetes".into()] }),
-        status: Some(core::NamespaceStatus { phase: s("Active"), conditions: vec![] }),
+        metadata: Some(meta::ObjectMeta {
+            name: s("team-a"),
+            ..Default::default()
+        }),
+        spec: Some(core::NamespaceSpec {
+            finalizers: vec!["kubernetes".into()],
+        }),
+        status: Some(core::NamespaceStatus {
+            phase: s("Active"),
+            conditions: vec![],
+        }),
     };
     assert_eq!(
         decode(&envelope("v1", "Namespace", &ns)).unwrap(),
@@ -217,7 +288,10 @@ fn decodes_namespace_configmap_and_job() {
     );
 
     let cm = core::ConfigMap {
-        metadata: Some(meta::ObjectMeta { name: s("cfg"), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: s("cfg"),
+            ..Default::default()
+        }),
         immutable: None,
         data: labels(&[("a.conf", "x=1\n"), ("blank", "")]),
         binary_data: [("bin".to_owned(), b"\x00\xff".to_vec())].into(),
@@ -234,7 +308,10 @@ fn decodes_namespace_configmap_and_job() {
     );
 
     let job = batch::Job {
-        metadata: Some(meta::ObjectMeta { name: s("pi"), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: s("pi"),
+            ..Default::default()
+        }),
         spec: Some(batch::JobSpec {
             backoff_limit: Some(0),
             completions: Some(1),
@@ -286,7 +363,11 @@ fn decodes_status_and_delete_options() {
         status: s("Failure"),
         message: s("pods \"x\" not found"),
         reason: s("NotFound"),
-        details: Some(meta::StatusDetails { name: s("x"), kind: s("pods"), ..Default::default() }),
+        details: Some(meta::StatusDetails {
+            name: s("x"),
+            kind: s("pods"),
+            ..Default::default()
+        }),
         code: Some(404),
     };
     assert_eq!(
@@ -306,7 +387,10 @@ fn decodes_status_and_delete_options() {
     let opts = meta::DeleteOptions {
         grace_period_seconds: Some(0),
         propagation_policy: s("Foreground"),
-        preconditions: Some(meta::Preconditions { uid: s("1234"), resource_version: None }),
+        preconditions: Some(meta::Preconditions {
+            uid: s("1234"),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     for api_version in ["v1", "meta.k8s.io/v1", "apps/v1"] {
@@ -326,10 +410,26 @@ fn decodes_status_and_delete_options() {
 #[test]
 fn decodes_list_items_without_type_meta() {
     let list = core::PodList {
-        metadata: Some(meta::ListMeta { resource_version: s("42"), r#continue: s(""), ..Default::default() }),
+        metadata: Some(meta::ListMeta {
+            resource_version: s("42"),
+            r#continue: s(""),
+            ..Default::default()
+        }),
         items: vec![
-            core::Pod { metadata: Some(meta::ObjectMeta { name: s("a"), ..Default::default() }), ..Default::default() },
-            core::Pod { metadata: Some(meta::ObjectMeta { name: s("b"), ..Default::default() }), ..Default::default() },
+            core::Pod {
+                metadata: Some(meta::ObjectMeta {
+                    name: s("a"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            core::Pod {
+                metadata: Some(meta::ObjectMeta {
+                    name: s("b"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
         ],
     };
     assert_eq!(
@@ -381,28 +481,70 @@ fn encodes_pod_readable_by_k8s_pb() {
     let meta = got.metadata.unwrap();
     assert_eq!(meta.name.as_deref(), Some("web"));
     assert_eq!(meta.labels, labels(&[("app", "web")]));
-    assert_eq!(meta.creation_timestamp.unwrap().seconds, Some(1_704_164_645));
+    assert_eq!(
+        meta.creation_timestamp.unwrap().seconds,
+        Some(1_704_164_645)
+    );
     let mf = &meta.managed_fields[0];
-    let fields: Value = serde_json::from_slice(mf.fields_v1.as_ref().unwrap().raw.as_ref().unwrap()).unwrap();
-    assert_eq!(fields, json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}}));
+    let fields: Value =
+        serde_json::from_slice(mf.fields_v1.as_ref().unwrap().raw.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        fields,
+        json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
+    );
     assert_eq!(mf.api_version.as_deref(), Some("v1"));
 
     let spec = got.spec.unwrap();
     assert_eq!(spec.termination_grace_period_seconds, Some(0));
     let c = &spec.containers[0];
     assert_eq!(c.ports[0].container_port, Some(80));
-    assert_eq!(c.resources.as_ref().unwrap().requests["cpu"].string.as_deref(), Some("250m"));
+    assert_eq!(
+        c.resources.as_ref().unwrap().requests["cpu"]
+            .string
+            .as_deref(),
+        Some("250m")
+    );
     // Inline (embedded) Go structs are nested messages on the wire.
-    let key_ref = c.env[0].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
-    assert_eq!(key_ref.local_object_reference.as_ref().unwrap().name.as_deref(), Some("creds"));
+    let key_ref = c.env[0]
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        key_ref
+            .local_object_reference
+            .as_ref()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("creds")
+    );
     assert_eq!(key_ref.optional, Some(false));
     let probe = c.liveness_probe.as_ref().unwrap();
     let get = probe.handler.as_ref().unwrap().http_get.as_ref().unwrap();
-    assert_eq!(get.port, Some(IntOrString { r#type: Some(1), int_val: Some(0), str_val: s("http") }));
+    assert_eq!(
+        get.port,
+        Some(IntOrString {
+            r#type: Some(1),
+            int_val: Some(0),
+            str_val: s("http")
+        })
+    );
     assert_eq!(probe.period_seconds, Some(5));
     let vol = &spec.volumes[0];
-    let cm = vol.volume_source.as_ref().unwrap().config_map.as_ref().unwrap();
-    assert_eq!(cm.local_object_reference.as_ref().unwrap().name.as_deref(), Some("web-config"));
+    let cm = vol
+        .volume_source
+        .as_ref()
+        .unwrap()
+        .config_map
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        cm.local_object_reference.as_ref().unwrap().name.as_deref(),
+        Some("web-config")
+    );
     assert_eq!(cm.default_mode, Some(420));
 }
 
@@ -426,8 +568,22 @@ fn encodes_deployment_secret_and_delete_options_readable_by_k8s_pb() {
     let spec = d.spec.unwrap();
     assert_eq!(spec.replicas, Some(0));
     let ru = spec.strategy.unwrap().rolling_update.unwrap();
-    assert_eq!(ru.max_surge, Some(IntOrString { r#type: Some(1), int_val: Some(0), str_val: s("25%") }));
-    assert_eq!(ru.max_unavailable, Some(IntOrString { r#type: Some(0), int_val: Some(1), str_val: s("") }));
+    assert_eq!(
+        ru.max_surge,
+        Some(IntOrString {
+            r#type: Some(1),
+            int_val: Some(0),
+            str_val: s("25%")
+        })
+    );
+    assert_eq!(
+        ru.max_unavailable,
+        Some(IntOrString {
+            r#type: Some(0),
+            int_val: Some(1),
+            str_val: s("")
+        })
+    );
 
     let (_, kind, raw) = unwrap(
         &encode(&json!({
@@ -454,7 +610,10 @@ fn encodes_deployment_secret_and_delete_options_readable_by_k8s_pb() {
     }))
     .unwrap();
     let (api_version, kind, raw) = unwrap(&bytes);
-    assert_eq!((api_version.as_str(), kind.as_str()), ("meta.k8s.io/v1", "DeleteOptions"));
+    assert_eq!(
+        (api_version.as_str(), kind.as_str()),
+        ("meta.k8s.io/v1", "DeleteOptions")
+    );
     let opts = meta::DeleteOptions::decode(raw.as_slice()).unwrap();
     assert_eq!(opts.grace_period_seconds, Some(0));
     assert_eq!(opts.propagation_policy.as_deref(), Some("Background"));
@@ -475,26 +634,40 @@ fn watch_frames_match_the_kubernetes_stream_format() {
     let (api_version, kind, pod_raw) = unwrap(&raw);
     assert_eq!((api_version.as_str(), kind.as_str()), ("v1", "Pod"));
     let decoded = core::Pod::decode(pod_raw.as_slice()).unwrap();
-    assert_eq!(decoded.metadata.unwrap().resource_version.as_deref(), Some("7"));
+    assert_eq!(
+        decoded.metadata.unwrap().resource_version.as_deref(),
+        Some("7")
+    );
 
     // Frames split off a stream and decode back.
     let mut stream = frame.clone();
     let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 410, "reason": "Expired"});
     stream.extend(encode_watch_event("ERROR", &status).unwrap());
     let (first, rest) = split_watch_frame(&stream).unwrap();
-    assert_eq!(decode_watch_event(first).unwrap(), ("ADDED".to_owned(), pod.clone()));
+    assert_eq!(
+        decode_watch_event(first).unwrap(),
+        ("ADDED".to_owned(), pod.clone())
+    );
     let (second, rest) = split_watch_frame(rest).unwrap();
     assert!(rest.is_empty());
-    assert_eq!(decode_watch_event(second).unwrap(), ("ERROR".to_owned(), status));
+    assert_eq!(
+        decode_watch_event(second).unwrap(),
+        ("ERROR".to_owned(), status)
+    );
     assert!(split_watch_frame(&frame[..frame.len() - 1]).is_none());
 
     // A frame written by k8s-pb decodes too.
     let go_event = meta::WatchEvent {
         r#type: s("DELETED"),
-        object: Some(RawExtension { raw: Some(envelope("v1", "Pod", &core::Pod::default())) }),
+        object: Some(RawExtension {
+            raw: Some(envelope("v1", "Pod", &core::Pod::default())),
+        }),
     };
     assert_eq!(
         decode_watch_event(&go_event.encode_to_vec()).unwrap(),
-        ("DELETED".to_owned(), json!({"apiVersion": "v1", "kind": "Pod"}))
+        (
+            "DELETED".to_owned(),
+            json!({"apiVersion": "v1", "kind": "Pod"})
+        )
     );
 }
