@@ -181,11 +181,12 @@ pub fn decode_watch_event(payload: &[u8]) -> Result<(String, Value), ProtoError>
             .expect("the schema has meta.k8s.io/v1 WatchEvent");
         decode::decode_message(payload, index, &mut ctx)?.unwrap_or_default()
     };
-    let event_type = event
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let object = event.get("object").cloned().unwrap_or(Value::Null);
-    Ok((event_type, object))
+    let Value::Object(mut event) = event else {
+        return Ok((String::new(), Value::Null));
+    };
+    let event_type = match event.remove("type") {
+        Some(Value::String(t)) => t,
+        _ => String::new(),
+    };
+    Ok((event_type, event.remove("object").unwrap_or(Value::Null)))
 }
