@@ -4,7 +4,7 @@
 use crate::error::{Conflict, FieldManagerError};
 use crate::fieldset::FieldSet;
 use crate::managed::{self, Entry};
-use crate::schema::{Schema, json_eq};
+use crate::schema::Schema;
 use crate::{Applied, Manager, Operation, lastapplied, merge, meta, sets};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -47,7 +47,7 @@ pub(crate) fn apply(
     changed.union_with(&diff.modified);
     changed.union_with(&diff.removed.intersection(&applied_set));
 
-    let conflicts: Vec<Conflict> = others(&entries, mine).flat_map(|(_, e)| e.conflicts(&changed)).collect();
+    let conflicts: Vec<Conflict> = others(&entries, mine).flat_map(|e| e.conflicts(&changed)).collect();
     if !conflicts.is_empty() && !force {
         check_conflicts(conflicts, live.map(|_| &live_body), manager, schema)?;
     }
@@ -58,7 +58,8 @@ pub(crate) fn apply(
             entry.fields.subtract(&diff.removed);
         }
     }
-    let object_changed = !json_eq(&live_body, &result);
+    // Ignoring identity and server-set fields, which a stored object may spell differently.
+    let object_changed = !diff.is_empty();
     match mine {
         Some(i) => {
             let entry = &mut entries[i];
@@ -80,8 +81,8 @@ pub(crate) fn apply(
 }
 
 /// The entries other than the applier's own.
-fn others(entries: &[Entry], mine: Option<usize>) -> impl Iterator<Item = (usize, &Entry)> {
-    entries.iter().enumerate().filter(move |(i, _)| Some(*i) != mine)
+fn others(entries: &[Entry], mine: Option<usize>) -> impl Iterator<Item = &Entry> {
+    entries.iter().enumerate().filter(move |(i, _)| Some(*i) != mine).map(|(_, e)| e)
 }
 
 /// Removes from `result` what the applier applied last time but not now, unless some other
@@ -89,7 +90,7 @@ fn others(entries: &[Entry], mine: Option<usize>) -> impl Iterator<Item = (usize
 fn prune(result: &mut Value, entries: &[Entry], mine: Option<usize>, applied_set: &FieldSet) {
     let Some(mine) = mine else { return };
     let mut stale = entries[mine].fields.difference(applied_set);
-    for (_, entry) in others(entries, Some(mine)) {
+    for entry in others(entries, Some(mine)) {
         stale.subtract(&entry.fields);
     }
     merge::remove(result, &stale);

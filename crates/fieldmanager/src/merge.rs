@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 /// `live` with `config` merged in: config values win; objects merge field by field, list-maps
 /// item by item (by key), sets by value; everything else is replaced. A `null` in the config
-/// removes the field (what it means once the object is decoded into a typed struct), and
+/// removes the field (what it means once the object is decoded into a typed struct; a live
+/// `null` is left as it is), and
 /// values equal to live ones keep live's spelling, so a no-op apply is byte-identical.
 pub(crate) fn merge(live: &Value, config: &Value, schema: Schema<'_>) -> Result<Value, FieldManagerError> {
     merge_value(Some(live), config, schema, &mut Vec::new())
@@ -24,7 +25,10 @@ fn merge_value(live: Option<&Value>, config: &Value, schema: Schema<'_>, path: &
             };
             for (name, value) in fields {
                 if value.is_null() {
-                    out.remove(name);
+                    // A live null stays (it is the same value); anything else goes.
+                    if out.get(name).is_some_and(|v| !v.is_null()) {
+                        out.remove(name);
+                    }
                     continue;
                 }
                 path.push(format!("f:{name}"));
@@ -198,10 +202,10 @@ mod tests {
 
     #[test]
     fn nulls_remove_and_equal_values_keep_live_spelling() {
-        let live = pod(json!({"replicas": 3.0, "nodeName": "n1", "tolerations": [{"key": "a"}]}));
-        let config = pod(json!({"replicas": 3, "nodeName": null, "tolerations": [{"key": "b"}]}));
+        let live = pod(json!({"replicas": 3.0, "nodeName": "n1", "hostname": null, "tolerations": [{"key": "a"}]}));
+        let config = pod(json!({"replicas": 3, "nodeName": null, "hostname": null, "subdomain": null, "tolerations": [{"key": "b"}]}));
         let merged = merge(&live, &config, Schema::of(&live)).unwrap();
-        assert_eq!(merged["spec"], json!({"replicas": 3.0, "tolerations": [{"key": "b"}]}));
+        assert_eq!(merged["spec"], json!({"replicas": 3.0, "hostname": null, "tolerations": [{"key": "b"}]}));
     }
 
     #[test]

@@ -456,3 +456,53 @@ fn arbitrary_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn applying_over_kubectl_create_conflicts_only_on_real_changes() {
+    // `kubectl create deployment nginx --image=nginx --dry-run=client -o yaml`, as stored.
+    let generated = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "nginx", "labels": {"app": "nginx"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "nginx"}},
+            "strategy": {},
+            "template": {
+                "metadata": {"creationTimestamp": null, "labels": {"app": "nginx"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {}}]}
+            }
+        }
+    });
+    let created = update(None, generated.clone(), &updater("kubectl-create"), at(T1)).unwrap();
+    assert_eq!(
+        entry(&created, "kubectl-create", "Update").unwrap()["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:selector": {},
+                "f:template": {
+                    "f:metadata": {"f:creationTimestamp": {}, "f:labels": {".": {}, "f:app": {}}},
+                    "f:spec": {"f:containers": {
+                        ".": {},
+                        "k:{\"name\":\"nginx\"}": {".": {}, "f:image": {}, "f:name": {}, "f:resources": {}}
+                    }}
+                }
+            }
+        })
+    );
+    // The same file applied: everything shared, nulls included, nothing changes.
+    let shared = apply_ok(Some(&created), &generated, &applier("kubectl"), false, T2);
+    assert_eq!(shared["spec"], created["spec"]);
+    assert_eq!(owned(&shared, "kubectl", "Apply"), owned(&created, "kubectl-create", "Update")
+        .into_iter()
+        .filter(|p| !p.ends_with(".labels") && p != ".spec.template.spec.containers" && !p.ends_with(".resources"))
+        .collect::<Vec<_>>());
+    let mut newer = generated.clone();
+    newer["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
+    let err = apply(Some(&shared), &newer, &applier("kubectl"), false, at(T3)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-create\" using apps/v1: .spec.template.spec.containers[name=\"nginx\"].image"
+    );
+}
