@@ -79,7 +79,7 @@ impl fmt::Display for Conflict {
 }
 
 /// Go's `%q` for the strings managers are named with (JSON quoting agrees on them).
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 

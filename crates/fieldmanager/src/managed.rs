@@ -2,7 +2,7 @@
 //! in Kubernetes' order.
 
 use crate::Operation;
-use crate::error::Conflict;
+use crate::error::{Conflict, quote};
 use crate::fieldset::FieldSet;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -99,22 +99,18 @@ impl Entry {
 
 /// See [`Entry::identifier`].
 pub(crate) fn identifier(manager: &str, operation: &str, api_version: &str, subresource: &str) -> String {
-    let mut out = format!("{{\"manager\":{}", quoted(manager));
+    let mut out = format!("{{\"manager\":{}", quote(manager));
     if !operation.is_empty() {
-        out.push_str(&format!(",\"operation\":{}", quoted(operation)));
+        out.push_str(&format!(",\"operation\":{}", quote(operation)));
     }
     if operation != "Apply" && !api_version.is_empty() {
-        out.push_str(&format!(",\"apiVersion\":{}", quoted(api_version)));
+        out.push_str(&format!(",\"apiVersion\":{}", quote(api_version)));
     }
     if !subresource.is_empty() {
-        out.push_str(&format!(",\"subresource\":{}", quoted(subresource)));
+        out.push_str(&format!(",\"subresource\":{}", quote(subresource)));
     }
     out.push('}');
     out
-}
-
-fn quoted(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
 }
 
 /// RFC 3339 at second precision, as Kubernetes writes managedFields times.
