@@ -33,7 +33,7 @@ fn create_multi_document_manifest() {
 
     // Creating the same objects again is AlreadyExists for each of them.
     let path = env.manifest("again.yaml", &fixture("shop"));
-    let out = env.fails(&["create", "-f", &path, "--validate=false"]);
+    let out = env.fails(&["create", "-f", &path]);
     assert!(
         out.stderr.contains(r#"Error from server (AlreadyExists): error when creating"#) && out.stderr.contains(r#"configmaps "cfg" already exists"#),
         "stderr: {}",
@@ -113,7 +113,7 @@ fn replace_updates_data_and_resource_version() {
 
     let yaml = configmap_yaml("shop", "cfg", "replaced");
     let path = env.manifest("replace.yaml", &yaml);
-    let out = env.ok(&["replace", "-f", &path, "--validate=false"]);
+    let out = env.ok(&["replace", "-f", &path]);
     assert!(out.contains("configmap/cfg replaced"), "replace output: {out}");
 
     let after = env.stored("/api/v1/namespaces/shop/configmaps/cfg");
@@ -127,7 +127,7 @@ fn replace_updates_data_and_resource_version() {
 
     // Replacing something that does not exist is NotFound.
     let missing = env.manifest("missing.yaml", &configmap_yaml("shop", "ghost", "x"));
-    let out = env.fails(&["replace", "-f", &missing, "--validate=false"]);
+    let out = env.fails(&["replace", "-f", &missing]);
     assert!(out.stderr.contains(r#"Error from server (NotFound)"#) && out.stderr.contains(r#"configmaps "ghost" not found"#), "stderr: {}", out.stderr);
 }
 
@@ -200,9 +200,9 @@ fn get_watch_streams_events_in_order() {
     assert_eq!(first["object"]["metadata"]["name"], "cfg");
 
     let path = env.manifest("watched.yaml", &configmap_yaml("shop", "watched", "one"));
-    env.ok(&["create", "-f", &path, "--validate=false"]);
+    env.ok(&["create", "-f", &path]);
     env.ok(&["label", "cm", "watched", "-n", "shop", "step=two"]);
-    env.ok(&["replace", "-f", &env.manifest("watched2.yaml", &configmap_yaml("shop", "watched", "three")), "--validate=false"]);
+    env.ok(&["replace", "-f", &env.manifest("watched2.yaml", &configmap_yaml("shop", "watched", "three"))]);
     env.ok(&["delete", "cm", "watched", "-n", "shop"]);
 
     let mut seen = Vec::new();
@@ -239,7 +239,7 @@ fn get_watch_streams_events_in_order() {
 fn delete_configmap_pod_and_namespace() {
     let env = Env::start();
     env.create_fixture("shop");
-    env.ok(&["create", "-f", &env.manifest("extra.yaml", &configmap_yaml("shop", "extra", "x")), "--validate=false"]);
+    env.ok(&["create", "-f", &env.manifest("extra.yaml", &configmap_yaml("shop", "extra", "x"))]);
 
     let out = env.ok(&["delete", "configmap", "cfg", "-n", "shop"]);
     assert!(out.contains(r#"configmap "cfg" deleted"#), "{out}");
@@ -259,7 +259,7 @@ fn delete_configmap_pod_and_namespace() {
 
     // A second pod left behind for the namespace to clean up.
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: leftover\n  namespace: shop\nspec:\n  containers:\n  - name: main\n    image: busybox:1.36\n";
-    env.ok(&["create", "-f", &env.manifest("leftover.yaml", pod), "--validate=false"]);
+    env.ok(&["create", "-f", &env.manifest("leftover.yaml", pod)]);
 
     // Deleting the namespace completes (kubectl waits until it is gone) and takes its content.
     let started = Instant::now();
@@ -298,7 +298,7 @@ fn errors_are_reported_like_kubernetes() {
 
     // Creating into a namespace that does not exist.
     let cm = env.manifest("orphan.yaml", &configmap_yaml("no-such-ns", "x", "y"));
-    let out = env.fails(&["create", "-f", &cm, "--validate=false"]);
+    let out = env.fails(&["create", "-f", &cm]);
     assert!(out.stderr.contains(r#"namespaces "no-such-ns" not found"#), "stderr: {}", out.stderr);
 }
 
@@ -308,7 +308,7 @@ fn invalid_pod_is_rejected() {
     env.create_fixture("shop");
     let bad = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\n  namespace: shop\nspec:\n  containers:\n  - name: main\n";
     let path = env.manifest("bad.yaml", bad);
-    let out = env.run(&["create", "-f", &path, "--validate=false"]);
+    let out = env.run(&["create", "-f", &path]);
     assert_ne!(out.code, 0, "a Pod without an image must be rejected\nstdout: {}\nstderr: {}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains(r#"The Pod "bad" is invalid: "#),
@@ -333,7 +333,7 @@ fn objects_survive_an_api_server_restart() {
     assert_eq!(w.next("the initial list")["type"], "ADDED");
 
     // A create, then the restart, then more reads and writes.
-    env.ok(&["create", "-f", &env.manifest("second.yaml", &configmap_yaml("shop", "second", "v1")), "--validate=false"]);
+    env.ok(&["create", "-f", &env.manifest("second.yaml", &configmap_yaml("shop", "second", "v1"))]);
     let second_before = env.stored("/api/v1/namespaces/shop/configmaps/second");
     env.api.restart().expect("apiserver restarts");
     w.stop();
@@ -350,12 +350,12 @@ fn objects_survive_an_api_server_restart() {
     assert_eq!(pod["status"]["phase"], "Pending");
 
     // kubectl keeps working: writes after the restart get higher resourceVersions.
-    env.ok(&["replace", "-f", &env.manifest("second2.yaml", &configmap_yaml("shop", "second", "v2")), "--validate=false"]);
+    env.ok(&["replace", "-f", &env.manifest("second2.yaml", &configmap_yaml("shop", "second", "v2"))]);
     let second_after = env.stored("/api/v1/namespaces/shop/configmaps/second");
     assert_eq!(second_after["data"]["key"], "v2");
     assert!(rv(&second_after) > rv(&second_before));
     env.ok(&["label", "cm", "cfg", "-n", "shop", "after=restart"]);
-    env.ok(&["create", "-f", &env.manifest("third.yaml", &configmap_yaml("shop", "third", "x")), "--validate=false"]);
+    env.ok(&["create", "-f", &env.manifest("third.yaml", &configmap_yaml("shop", "third", "x"))]);
     let list = env.json(&["get", "cm", "-n", "shop"]);
     let mut names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| meta(i, "name")).collect();
     names.sort();

@@ -105,6 +105,14 @@ pub enum ApiError {
         /// Why, e.g. "the object has been modified; please apply your changes to the latest version and try again".
         detail: String,
     },
+    /// 409 from server-side apply: fields the request sets are owned by other managers.
+    #[error("{message}")]
+    ApplyConflict {
+        /// "Apply failed with N conflicts: ...".
+        message: String,
+        /// One cause per conflicting field (reason FieldManagerConflict).
+        causes: Vec<FieldError>,
+    },
     /// 410: the requested resourceVersion was compacted away.
     #[error("{0}")]
     Expired(String),
@@ -181,7 +189,7 @@ impl ApiError {
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::NotAcceptable(_) => 406,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => 409,
             ApiError::Expired(_) => 410,
             ApiError::RequestEntityTooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -202,7 +210,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Expired(_) => "Expired",
             ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -243,6 +251,11 @@ impl ApiError {
                 }
                 Some(d)
             }
+            ApiError::ApplyConflict { causes, .. } => {
+                let causes: Vec<Value> =
+                    causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
+                Some(json!({"causes": causes}))
+            }
             ApiError::Invalid { kind, group, name, causes } => {
                 let causes: Vec<Value> =
                     causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
@@ -273,6 +286,19 @@ impl ApiError {
         match status["reason"].as_str().unwrap_or_default() {
             "NotFound" => ApiError::NotFound { resource, name },
             "AlreadyExists" => ApiError::AlreadyExists { resource, name },
+            "Conflict" if details["causes"].as_array().is_some_and(|c| !c.is_empty()) => ApiError::ApplyConflict {
+                message,
+                causes: details["causes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| FieldError {
+                        reason: "FieldManagerConflict",
+                        field: c["field"].as_str().unwrap_or_default().to_string(),
+                        message: c["message"].as_str().unwrap_or_default().to_string(),
+                    })
+                    .collect(),
+            },
             "Conflict" => {
                 let detail = message.rsplit_once(": ").map(|(_, d)| d.to_string()).unwrap_or(message);
                 ApiError::Conflict { resource, name, detail }

@@ -10,17 +10,20 @@ pub enum BodyFormat {
     Json,
     /// application/yaml.
     Yaml,
+    /// application/vnd.kubernetes.protobuf.
+    Protobuf,
 }
 
 impl BodyFormat {
-    /// Picks the decoder for a Content-Type header; protobuf and others are 415.
+    /// Picks the decoder for a Content-Type header; anything else is 415.
     pub fn from_content_type(ct: &str) -> Result<Self, ApiError> {
         let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match essence.as_str() {
             "" | "application/json" | "*/*" => Ok(BodyFormat::Json),
             "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(BodyFormat::Yaml),
+            rkube_kubeproto::MEDIA_TYPE => Ok(BodyFormat::Protobuf),
             other => Err(ApiError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
             ))),
         }
     }
@@ -38,6 +41,8 @@ pub fn decode(body: &[u8], format: BodyFormat) -> Result<Value, ApiError> {
             let text = std::str::from_utf8(body).map_err(|e| ApiError::BadRequest(format!("the request body is not UTF-8: {e}")))?;
             serde_saphyr::from_str(text).map_err(|e| ApiError::BadRequest(format!("the request body is not valid YAML: {e}")))
         }
+        BodyFormat::Protobuf => rkube_kubeproto::decode(body)
+            .map_err(|e| ApiError::BadRequest(format!("the request body is not a valid protobuf object: {e}"))),
     }
 }
 
@@ -63,7 +68,9 @@ mod tests {
         assert!(err.to_string().contains("EOF"), "{err}");
         assert_eq!(decode(b"a: [1, 2", BodyFormat::Yaml).unwrap_err().code(), 400);
         assert_eq!(decode(b"kind: ConfigMap\nmetadata:\n  name: x\n", BodyFormat::Yaml).unwrap()["metadata"]["name"], "x");
-        assert_eq!(BodyFormat::from_content_type("application/vnd.kubernetes.protobuf").unwrap_err().code(), 415);
+        assert_eq!(BodyFormat::from_content_type("application/vnd.kubernetes.protobuf").unwrap(), BodyFormat::Protobuf);
+        assert_eq!(BodyFormat::from_content_type("application/cbor").unwrap_err().code(), 415);
+        assert_eq!(decode(b"k8s\0garbage", BodyFormat::Protobuf).unwrap_err().code(), 400);
         assert_eq!(BodyFormat::from_content_type("application/json; charset=utf-8").unwrap(), BodyFormat::Json);
     }
 }

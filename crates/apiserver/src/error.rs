@@ -31,7 +31,7 @@ pub fn grpc_code(err: &ApiError) -> tonic::Code {
         ApiError::Forbidden { .. } => Code::PermissionDenied,
         ApiError::NotFound { .. } => Code::NotFound,
         ApiError::AlreadyExists { .. } => Code::AlreadyExists,
-        ApiError::Conflict { .. } => Code::Aborted,
+        ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => Code::Aborted,
         ApiError::Expired(_) => Code::OutOfRange,
         ApiError::RequestEntityTooLarge(_) => Code::ResourceExhausted,
         ApiError::MethodNotAllowed(_) | ApiError::UnsupportedMediaType(_) | ApiError::NotAcceptable(_) => Code::Unimplemented,
@@ -57,5 +57,27 @@ pub fn from_grpc(status: &tonic::Status) -> ApiError {
     match serde_json::from_slice::<serde_json::Value>(status.details()) {
         Ok(s) if s["kind"] == "Status" => ApiError::from_status(&s),
         _ => ApiError::Internal(format!("{}: {}", status.code(), status.message())),
+    }
+}
+
+/// Maps a server-side apply / managedFields error to its Kubernetes Status: conflicts are 409
+/// with one FieldManagerConflict cause per field, bad applied configurations 422.
+pub fn field_manager_error(err: rkube_fieldmanager::FieldManagerError) -> ApiError {
+    use rkube_fieldmanager::FieldManagerError as E;
+    match &err {
+        E::Conflicts(conflicts) => ApiError::ApplyConflict {
+            message: err.to_string(),
+            causes: conflicts
+                .iter()
+                .map(|c| rkube_api::FieldError { reason: "FieldManagerConflict", field: c.field.clone(), message: c.message() })
+                .collect(),
+        },
+        E::Invalid { path, message } => ApiError::Invalid {
+            kind: String::new(),
+            group: String::new(),
+            name: String::new(),
+            causes: vec![rkube_api::FieldError { reason: "FieldValueInvalid", field: path.clone(), message: message.clone() }],
+        },
+        E::InvalidManagedFields(_) => ApiError::BadRequest(err.to_string()),
     }
 }

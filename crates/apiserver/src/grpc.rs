@@ -49,6 +49,7 @@ fn write_options(o: Option<&pb::WriteOptions>) -> std::result::Result<WriteOptio
         dry_run: o.dry_run,
         field_manager: o.field_manager,
         field_validation: FieldValidation::parse(&o.field_validation, FieldValidation::Ignore)?,
+        ..Default::default()
     })
 }
 

@@ -8,8 +8,10 @@ pub mod discovery;
 pub mod error;
 pub mod grpc;
 pub mod meta;
+pub mod negotiate;
 pub mod namespace;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod rest;
 pub mod strategy;
@@ -139,6 +141,7 @@ async fn bootstrap(registry: &Registry) {
 
 /// Runs the API server until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    openapi::warm_up();
     let token = CancellationToken::new();
     {
         let token = token.clone();

@@ -48,6 +48,28 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
+    /// `force` of a server-side apply: take over fields other managers own.
+    pub force: bool,
+    /// Set when managedFields were already computed by a server-side apply.
+    pub(crate) applied: bool,
+}
+
+impl WriteOptions {
+    /// managedFields bookkeeping of an ordinary write (operation Update); writes without a
+    /// field manager (the server's own) are not tracked.
+    fn track_fields(&self, res: &ResourceInfo, old: Option<&Value>, new: Value, part: Part) -> Result<Value, ApiError> {
+        if self.applied || self.field_manager.is_empty() {
+            return Ok(new);
+        }
+        let api_version = res.api_version();
+        let manager = rkube_fieldmanager::Manager {
+            name: &self.field_manager,
+            operation: rkube_fieldmanager::Operation::Update,
+            api_version: &api_version,
+            subresource: part.subresource(),
+        };
+        rkube_fieldmanager::update(old, new, &manager, jiff::Timestamp::now()).map_err(crate::error::field_manager_error)
+    }
 }
 
 /// Options of a delete.
@@ -110,6 +132,17 @@ pub enum Part {
     Scale,
     /// Spec and status together, for server-side writes such as a pod binding.
     Whole,
+}
+
+impl Part {
+    /// The subresource name managedFields records for writes to this part.
+    fn subresource(self) -> &'static str {
+        match self {
+            Part::Status => "status",
+            Part::Scale => "scale",
+            Part::Main | Part::Whole => "",
+        }
+    }
 }
 
 /// Parsed label and field selectors of one request.
@@ -404,6 +437,9 @@ impl Registry {
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, &name, errors));
             }
+            if attempt == 0 {
+                obj = opts.track_fields(res, None, obj, Part::Main)?;
+            }
             if opts.dry_run {
                 return Ok(Outcome { object: obj, code: 201, warnings });
             }
@@ -490,6 +526,7 @@ impl Registry {
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, name, errors));
             }
+            new = opts.track_fields(res, Some(&old), new, part)?;
             meta::set_resource_version(&mut new, kv.mod_revision);
             if meta::without_volatile(&new) == meta::without_volatile(&old) {
                 // Kubernetes does not write no-op updates: the resourceVersion stays.
@@ -540,7 +577,7 @@ impl Registry {
         }
         let rv = body.pointer("/metadata/resourceVersion").cloned();
         let outcome = self
-            .write(res, namespace, name, Part::Main, opts, move |old| {
+            .write(res, namespace, name, Part::Scale, opts, move |old| {
                 let mut new = old.clone();
                 new["spec"]["replicas"] = json!(replicas);
                 let m = meta_mut(&mut new);
@@ -566,9 +603,12 @@ impl Registry {
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
         let kind = crate::patch::PatchKind::from_content_type(patch_type)?;
+        if kind == crate::patch::PatchKind::Apply {
+            return self.apply(res, namespace, name, patch, part, opts).await;
+        }
         let patch_value: Value = crate::codec::decode_patch(patch)?;
         let outcome = self
-            .write(res, namespace, name, if part == Part::Status { Part::Status } else { Part::Main }, opts, |old| {
+            .write(res, namespace, name, part, opts, |old| {
                 let base = if part == Part::Scale { to_scale(res, old) } else { old.clone() };
                 let mut patched = crate::patch::apply(kind, &base, &patch_value)?;
                 if part == Part::Scale {
@@ -588,6 +628,73 @@ impl Registry {
             })
             .await?;
         Ok(if part == Part::Scale { Outcome { object: to_scale(res, &outcome.object), ..outcome } } else { outcome })
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`): merges the applied configuration
+    /// into the object, owning its fields for the field manager; creates the object if absent.
+    async fn apply(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        body: &[u8],
+        part: Part,
+        opts: &WriteOptions,
+    ) -> Result<Outcome, ApiError> {
+        if part == Part::Scale {
+            return Err(ApiError::UnsupportedMediaType("server-side apply to the scale subresource is not supported".into()));
+        }
+        let config = crate::codec::decode_patch(body)?;
+        if config["kind"].as_str() != Some(res.kind) || config["apiVersion"].as_str() != Some(res.api_version().as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "the applied configuration must have apiVersion {} and kind {} (got {} {})",
+                res.api_version(),
+                res.kind,
+                config["apiVersion"],
+                config["kind"]
+            )));
+        }
+        match meta_str(&config, "name") {
+            Some(n) if n == name => {}
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+        let (config, warnings) = decode_body(res, config, opts.field_validation)?;
+        let api_version = res.api_version();
+        let manager = rkube_fieldmanager::Manager {
+            name: &opts.field_manager,
+            operation: rkube_fieldmanager::Operation::Apply,
+            api_version: &api_version,
+            subresource: part.subresource(),
+        };
+        let applied_opts = WriteOptions { applied: true, ..opts.clone() };
+        let names_version = config.pointer("/metadata/resourceVersion").is_some();
+        let merged = self
+            .write(res, namespace, name, part, &applied_opts, |old| {
+                let mut new = rkube_fieldmanager::apply(Some(old), &config, &manager, opts.force, jiff::Timestamp::now())
+                    .map_err(crate::error::field_manager_error)?
+                    .object;
+                if !names_version {
+                    meta_mut(&mut new).remove("resourceVersion");
+                }
+                Ok(new)
+            })
+            .await;
+        let mut outcome = match merged {
+            Err(ApiError::NotFound { .. }) if part == Part::Main => {
+                let created = rkube_fieldmanager::apply(None, &config, &manager, opts.force, jiff::Timestamp::now())
+                    .map_err(crate::error::field_manager_error)?
+                    .object;
+                self.create(res, namespace, created, &applied_opts).await?
+            }
+            other => other?,
+        };
+        outcome.warnings.extend(warnings);
+        Ok(outcome)
     }
 
     /// Deletes an object, gracefully or behind finalizers where that applies.
@@ -805,14 +912,16 @@ fn decode_body(res: &ResourceInfo, body: Value, validation: FieldValidation) -> 
     if !body.is_object() {
         return Err(ApiError::BadRequest(format!("the body of the request was not a JSON object: {}", truncate(&body.to_string()))));
     }
+    // Like Kubernetes, a body without type information takes it from the endpoint (the Python
+    // client sends models without apiVersion/kind).
+    let mut body = body;
+    for (field, value) in [("kind", res.kind.to_string()), ("apiVersion", res.api_version())] {
+        if body.get(field).is_none_or(|v| v.as_str() == Some("")) {
+            body[field] = Value::String(value);
+        }
+    }
     let kind = body["kind"].as_str().unwrap_or("");
     let api_version = body["apiVersion"].as_str().unwrap_or("");
-    if kind.is_empty() {
-        return Err(ApiError::BadRequest(format!("Object 'Kind' is missing in '{}'", truncate(&body.to_string()))));
-    }
-    if api_version.is_empty() {
-        return Err(ApiError::BadRequest(format!("Object 'apiVersion' is missing in '{}'", truncate(&body.to_string()))));
-    }
     if kind != res.kind || api_version != res.api_version() {
         return Err(ApiError::BadRequest(format!(
             "the API version in the data ({api_version}) and kind ({kind}) do not match the expected API version ({}) and kind ({}) of {}",

@@ -3,6 +3,7 @@
 
 use crate::codec::{self, BodyFormat};
 use crate::objects::{DeleteOptions, FieldValidation, ListOptions, Outcome, Part, WriteOptions};
+use crate::negotiate::{self, Output};
 use crate::{Server, discovery, watch};
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
@@ -38,8 +39,15 @@ pub fn error_response(err: &ApiError) -> Response {
     value_response(err.code(), &err.to_status())
 }
 
-fn outcome_response(o: Outcome) -> Response {
-    json_response(o.code, Bytes::from(serde_json::to_vec(&o.object).unwrap_or_default()), &o.warnings)
+/// A response in the negotiated representation.
+fn rendered_response(code: u16, r: negotiate::Rendered, warnings: &[String]) -> Response {
+    let mut resp = json_response(code, r.body, warnings);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    resp
+}
+
+fn outcome_response(out: Output, res: &ResourceInfo, o: Outcome) -> Result<Response, ApiError> {
+    Ok(rendered_response(o.code, negotiate::object(out, res, &o.object)?, &o.warnings))
 }
 
 /// What a path addresses.
@@ -114,8 +122,10 @@ fn q<'a>(query: &'a HashMap<String, String>, key: &str) -> &'a str {
     query.get(key).map(String::as_str).unwrap_or("")
 }
 
+/// A boolean query parameter, spelled any way Go's strconv.ParseBool accepts (the Python client
+/// sends `watch=True`).
 fn flag(query: &HashMap<String, String>, key: &str) -> bool {
-    matches!(q(query, key), "true" | "1")
+    matches!(q(query, key), "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 fn int(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
@@ -136,7 +146,7 @@ fn list_options(query: &HashMap<String, String>) -> Result<ListOptions, ApiError
         allow_watch_bookmarks: flag(query, "allowWatchBookmarks"),
         send_initial_events: match q(query, "sendInitialEvents") {
             "" => None,
-            s => Some(s == "true" || s == "1"),
+            _ => Some(flag(query, "sendInitialEvents")),
         },
         timeout_seconds: int(query, "timeoutSeconds")?.map(|t| t.max(0) as u64),
     })
@@ -150,11 +160,43 @@ fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
     }
 }
 
-fn write_options(query: &HashMap<String, String>, default_validation: FieldValidation) -> Result<WriteOptions, ApiError> {
+/// Write options from the query; `apply` marks a server-side apply patch, which must name its
+/// field manager. Other writes default it from the User-Agent, as Kubernetes does.
+fn write_options(
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    default_validation: FieldValidation,
+    apply: bool,
+) -> Result<WriteOptions, ApiError> {
+    let options_invalid = |field: &str, cause: rkube_api::FieldError| ApiError::Invalid {
+        kind: "PatchOptions".into(),
+        group: "meta.k8s.io".into(),
+        name: String::new(),
+        causes: vec![rkube_api::FieldError { field: field.into(), ..cause }],
+    };
+    let mut field_manager = q(query, "fieldManager").to_string();
+    if field_manager.chars().count() > 128 || field_manager.chars().any(char::is_control) {
+        return Err(options_invalid(
+            "fieldManager",
+            rkube_api::FieldError::invalid("", &Value::String(field_manager), "must be at most 128 printable characters"),
+        ));
+    }
+    if field_manager.is_empty() {
+        if apply {
+            return Err(options_invalid("fieldManager", rkube_api::FieldError::required("", "is required for apply patch")));
+        }
+        field_manager = rkube_fieldmanager::default_manager_name(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()));
+    }
+    let force = flag(query, "force");
+    if force && !apply {
+        return Err(options_invalid("force", rkube_api::FieldError::forbidden("", "may not be specified for non-apply patch")));
+    }
     Ok(WriteOptions {
         dry_run: dry_run(query)?,
-        field_manager: q(query, "fieldManager").to_string(),
+        field_manager,
         field_validation: FieldValidation::parse(q(query, "fieldValidation"), default_validation)?,
+        force,
+        ..Default::default()
     })
 }
 
@@ -250,6 +292,17 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
         (Method::GET, "/api") => return Ok(value_response(200, &discovery::legacy_versions(&server.advertise_address))),
         (Method::GET, "/apis") => return Ok(value_response(200, &discovery::group_list())),
         (Method::GET, "/metrics") => return Ok(text(200, &server.metrics_text().await)),
+        (Method::GET, p) if p.starts_with("/openapi/") => {
+            let doc = crate::openapi::document(p, header_str(&parts.headers, header::ACCEPT)).await.ok_or_else(|| not_found_path(p))??;
+            let mut resp = json_response(200, doc.body, &[]);
+            if let Some(hash) = doc.hash
+                && let Ok(etag) = HeaderValue::from_str(&format!("\"{hash}\""))
+            {
+                resp.headers_mut().insert(header::ETAG, etag);
+                resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+            }
+            return Ok(resp);
+        }
         (Method::GET, p) if p.starts_with("/apis/") && p.trim_matches('/').split('/').count() == 2 => {
             let group = p.trim_matches('/').split('/').nth(1).unwrap_or("");
             return discovery::group(group).map(|g| value_response(200, &g)).ok_or_else(|| not_found_path(p));
@@ -270,6 +323,10 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
     // kubectl asks for Strict itself; other clients get Kubernetes' server default, Warn.
     let default_validation = FieldValidation::Warn;
     let method = parts.method;
+    let out = match target {
+        Target::Discovery(_) => Output::Json,
+        _ => negotiate::output(header_str(headers, header::ACCEPT), q(&query, "includeObject"))?,
+    };
     match target {
         Target::Discovery(doc) if method == Method::GET => Ok(value_response(200, &doc)),
         Target::Discovery(_) => Err(method_not_allowed(&method, &path)),
@@ -278,16 +335,19 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             match method {
                 Method::GET if path_watch || flag(&query, "watch") => {
                     let opts = list_options(&query)?;
-                    watch_response(server, res, ns, &opts).await
+                    watch_response(server, res, ns, &opts, out).await
                 }
-                Method::GET => Ok(json_response(200, registry.list(res, ns, &list_options(&query)?).await?, &[])),
+                Method::GET => {
+                    let body = registry.list(res, ns, &list_options(&query)?).await?;
+                    Ok(rendered_response(200, negotiate::list(out, res, body)?, &[]))
+                }
                 Method::POST => {
                     if res.namespaced && ns.is_none() {
                         return Err(method_not_allowed(&method, &path));
                     }
                     let body = read_body(server, body).await?;
                     let obj = codec::decode(&body, format)?;
-                    Ok(outcome_response(registry.create(res, ns, obj, &write_options(&query, default_validation)?).await?))
+                    outcome_response(out, res, registry.create(res, ns, obj, &write_options(&query, headers, default_validation, false)?).await?)
                 }
                 Method::DELETE => {
                     let body = read_body(server, body).await?;
@@ -303,42 +363,44 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                 // A watch on one object is a collection watch narrowed to its name.
                 let mut opts = list_options(&query)?;
                 opts.narrow_to_name(&name);
-                return watch_response(server, res, ns, &opts).await;
+                return watch_response(server, res, ns, &opts, out).await;
             }
             let sub_ref = sub.as_deref();
             match (method.clone(), sub_ref) {
                 (Method::POST, Some("binding")) if res.kind == "Pod" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let binding = codec::decode(&body, format)?;
-                    let status = registry.bind(ns.unwrap_or("default"), &name, binding, &write_options(&query, default_validation)?).await?;
+                    let status = registry.bind(ns.unwrap_or("default"), &name, binding, &write_options(&query, headers, default_validation, false)?).await?;
                     Ok(value_response(201, &status))
                 }
                 (Method::PUT, Some("finalize")) if res.kind == "Namespace" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let obj = codec::decode(&body, format)?;
-                    Ok(outcome_response(crate::namespace::finalize(registry, &name, obj).await?))
+                    outcome_response(out, res, crate::namespace::finalize(registry, &name, obj).await?)
                 }
                 (Method::GET, s) => {
                     let part = part_of(res, s, &path)?;
-                    Ok(value_response(200, &registry.get_part(res, ns, &name, part).await?))
+                    let obj = registry.get_part(res, ns, &name, part).await?;
+                    Ok(rendered_response(200, negotiate::object(out, res, &obj)?, &[]))
                 }
                 (Method::PUT, s) => {
                     let part = part_of(res, s, &path)?;
                     let body = read_body(server, body).await?;
                     let obj = codec::decode(&body, format)?;
-                    Ok(outcome_response(registry.update(res, ns, &name, obj, part, &write_options(&query, default_validation)?).await?))
+                    outcome_response(out, res, registry.update(res, ns, &name, obj, part, &write_options(&query, headers, default_validation, false)?).await?)
                 }
                 (Method::PATCH, s) => {
                     let part = part_of(res, s, &path)?;
                     let body = read_body(server, body).await?;
                     let ct = header_str(headers, header::CONTENT_TYPE);
-                    let opts = write_options(&query, default_validation)?;
-                    Ok(outcome_response(registry.patch(res, ns, &name, ct, &body, part, &opts).await?))
+                    let apply = ct.split(';').next().is_some_and(|t| t.trim() == "application/apply-patch+yaml");
+                    let opts = write_options(&query, headers, default_validation, apply)?;
+                    outcome_response(out, res, registry.patch(res, ns, &name, ct, &body, part, &opts).await?)
                 }
                 (Method::DELETE, None) => {
                     let body = read_body(server, body).await?;
                     let opts = delete_options(&query, &body, format)?;
-                    Ok(outcome_response(registry.delete(res, ns, &name, &opts).await?))
+                    outcome_response(out, res, registry.delete(res, ns, &name, &opts).await?)
                 }
                 _ => Err(method_not_allowed(&method, &path)),
             }
@@ -346,12 +408,18 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
     }
 }
 
-/// A watch as a stream of newline-delimited JSON events.
-async fn watch_response(server: &Server, res: &'static ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<Response, ApiError> {
+/// A watch as a stream of newline-delimited JSON events (or protobuf frames).
+async fn watch_response(
+    server: &Server,
+    res: &'static ResourceInfo,
+    ns: Option<&str>,
+    opts: &ListOptions,
+    out: Output,
+) -> Result<Response, ApiError> {
     let stream = watch::watch(&server.registry, res, ns, opts, server.config.watch_bookmark_interval, server.shutdown.clone()).await?;
-    let body = Body::from_stream(stream.map(|ev| Ok::<_, std::convert::Infallible>(ev.to_json_line())));
+    let body = Body::from_stream(stream.map(move |ev| Ok::<_, std::convert::Infallible>(negotiate::watch_frame(out, res, &ev))));
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(negotiate::watch_content_type(out)));
     Ok(resp)
 }
 

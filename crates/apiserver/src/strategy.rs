@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 /// Adjusts a new object before defaulting: resets status the client may not set.
 pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
+    fold_string_data(res, obj);
     match (res.group, res.kind) {
         ("", "Namespace") => obj["status"] = json!({"phase": "Active"}),
         ("", "Pod") => {
@@ -32,6 +33,7 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
 /// Carries over from `old` what a write through this path may not change: status on the main
 /// resource, everything but status on the status subresource, and system metadata always.
 pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part: Part) {
+    fold_string_data(res, new);
     if part == Part::Status {
         let status = new.get("status").cloned();
         let mut merged = old.clone();
@@ -72,6 +74,23 @@ pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part
     if res.tracks_generation && spec_part(new) != spec_part(old) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         meta_mut(new).insert("generation".into(), json!(generation));
+    }
+}
+
+/// A Secret's write-only `stringData` is merged into `data` (base64), overriding equal keys,
+/// and never stored, as Kubernetes' conversion does.
+fn fold_string_data(res: &ResourceInfo, obj: &mut Value) {
+    use base64::Engine;
+    if res.group != "" || res.kind != "Secret" {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else { return };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        obj["data"][k] = Value::String(base64::engine::general_purpose::STANDARD.encode(text));
     }
 }
 

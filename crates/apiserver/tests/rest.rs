@@ -146,7 +146,9 @@ async fn bad_input_gets_kubernetes_errors_and_nothing_is_stored() {
     assert!(c.get(&format!("{CM}/u")).await.body.get("spec").is_none(), "unknown fields are dropped");
 
     let protobuf = c.send("POST", CM, "application/vnd.kubernetes.protobuf", Some(vec![0x6b, 0x38, 0x73, 0])).await;
-    assert_eq!(protobuf.code, 415);
+    assert_eq!(protobuf.code, 400, "a truncated protobuf envelope is a bad request: {}", protobuf.body);
+    let cbor = c.send("POST", CM, "application/cbor", Some(vec![0xa0])).await;
+    assert_eq!(cbor.code, 415);
 
     // Garbage everywhere: the server answers and keeps serving.
     for (method, path) in [("POST", CM), ("PUT", "/api/v1/namespaces/default/configmaps/from-yaml"), ("PATCH", "/api/v1/namespaces/default/configmaps/from-yaml"), ("DELETE", "/api/v1/namespaces/default/configmaps/from-yaml"), ("POST", "/api/v1/namespaces/default/pods/x/binding")] {

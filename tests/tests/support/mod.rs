@@ -167,7 +167,7 @@ impl Env {
     /// Applies the standard fixture: Namespace `ns`, ConfigMap `cfg` and Pod `web` in it.
     pub fn create_fixture(&self, ns: &str) {
         let path = self.manifest(&format!("{ns}-fixture.yaml"), &fixture(ns));
-        let out = self.ok(&["create", "-f", &path, "--validate=false"]);
+        let out = self.ok(&["create", "-f", &path]);
         for line in [format!("namespace/{ns} created"), "configmap/cfg created".into(), "pod/web created".into()] {
             assert!(out.contains(&line), "create output lacks {line:?}: {out}");
         }

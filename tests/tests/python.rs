@@ -1,0 +1,26 @@
+//! The official Python client (`kubernetes` on PyPI, installed by scripts/install-deps into
+//! `.tools/python`) against a real etcd and rkube-apiserver; the assertions live in
+//! tests/python/client_test.py.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+#[test]
+fn python_client_lists_creates_patches_deletes_and_watches() {
+    let env = Env::start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let site = root.join(".tools/python");
+    assert!(site.join("kubernetes").exists(), "the kubernetes Python package is missing from {} (scripts/install-deps installs it)", site.display());
+    let out = Command::new("python3")
+        .arg(root.join("tests/python/client_test.py"))
+        .env("PYTHONPATH", &site)
+        .env("RKUBE_SERVER", env.api.url())
+        .output()
+        .expect("python3 runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "python client test failed\nstdout: {stdout}\nstderr: {stderr}\nserver log:\n{}", env.api.log_tail());
+    assert!(stdout.contains("python client: ok"), "{stdout}");
+}
