@@ -706,33 +706,3 @@ fn encode_never_panics_on_wrongly_typed_json() {
         }
     }
 }
-
-/// A rough throughput check, not run by default:
-/// `cargo test -p rkube-kubeproto --release --test json -- --ignored --nocapture`.
-#[test]
-#[ignore = "micro benchmark"]
-fn micro_benchmark_pod_round_trip() {
-    let pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "web-0", "namespace": "default", "labels": {"app": "web"}, "creationTimestamp": "2024-01-02T03:04:05Z"},
-        "spec": {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
-                 "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
-                 "livenessProbe": {"httpGet": {"path": "/", "port": 80}}}]},
-        "status": {"phase": "Running", "podIP": "10.0.0.1"}
-    });
-    let rounds = 20_000;
-    let start = std::time::Instant::now();
-    let mut bytes = 0;
-    for _ in 0..rounds {
-        let encoded = encode(&pod).unwrap();
-        bytes += encoded.len();
-        std::hint::black_box(decode(&encoded).unwrap());
-    }
-    let elapsed = start.elapsed();
-    println!(
-        "{rounds} encode+decode round trips in {elapsed:?} ({:.1} µs each, {} bytes each)",
-        elapsed.as_secs_f64() * 1e6 / f64::from(rounds),
-        bytes / rounds as usize
-    );
-}
