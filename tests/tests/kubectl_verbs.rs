@@ -97,6 +97,10 @@ fn get_prints_kubernetes_columns() {
     let all = env.clean(&["get", "all", "-n", "shop"]);
     assert!(all.contains("deployment.apps/web") && all.contains("service/web"), "{all}");
 
+    let described = env.clean(&["describe", "deployment", "web", "-n", "shop"]);
+    assert!(described.contains("Replicas:               2 desired"), "{described}");
+    assert!(described.lines().any(|l| l.trim_start().starts_with("Image:") && l.contains("nginx:1.27")), "{described}");
+
     let names = env.clean(&["get", "deploy", "-n", "shop", "--no-headers", "-o", "custom-columns=N:.metadata.name"]);
     assert_eq!(names.trim(), "web");
     let raw: Value = serde_json::from_str(&env.clean(&["get", "--raw", "/apis/apps/v1/namespaces/shop/deployments/web"])).unwrap();
@@ -257,15 +261,28 @@ fn wait_watch_and_delete_cascades() {
 
     // get -w prints table rows as objects change.
     let mut watch = env.command(&["get", "cm", "-n", "shop", "-w", "--output-watch-events"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let lines = drain(stdout);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let stdout = std::io::BufReader::new(watch.stdout.take().unwrap());
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stdout).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let mut next_line = |printed: &mut Vec<String>| {
+        let line = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("kubectl get -w printed a line");
+        printed.push(line);
+    };
+    // Header and the initial ADDED row: the watch is established before anything changes.
+    next_line(&mut printed);
+    next_line(&mut printed);
     env.clean(&["apply", "-f", &env.manifest("cm2.yaml", &configmap_yaml("shop", "a", "2"))]);
+    next_line(&mut printed);
     env.clean(&["delete", "cm", "a", "-n", "shop"]);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    next_line(&mut printed);
     let _ = watch.kill();
     let _ = watch.wait();
-    let printed = lines.recv().unwrap();
+    let printed = printed.join("\n");
     let events: Vec<&str> = printed.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"], "{printed}");
     let header: Vec<&str> = printed.lines().next().unwrap().split_whitespace().collect();
@@ -279,9 +296,13 @@ fn wait_watch_and_delete_cascades() {
         r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#,
     ]);
     assert_eq!(env.clean(&["wait", "--for=condition=Ready", "pod/p", "-n", "shop", "--timeout=20s"]).trim(), "pod/p condition met");
-    let waiter = env.command(&["wait", "--for=delete", "pod/p", "-n", "shop", "--timeout=30s"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    // kubectl itself warns on every forced delete.
-    env.ok(&["delete", "pod", "p", "-n", "shop", "--grace-period=0", "--force", "--wait=false"]);
+    // A finalizer holds the deleted pod, so the waiter provably starts while it still exists.
+    env.clean(&["patch", "pod", "p", "-n", "shop", "--type=merge", "-p", r#"{"metadata":{"finalizers":["e2e/hold"]}}"#]);
+    env.clean(&["delete", "pod", "p", "-n", "shop", "--wait=false"]);
+    let mut waiter = env.command(&["wait", "--for=delete", "pod/p", "-n", "shop", "--timeout=60s"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(waiter.try_wait().unwrap().is_none(), "kubectl wait --for=delete returned while the pod still existed");
+    env.clean(&["patch", "pod", "p", "-n", "shop", "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
     let out = waiter.wait_with_output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("pod/p condition met"), "{out:?}");
 
