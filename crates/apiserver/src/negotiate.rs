@@ -108,17 +108,20 @@ pub fn object(out: Output, res: &ResourceInfo, obj: &Value) -> Result<Rendered, 
 
 /// Renders a list whose JSON body the registry produced.
 pub fn list(out: Output, res: &ResourceInfo, body: Bytes) -> Result<Rendered, ApiError> {
-    if out == Output::Json {
-        return Ok(Rendered { content_type: "application/json", body });
-    }
-    let list: Value = serde_json::from_slice(&body).map_err(|e| ApiError::Internal(format!("decoding a stored list: {e}")))?;
-    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let parse = || -> Result<Value, ApiError> {
+        serde_json::from_slice(&body).map_err(|e| ApiError::Internal(format!("decoding a stored list: {e}")))
+    };
+    let items = |list: &Value| list["items"].as_array().cloned().unwrap_or_default();
     Ok(match out {
-        Output::Json => unreachable!("returned above"),
-        Output::Protobuf => protobuf_body(&list)?,
-        Output::Table { version, include } => json_body(&table(res, version, include, &items, list["metadata"].clone())),
+        Output::Json => Rendered { content_type: "application/json", body },
+        Output::Protobuf => protobuf_body(&parse()?)?,
+        Output::Table { version, include } => {
+            let list = parse()?;
+            json_body(&table(res, version, include, &items(&list), list["metadata"].clone()))
+        }
         Output::Metadata { version } => {
-            let items: Vec<Value> = items.iter().map(|o| partial_metadata(version, o)).collect();
+            let list = parse()?;
+            let items: Vec<Value> = items(&list).iter().map(|o| partial_metadata(version, o)).collect();
             json_body(&json!({"kind": "PartialObjectMetadataList", "apiVersion": format!("meta.k8s.io/{version}"), "metadata": list["metadata"], "items": items}))
         }
     })

@@ -81,7 +81,7 @@ pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part
 /// and never stored, as Kubernetes' conversion does.
 fn fold_string_data(res: &ResourceInfo, obj: &mut Value) {
     use base64::Engine;
-    if res.group != "" || res.kind != "Secret" {
+    if !res.group.is_empty() || res.kind != "Secret" {
         return;
     }
     let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else { return };
