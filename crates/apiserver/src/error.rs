@@ -62,7 +62,7 @@ pub fn from_grpc(status: &tonic::Status) -> ApiError {
 
 /// Maps a server-side apply / managedFields error to its Kubernetes Status: conflicts are 409
 /// with one FieldManagerConflict cause per field, bad applied configurations 422.
-pub fn field_manager_error(err: rkube_fieldmanager::FieldManagerError) -> ApiError {
+pub fn field_manager_error(res: &ResourceInfo, name: &str, err: rkube_fieldmanager::FieldManagerError) -> ApiError {
     use rkube_fieldmanager::FieldManagerError as E;
     match &err {
         E::Conflicts(conflicts) => ApiError::ApplyConflict {
@@ -72,12 +72,11 @@ pub fn field_manager_error(err: rkube_fieldmanager::FieldManagerError) -> ApiErr
                 .map(|c| rkube_api::FieldError { reason: "FieldManagerConflict", field: c.field.clone(), message: c.message() })
                 .collect(),
         },
-        E::Invalid { path, message } => ApiError::Invalid {
-            kind: String::new(),
-            group: String::new(),
-            name: String::new(),
-            causes: vec![rkube_api::FieldError { reason: "FieldValueInvalid", field: path.clone(), message: message.clone() }],
-        },
+        E::Invalid { path, message } => ApiError::invalid(
+            res,
+            name,
+            vec![rkube_api::FieldError { reason: "FieldValueInvalid", field: path.clone(), message: message.clone() }],
+        ),
         E::InvalidManagedFields(_) => ApiError::BadRequest(err.to_string()),
     }
 }

@@ -68,7 +68,9 @@ impl WriteOptions {
             api_version: &api_version,
             subresource: part.subresource(),
         };
-        rkube_fieldmanager::update(old, new, &manager, jiff::Timestamp::now()).map_err(crate::error::field_manager_error)
+        let name = meta_str(&new, "name").unwrap_or_default().to_string();
+        rkube_fieldmanager::update(old, new, &manager, jiff::Timestamp::now())
+            .map_err(|e| crate::error::field_manager_error(res, &name, e))
     }
 }
 
@@ -472,17 +474,7 @@ impl Registry {
         }
         let (mut obj, warnings) = decode_body(res, body, opts.field_validation)?;
         check_namespace_field(res, &mut obj, namespace)?;
-        match meta_str(&obj, "name") {
-            Some(n) if n != name => {
-                return Err(ApiError::BadRequest(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
-            None => {
-                meta_mut(&mut obj).insert("name".into(), Value::String(name.into()));
-            }
-            _ => {}
-        }
+        check_url_name(&mut obj, name, true)?;
         let mut outcome = self.write(res, namespace, name, part, opts, move |_| Ok(obj.clone())).await?;
         outcome.warnings.extend(warnings);
         Ok(outcome)
@@ -644,7 +636,7 @@ impl Registry {
         if part == Part::Scale {
             return Err(ApiError::UnsupportedMediaType("server-side apply to the scale subresource is not supported".into()));
         }
-        let config = crate::codec::decode_patch(body)?;
+        let mut config = crate::codec::decode_patch(body)?;
         if config["kind"].as_str() != Some(res.kind) || config["apiVersion"].as_str() != Some(res.api_version().as_str()) {
             return Err(ApiError::BadRequest(format!(
                 "the applied configuration must have apiVersion {} and kind {} (got {} {})",
@@ -654,15 +646,7 @@ impl Registry {
                 config["kind"]
             )));
         }
-        match meta_str(&config, "name") {
-            Some(n) if n == name => {}
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "the name of the object ({}) does not match the name on the URL ({name})",
-                    other.unwrap_or("")
-                )));
-            }
-        }
+        check_url_name(&mut config, name, false)?;
         let (config, warnings) = decode_body(res, config, opts.field_validation)?;
         let api_version = res.api_version();
         let manager = rkube_fieldmanager::Manager {
@@ -676,7 +660,7 @@ impl Registry {
         let merged = self
             .write(res, namespace, name, part, &applied_opts, |old| {
                 let mut new = rkube_fieldmanager::apply(Some(old), &config, &manager, opts.force, jiff::Timestamp::now())
-                    .map_err(crate::error::field_manager_error)?
+                    .map_err(|e| crate::error::field_manager_error(res, name, e))?
                     .object;
                 if !names_version {
                     meta_mut(&mut new).remove("resourceVersion");
@@ -687,7 +671,7 @@ impl Registry {
         let mut outcome = match merged {
             Err(ApiError::NotFound { .. }) if part == Part::Main => {
                 let created = rkube_fieldmanager::apply(None, &config, &manager, opts.force, jiff::Timestamp::now())
-                    .map_err(crate::error::field_manager_error)?
+                    .map_err(|e| crate::error::field_manager_error(res, name, e))?
                     .object;
                 self.create(res, namespace, created, &applied_opts).await?
             }
@@ -854,6 +838,22 @@ impl Registry {
         })
         .await?;
         Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+    }
+}
+
+/// Checks the object's name against the name in the URL; a missing name is filled in when
+/// `fill` (PUT), and is an error otherwise (an applied configuration must name its object).
+fn check_url_name(obj: &mut Value, name: &str, fill: bool) -> Result<(), ApiError> {
+    match meta_str(obj, "name") {
+        Some(n) if n == name => Ok(()),
+        None if fill => {
+            meta_mut(obj).insert("name".into(), Value::String(name.into()));
+            Ok(())
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            other.unwrap_or("")
+        ))),
     }
 }
 

@@ -29,15 +29,17 @@ pub struct Document {
 
 /// The document for a path under `/openapi/`, or None if the path is not one.
 pub async fn document(path: &str, accept: &str) -> Option<Result<Document, ApiError>> {
-    let path = path.to_string();
-    let accept = accept.to_string();
-    // Rendering takes a moment on first use; keep it off the async workers.
-    tokio::task::spawn_blocking(move || lookup(&path, &accept)).await.ok().flatten()
+    let docs = match DOCUMENTS.get() {
+        Some(docs) => docs,
+        // Still rendering (the first request after start-up): wait off the async workers.
+        None => tokio::task::spawn_blocking(documents).await.ok()?,
+    };
+    lookup(docs, path, accept)
 }
 
-fn lookup(path: &str, accept: &str) -> Option<Result<Document, ApiError>> {
-    let docs = documents();
-    let plain = |b: &[u8]| Some(Ok(Document { body: Bytes::copy_from_slice(b), hash: None }));
+fn lookup(docs: &'static Documents, path: &str, accept: &str) -> Option<Result<Document, ApiError>> {
+    // The documents live for the whole process, so responses share their bytes.
+    let plain = |b: &'static [u8]| Some(Ok(Document { body: Bytes::from_static(b), hash: None }));
     match path.trim_end_matches('/') {
         "/openapi/v2" => {
             // kubectl's fallback asks for the protobuf form only; we render JSON.
@@ -54,7 +56,7 @@ fn lookup(path: &str, accept: &str) -> Option<Result<Document, ApiError>> {
         p => {
             let gv = p.strip_prefix("/openapi/v3/")?;
             match docs.v3_group_version(gv) {
-                Some((body, hash)) => Some(Ok(Document { body: Bytes::copy_from_slice(body), hash: Some(hash.to_string()) })),
+                Some((body, hash)) => Some(Ok(Document { body: Bytes::from_static(body), hash: Some(hash.to_string()) })),
                 None => Some(Err(ApiError::NotFound { resource: String::new(), name: p.to_string() })),
             }
         }

@@ -168,28 +168,23 @@ fn write_options(
     default_validation: FieldValidation,
     apply: bool,
 ) -> Result<WriteOptions, ApiError> {
-    let options_invalid = |field: &str, cause: rkube_api::FieldError| ApiError::Invalid {
-        kind: "PatchOptions".into(),
-        group: "meta.k8s.io".into(),
-        name: String::new(),
-        causes: vec![rkube_api::FieldError { field: field.into(), ..cause }],
-    };
+    use rkube_api::FieldError;
+    let options_invalid =
+        |cause: FieldError| ApiError::Invalid { kind: "PatchOptions".into(), group: "meta.k8s.io".into(), name: String::new(), causes: vec![cause] };
     let mut field_manager = q(query, "fieldManager").to_string();
     if field_manager.chars().count() > 128 || field_manager.chars().any(char::is_control) {
-        return Err(options_invalid(
-            "fieldManager",
-            rkube_api::FieldError::invalid("", &Value::String(field_manager), "must be at most 128 printable characters"),
-        ));
+        let value = Value::String(field_manager);
+        return Err(options_invalid(FieldError::invalid("fieldManager", &value, "must be at most 128 printable characters")));
     }
     if field_manager.is_empty() {
         if apply {
-            return Err(options_invalid("fieldManager", rkube_api::FieldError::required("", "is required for apply patch")));
+            return Err(options_invalid(FieldError::required("fieldManager", "is required for apply patch")));
         }
         field_manager = rkube_fieldmanager::default_manager_name(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()));
     }
     let force = flag(query, "force");
     if force && !apply {
-        return Err(options_invalid("force", rkube_api::FieldError::forbidden("", "may not be specified for non-apply patch")));
+        return Err(options_invalid(FieldError::forbidden("force", "may not be specified for non-apply patch")));
     }
     Ok(WriteOptions {
         dry_run: dry_run(query)?,
