@@ -102,17 +102,16 @@ struct Helm<'a> {
 impl Helm<'_> {
     fn run(&self, args: &[&str]) -> Out {
         let home = self.env.dir.path().join("helm");
-        let out = Command::new(&self.bin)
-            .args(args)
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
             .arg("--kubeconfig")
             .arg(&self.env.kubeconfig)
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_CONFIG_HOME", home.join("config"))
             .env("HELM_DATA_HOME", home.join("data"))
             .env_remove("KUBECONFIG")
-            .output()
-            .expect("helm runs");
-        Out { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+            .stdin(std::process::Stdio::null());
+        self.env.run_command(cmd, &format!("helm {args:?}"))
     }
 
     fn ok(&self, args: &[&str]) -> String {

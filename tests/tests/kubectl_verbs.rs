@@ -269,7 +269,7 @@ fn wait_watch_and_delete_cascades() {
         }
     });
     let mut printed = Vec::new();
-    let mut next_line = |printed: &mut Vec<String>| {
+    let next_line = |printed: &mut Vec<String>| {
         let line = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("kubectl get -w printed a line");
         printed.push(line);
     };

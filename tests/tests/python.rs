@@ -14,13 +14,10 @@ fn python_client_lists_creates_patches_deletes_and_watches() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let site = root.join(".tools/python");
     assert!(site.join("kubernetes").exists(), "the kubernetes Python package is missing from {} (scripts/install-deps installs it)", site.display());
-    let out = Command::new("python3")
-        .arg(root.join("tests/python/client_test.py"))
-        .env("PYTHONPATH", &site)
-        .env("RKUBE_SERVER", env.api.url())
-        .output()
-        .expect("python3 runs");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "python client test failed\nstdout: {stdout}\nstderr: {stderr}\nserver log:\n{}", env.api.log_tail());
+    let mut cmd = Command::new("python3");
+    cmd.arg(root.join("tests/python/client_test.py")).env("PYTHONPATH", &site).env("RKUBE_SERVER", env.api.url());
+    let out = env.run_command(cmd, "python3 tests/python/client_test.py");
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert_eq!(out.code, 0, "python client test failed\nstdout: {stdout}\nstderr: {stderr}\nserver log:\n{}", env.api.log_tail());
     assert!(stdout.contains("python client: ok"), "{stdout}");
 }

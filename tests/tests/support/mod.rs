@@ -72,19 +72,25 @@ impl Env {
 
     /// Runs kubectl to completion, killing it (and failing the test) after KUBECTL_TIMEOUT.
     pub fn run(&self, args: &[&str]) -> Out {
-        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kubectl spawns");
+        self.run_command(self.command(args), &format!("kubectl {args:?}"))
+    }
+
+    /// Runs any client command (kubectl, helm) to completion, killing it and failing the test
+    /// after KUBECTL_TIMEOUT instead of hanging.
+    pub fn run_command(&self, mut cmd: Command, what: &str) -> Out {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what} spawns: {e}"));
         let stdout = drain(child.stdout.take().unwrap());
         let stderr = drain(child.stderr.take().unwrap());
         let deadline = Instant::now() + KUBECTL_TIMEOUT;
         let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for kubectl") {
+            if let Some(status) = child.try_wait().expect("waiting for the client") {
                 break status;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "kubectl {args:?} did not finish within {KUBECTL_TIMEOUT:?}\nstdout: {}\nstderr: {}\nserver log:\n{}",
+                    "{what} did not finish within {KUBECTL_TIMEOUT:?}\nstdout: {}\nstderr: {}\nserver log:\n{}",
                     stdout.recv().unwrap_or_default(),
                     stderr.recv().unwrap_or_default(),
                     self.api.log_tail()
