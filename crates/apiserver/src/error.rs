@@ -52,14 +52,6 @@ pub fn to_grpc(err: &ApiError) -> tonic::Status {
     status
 }
 
-/// Recovers the API error from a gRPC status made by [`to_grpc`].
-pub fn from_grpc(status: &tonic::Status) -> ApiError {
-    match serde_json::from_slice::<serde_json::Value>(status.details()) {
-        Ok(s) if s["kind"] == "Status" => ApiError::from_status(&s),
-        _ => ApiError::Internal(format!("{}: {}", status.code(), status.message())),
-    }
-}
-
 /// Maps a server-side apply / managedFields error to its Kubernetes Status: conflicts are 409
 /// with one FieldManagerConflict cause per field, bad applied configurations 422.
 pub fn field_manager_error(res: &ResourceInfo, name: &str, err: rkube_fieldmanager::FieldManagerError) -> ApiError {

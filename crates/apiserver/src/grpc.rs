@@ -107,6 +107,15 @@ impl ResourceService for Service {
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let obj = decode_object(req.object.as_ref()).map_err(err)?;
         let opts = write_options(req.options.as_ref()).map_err(err)?;
+        let r = req.r#ref.unwrap_or_default();
+        match r.subresource.as_str() {
+            "" => {}
+            "binding" if res.kind == "Pod" && res.group.is_empty() => {
+                let status = self.0.registry.bind(ns.as_deref().unwrap_or("default"), &r.name, obj, &opts).await.map_err(err)?;
+                return Ok(Response::new(object_response(&status, vec![])));
+            }
+            other => return Err(err(ApiError::NotFound { resource: String::new(), name: format!("{}/{other}", res.plural) })),
+        }
         let o = self.0.registry.create(res, ns.as_deref(), obj, &opts).await.map_err(err)?;
         Ok(Response::new(outcome(o)))
     }
