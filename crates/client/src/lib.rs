@@ -1,7 +1,7 @@
 //! The client side of rkube's gRPC resource service, written once for every daemon: typed
 //! requests on k8s-openapi types ([`Api`]), informers that keep a local cache in step with the
 //! API server ([`Informer`], [`Store`]), a rate-limited [`WorkQueue`] of keys, Lease-based
-//! [`LeaderElector`], and kubeconfig loading.
+//! [`LeaderElector`], an [`EventRecorder`], and kubeconfig loading.
 
 mod backoff;
 pub mod client;
@@ -9,6 +9,7 @@ pub mod error;
 pub mod informer;
 pub mod kubeconfig;
 pub mod leader;
+pub mod recorder;
 pub mod store;
 pub mod workqueue;
 
@@ -18,6 +19,7 @@ pub use error::ClientError;
 pub use informer::{Event, Informer};
 pub use kubeconfig::Kubeconfig;
 pub use leader::{LeaderElectionConfig, LeaderElector};
+pub use recorder::{EventRecorder, EventType};
 pub use store::Store;
 pub use workqueue::WorkQueue;
 

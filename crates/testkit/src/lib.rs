@@ -2,9 +2,11 @@
 //! and stops them by PID when dropped.
 
 pub mod apiserver;
+pub mod daemon;
 pub mod etcd;
 
 pub use apiserver::ApiServer;
+pub use daemon::Daemon;
 pub use etcd::Etcd;
 
 /// Kills a child process and reaps it, if there is one.
