@@ -6,12 +6,13 @@
 
 use anyhow::Context;
 use clap::Parser;
+use rkube_bench::{cpu_seconds, percentile, run_closed_loop};
 use futures::StreamExt;
 use rkube_rpc::v1 as pb;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Parser, Debug)]
 #[command(about = "rkube API server benchmark against raw etcd")]
@@ -52,27 +53,8 @@ struct Pids {
 
 static PIDS: std::sync::OnceLock<Pids> = std::sync::OnceLock::new();
 
-/// User + system CPU seconds a process has used, from /proc/<pid>/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    // Linux reports in USER_HZ, 100 on every mainstream configuration.
-    ticks / 100.0
-}
-
 fn cpu_snapshot() -> (f64, f64) {
     PIDS.get().map(|p| (cpu_seconds(p.etcd), cpu_seconds(p.apiserver))).unwrap_or((0.0, 0.0))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Runs `op(i)` for i in 0..ops with `concurrency` workers; records each latency.
@@ -81,34 +63,10 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
-    let op = Arc::new(op);
-    let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_snapshot();
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (op, next) = (op.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= ops {
-                    return Ok::<_, anyhow::Error>(lat);
-                }
-                let t = Instant::now();
-                op(i).await?;
-                lat.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::with_capacity(ops);
-    for w in workers {
-        all.extend(w.await??);
-    }
-    let elapsed = start.elapsed();
+    let (elapsed, all) = run_closed_loop(ops, concurrency, op).await?;
     let cpu_after = cpu_snapshot();
     let per_op = |before: f64, after: f64| (after - before) * 1e6 / ops as f64;
-    all.sort();
     Ok(Phase {
         name,
         ops_per_sec: ops as f64 / elapsed.as_secs_f64(),
