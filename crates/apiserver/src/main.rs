@@ -9,6 +9,6 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(64);
         }
     };
-    rkube_apiserver::init_tracing(&config.log_level);
-    rkube_apiserver::run(config, rkube_apiserver::shutdown_signal()).await
+    rkube_daemon::init_tracing(&config.log_level);
+    rkube_apiserver::run(config, rkube_daemon::shutdown_signal()).await
 }

@@ -262,6 +262,15 @@ impl Registry {
         Ok((kv, obj))
     }
 
+    /// The watch cache's copy of the object at `key`, shaped like a read from etcd; `None`
+    /// when the cache has none (it may trail a create that just happened).
+    fn cached(&self, res: &ResourceInfo, key: &str) -> Option<(rkube_storage::KeyValue, Value)> {
+        let cached = self.cache.get(key)?;
+        let stored = meta::decode_stored(&cached.bytes, cached.revision).ok()?;
+        let kv = rkube_storage::KeyValue { key: key.to_string(), value: cached.bytes.clone(), mod_revision: cached.revision, create_revision: 0 };
+        Some((kv, conversion::from_storage(res, &stored)))
+    }
+
     /// Reads one object from etcd (a linearizable read).
     pub async fn get(&self, res: &'static ResourceInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
         Ok(self.load(res, &res.key(namespace, name), name).await?.1)
@@ -492,42 +501,29 @@ impl Registry {
         compute: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Outcome, ApiError> {
         let key = res.key(namespace, name);
+        // The watch cache's copy is the first guess, as Kubernetes' cacher does it: the
+        // compare-and-swap on its revision catches a stale copy, and only then (or when the
+        // guess makes the update fail) is the object read from etcd. This saves an etcd read
+        // on nearly every update.
+        let mut guess = self.cached(res, &key);
         loop {
-            let (kv, old) = self.load(res, &key, name).await?;
-            let mut new = compute(&old)?;
-            // A patch or update may not turn the object into another type.
-            if new["kind"].as_str() != Some(res.kind) || new["apiVersion"].as_str() != Some(res.api_version().as_str()) {
-                return Err(ApiError::BadRequest(format!(
-                    "the API version ({}) and kind ({}) of the object may not change from {} {}",
-                    new["apiVersion"], new["kind"], res.api_version(), res.kind
-                )));
-            }
-            let precondition = meta::parse_resource_version(meta_str(&new, "resourceVersion").unwrap_or(""))?;
-            if let Some(rv) = precondition
-                && rv != kv.mod_revision
-            {
-                return Err(ApiError::Conflict { resource: res.qualified(), name: name.into(), detail: CONFLICT_DETAIL.into() });
-            }
-            strategy::prepare_for_update(res, &mut new, &old, part);
-            // Normalize again: patches may introduce unknown fields or wrong types.
-            new = schema::normalize(res, &new)?.object;
-            schema::apply_defaults(res, &mut new);
-            // Server-side writes (a binding) set fields users may not change, so they skip
-            // update validation.
-            let errors = if part == Part::Whole { Vec::new() } else { validation::validate_update(res, &new, &old) };
-            if !errors.is_empty() {
-                return Err(ApiError::invalid(res, name, errors));
-            }
-            new = opts.track_fields(res, Some(&old), new, part)?;
-            meta::set_resource_version(&mut new, kv.mod_revision);
-            if meta::without_volatile(&new) == meta::without_volatile(&old) {
-                // Kubernetes does not write no-op updates: the resourceVersion stays.
-                return Ok(Outcome { object: old, code: 200, warnings: vec![] });
-            }
+            let guessed = guess.is_some();
+            let (kv, old) = match guess.take() {
+                Some(cached) => cached,
+                None => self.load(res, &key, name).await?,
+            };
+            // Anything but a successful write decided on the cached guess is decided again on
+            // a fresh read: errors, conflicts, no-ops and dry runs alike.
+            let prepared = self.prepare_update(res, name, part, opts, &compute, &kv, &old);
+            let (new, precondition) = match prepared {
+                Ok(Prepared::Write { new, precondition }) if !opts.dry_run => (new, precondition),
+                _ if guessed => continue,
+                Ok(Prepared::Write { new, .. }) => return Ok(Outcome { object: new, code: 200, warnings: vec![] }),
+                Ok(Prepared::Unchanged) => return Ok(Outcome { object: old, code: 200, warnings: vec![] }),
+                Err(e) => return Err(e),
+            };
+            let mut new = new;
             let finalizing = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
-            if opts.dry_run {
-                return Ok(Outcome { object: new, code: 200, warnings: vec![] });
-            }
             let result = if finalizing && !namespace_holds_deletion(res, &new) {
                 self.store.delete(&key, kv.mod_revision).await
             } else {
@@ -538,13 +534,59 @@ impl Registry {
                     meta::set_resource_version(&mut new, rev);
                     return Ok(Outcome { object: new, code: 200, warnings: vec![] });
                 }
-                Err(StorageError::Conflict { .. }) if precondition.is_none() => continue,
+                Err(StorageError::Conflict { .. }) if precondition.is_none() || guessed => continue,
                 Err(StorageError::Conflict { .. }) => {
                     return Err(ApiError::Conflict { resource: res.qualified(), name: name.into(), detail: CONFLICT_DETAIL.into() });
                 }
                 Err(e) => return Err(storage_error(res, name, e)),
             }
         }
+    }
+
+    /// One update attempt's new object, computed from `old` (read at `kv`'s revision),
+    /// normalized, defaulted, validated and with managedFields tracked.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_update(
+        &self,
+        res: &'static ResourceInfo,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        compute: &impl Fn(&Value) -> Result<Value, ApiError>,
+        kv: &rkube_storage::KeyValue,
+        old: &Value,
+    ) -> Result<Prepared, ApiError> {
+        let mut new = compute(old)?;
+        // A patch or update may not turn the object into another type.
+        if new["kind"].as_str() != Some(res.kind) || new["apiVersion"].as_str() != Some(res.api_version().as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "the API version ({}) and kind ({}) of the object may not change from {} {}",
+                new["apiVersion"], new["kind"], res.api_version(), res.kind
+            )));
+        }
+        let precondition = meta::parse_resource_version(meta_str(&new, "resourceVersion").unwrap_or(""))?;
+        if let Some(rv) = precondition
+            && rv != kv.mod_revision
+        {
+            return Err(ApiError::Conflict { resource: res.qualified(), name: name.into(), detail: CONFLICT_DETAIL.into() });
+        }
+        strategy::prepare_for_update(res, &mut new, old, part);
+        // Normalize again: patches may introduce unknown fields or wrong types.
+        new = schema::normalize(res, &new)?.object;
+        schema::apply_defaults(res, &mut new);
+        // Server-side writes (a binding) set fields users may not change, so they skip
+        // update validation.
+        let errors = if part == Part::Whole { Vec::new() } else { validation::validate_update(res, &new, old) };
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(res, name, errors));
+        }
+        new = opts.track_fields(res, Some(old), new, part)?;
+        meta::set_resource_version(&mut new, kv.mod_revision);
+        if meta::without_volatile(&new) == meta::without_volatile(old) {
+            // Kubernetes does not write no-op updates: the resourceVersion stays.
+            return Ok(Prepared::Unchanged);
+        }
+        Ok(Prepared::Write { new, precondition })
     }
 
     async fn update_scale(
@@ -839,6 +881,14 @@ impl Registry {
         .await?;
         Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
     }
+}
+
+/// What an update attempt comes to before it is written.
+enum Prepared {
+    /// Write `new`; `precondition` is the resourceVersion the client required, if any.
+    Write { new: Value, precondition: Option<i64> },
+    /// The update changes nothing, so nothing is written.
+    Unchanged,
 }
 
 /// Checks the object's name against the name in the URL; a missing name is filled in when

@@ -37,8 +37,12 @@ pub enum ConfigError {
 /// Parses the command line into `C`; when it names a YAML file with `--config`, that file's
 /// keys are read as flags (`secure-port: 7443` is `--secure-port=7443`), and flags given on the
 /// command line win over the file. Unknown keys are errors, as unknown flags are.
+/// `--help` and `--version` print and exit here, as clap does.
 pub fn load_config<C: clap::Parser>() -> Result<C, ConfigError> {
-    load_config_from::<C>(std::env::args_os().collect())
+    match load_config_from::<C>(std::env::args_os().collect()) {
+        Err(ConfigError::Flags(e)) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),
+        other => other,
+    }
 }
 
 /// [`load_config`] over explicit arguments (the first is the program name).

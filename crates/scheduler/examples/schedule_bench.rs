@@ -3,8 +3,8 @@
 //! `cargo run --release -p rkube-scheduler --example schedule_bench`.
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, Node, NodeCondition, NodeStatus, Pod, PodAffinityTerm, PodAntiAffinity, PodSpec,
-    ResourceRequirements,
+    Affinity, Container, Node, NodeCondition, NodeStatus, Pod, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -21,23 +21,35 @@ const PODS_PER_NODE: usize = 10;
 const APPS: usize = 50;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn node(i: usize) -> Node {
     let name = format!("node-{i}");
     let zone = format!("zone-{}", i % 10);
-    let alloc: BTreeMap<String, Quantity> =
-        [("cpu", "32"), ("memory", "128Gi"), ("pods", "110")].iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect();
+    let alloc: BTreeMap<String, Quantity> = [("cpu", "32"), ("memory", "128Gi"), ("pods", "110")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+        .collect();
     Node {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            labels: Some(map(&[(HOSTNAME, &name), ("topology.kubernetes.io/zone", &zone)])),
+            labels: Some(map(&[
+                (HOSTNAME, &name),
+                ("topology.kubernetes.io/zone", &zone),
+            ])),
             ..Default::default()
         },
         status: Some(NodeStatus {
             allocatable: Some(alloc),
-            conditions: Some(vec![NodeCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
         ..Default::default()
@@ -48,7 +60,10 @@ fn anti_affinity(app: &str) -> Affinity {
     Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
             required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                label_selector: Some(LabelSelector { match_labels: Some(map(&[("app", app)])), ..Default::default() }),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(map(&[("app", app)])),
+                    ..Default::default()
+                }),
                 topology_key: HOSTNAME.into(),
                 ..Default::default()
             }]),
@@ -59,8 +74,10 @@ fn anti_affinity(app: &str) -> Affinity {
 }
 
 fn pod(name: &str, app: &str, node: Option<String>, anti: bool) -> Pod {
-    let requests: BTreeMap<String, Quantity> =
-        [("cpu", "100m"), ("memory", "128Mi")].iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect();
+    let requests: BTreeMap<String, Quantity> = [("cpu", "100m"), ("memory", "128Mi")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+        .collect();
     Pod {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -82,7 +99,10 @@ fn pod(name: &str, app: &str, node: Option<String>, anti: bool) -> Pod {
             containers: vec![Container {
                 name: "c".into(),
                 image: Some("registry.k8s.io/pause:3.10".into()),
-                resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
+                resources: Some(ResourceRequirements {
+                    requests: Some(requests),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
             ..Default::default()
@@ -104,12 +124,22 @@ fn cluster(nodes: usize) -> SchedulerCache {
             if anti && j != 0 {
                 continue;
             }
-            c.add_pod(pod(&format!("bg-{i}-{j}"), &format!("app-{app}"), Some(format!("node-{i}")), anti));
+            c.add_pod(pod(
+                &format!("bg-{i}-{j}"),
+                &format!("app-{app}"),
+                Some(format!("node-{i}")),
+                anti,
+            ));
         }
     }
     // The benchmark's anti-affine workload already has a replica on a tenth of the nodes.
     for i in (0..nodes).step_by(10) {
-        c.add_pod(pod(&format!("web-existing-{i}"), "web", Some(format!("node-{i}")), true));
+        c.add_pod(pod(
+            &format!("web-existing-{i}"),
+            "web",
+            Some(format!("node-{i}")),
+            true,
+        ));
     }
     c
 }
@@ -135,7 +165,12 @@ fn time_pipeline(c: &mut SchedulerCache, anti: bool, pods: usize) -> f64 {
     let now = Instant::now();
     let start = Instant::now();
     for i in 0..pods {
-        let info = PodInfo::new(pod(&format!("p-{anti}-{i}"), if anti { "spread" } else { "batch" }, None, anti));
+        let info = PodInfo::new(pod(
+            &format!("p-{anti}-{i}"),
+            if anti { "spread" } else { "batch" },
+            None,
+            anti,
+        ));
         let r = schedule(&info, c, &mut next, &mut rng).expect("schedulable");
         c.assume_pod(&info, &r.node_name, now).expect("assume");
     }
@@ -150,7 +185,11 @@ fn main() {
         let nodes: usize = nodes.parse().expect("node count");
         let mut c = cluster(nodes);
         let us = match mode.as_str() {
-            "plain" => time_schedule(&c, &PodInfo::new(pod("plain", "batch", None, false)), 20_000),
+            "plain" => time_schedule(
+                &c,
+                &PodInfo::new(pod("plain", "batch", None, false)),
+                20_000,
+            ),
             "anti" => time_schedule(&c, &PodInfo::new(pod("web-new", "web", None, true)), 5_000),
             "plain-pipeline" => time_pipeline(&mut c, false, 5_000),
             "anti-pipeline" => time_pipeline(&mut c, true, nodes / 2),
@@ -159,7 +198,10 @@ fn main() {
         println!("{nodes} nodes, {mode}: {us:.1} µs");
         return;
     }
-    println!("{:>6} {:>7} {:>12} {:>12} {:>14} {:>14}", "nodes", "pods", "plain µs", "anti µs", "plain+assume", "anti+assume");
+    println!(
+        "{:>6} {:>7} {:>12} {:>12} {:>14} {:>14}",
+        "nodes", "pods", "plain µs", "anti µs", "plain+assume", "anti+assume"
+    );
     for nodes in [100, 1000, 5000] {
         let mut c = cluster(nodes);
         let plain = PodInfo::new(pod("plain", "batch", None, false));

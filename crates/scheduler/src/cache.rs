@@ -1,6 +1,7 @@
 //! The scheduler's view of the cluster: nodes, the pods assigned (or assumed) to them, and the
 //! indexes that keep pod (anti-)affinity cheap on large clusters.
 
+use crate::hash::FastMap;
 use crate::pod_info::{AffinityTerm, BIND_ALL_HOST_IP, HostPort, PodInfo};
 use crate::resources::{Resources, node_allocatable};
 use crate::selector::Operator;
@@ -66,11 +67,18 @@ pub struct NodeInfo {
     /// somehow share a port keeps it marked used).
     pub used_host_ports: HashMap<HostPort, u32>,
     /// Number of pods per controlling owner UID, for spreading replicas.
-    pub owner_counts: HashMap<String, u32>,
+    pub owner_counts: FastMap<String, u32>,
+    /// The node's zone (region and zone labels together), interned by the cache so spreading
+    /// can count per zone without hashing strings; None without zone labels.
+    pub zone: Option<u32>,
 }
 
 fn readiness(node: &Node) -> Readiness {
-    let ready = node.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
     match ready.map(|c| c.status.as_str()) {
         Some("True") => Readiness::Ready,
         Some("Unknown") => Readiness::Unknown,
@@ -89,14 +97,18 @@ impl NodeInfo {
             requested: Resources::default(),
             non_zero_requested: Resources::default(),
             used_host_ports: HashMap::new(),
-            owner_counts: HashMap::new(),
+            owner_counts: FastMap::default(),
+            zone: None,
         }
     }
 
     /// A stand-in for a node the cache has pods for but no Node object.
     fn placeholder(name: &str) -> NodeInfo {
         NodeInfo::new(Arc::new(Node {
-            metadata: ObjectMeta { name: Some(name.to_string()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                ..ObjectMeta::default()
+            },
             ..Node::default()
         }))
     }
@@ -119,7 +131,10 @@ impl NodeInfo {
             return false;
         }
         if port.ip == BIND_ALL_HOST_IP {
-            return self.used_host_ports.keys().any(|u| u.port == port.port && u.protocol == port.protocol);
+            return self
+                .used_host_ports
+                .keys()
+                .any(|u| u.port == port.port && u.protocol == port.protocol);
         }
         let mut probe = port.clone();
         if self.used_host_ports.contains_key(&probe) {
@@ -142,7 +157,9 @@ impl NodeInfo {
     }
 
     fn remove_pod(&mut self, key: &str) {
-        let Some(p) = self.pods.remove(key) else { return };
+        let Some(p) = self.pods.remove(key) else {
+            return;
+        };
         self.requested -= p.requests;
         self.non_zero_requested -= p.non_zero_requests;
         for hp in &p.host_ports {
@@ -154,10 +171,12 @@ impl NodeInfo {
     }
 }
 
-fn decrement<K: std::hash::Hash + Eq + std::borrow::Borrow<Q>, Q: std::hash::Hash + Eq + ?Sized>(
-    map: &mut HashMap<K, u32>,
-    key: &Q,
-) {
+fn decrement<K, Q, S>(map: &mut HashMap<K, u32, S>, key: &Q)
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+    S: std::hash::BuildHasher,
+{
     if let Some(c) = map.get_mut(key) {
         *c = c.saturating_sub(1);
         if *c == 0 {
@@ -185,7 +204,13 @@ impl NamespaceIndex {
     fn insert(&mut self, p: &Arc<PodInfo>) {
         for (k, v) in p.labels() {
             let lv = self.by_label.entry(k.clone()).or_default();
-            if lv.values.entry(v.clone()).or_default().insert(p.key.clone(), p.clone()).is_none() {
+            if lv
+                .values
+                .entry(v.clone())
+                .or_default()
+                .insert(p.key.clone(), p.clone())
+                .is_none()
+            {
                 lv.pods += 1;
             }
         }
@@ -194,7 +219,9 @@ impl NamespaceIndex {
 
     fn remove(&mut self, p: &PodInfo) {
         for (k, v) in p.labels() {
-            let Some(lv) = self.by_label.get_mut(k) else { continue };
+            let Some(lv) = self.by_label.get_mut(k) else {
+                continue;
+            };
             if let Some(pods) = lv.values.get_mut(v) {
                 if pods.remove(&p.key).is_some() {
                     lv.pods -= 1;
@@ -212,14 +239,19 @@ impl NamespaceIndex {
 
     /// Calls `f` for each pod the term's selector matches.
     fn for_each_match(&self, term: &AffinityTerm, f: &mut impl FnMut(&PodInfo)) {
-        let Some(reqs) = term.selector.requirements() else { return };
+        let Some(reqs) = term.selector.requirements() else {
+            return;
+        };
         // Narrow by the requirement with the fewest candidate pods; In and Exists can only
         // hold for pods that carry the key, so the label index has all candidates.
         let mut best: Option<(usize, &crate::selector::Requirement)> = None;
         for r in reqs {
             let size = match r.operator {
                 Operator::In => self.by_label.get(&r.key).map_or(0, |lv| {
-                    r.values.iter().map(|v| lv.values.get(v).map_or(0, HashMap::len)).sum()
+                    r.values
+                        .iter()
+                        .map(|v| lv.values.get(v).map_or(0, HashMap::len))
+                        .sum()
                 }),
                 Operator::Exists => self.by_label.get(&r.key).map_or(0, |lv| lv.pods),
                 Operator::NotIn | Operator::DoesNotExist => continue,
@@ -228,8 +260,10 @@ impl NamespaceIndex {
                 best = Some((size, r));
             }
         }
+        // A selector that is just the indexed requirement needs no re-check of candidates.
+        let exact = reqs.len() == 1;
         let mut visit = |p: &Arc<PodInfo>| {
-            if term.selector.matches(p.labels()) {
+            if exact && best.is_some() || term.selector.matches(p.labels()) {
                 f(p);
             }
         };
@@ -237,10 +271,16 @@ impl NamespaceIndex {
             None => self.pods.values().for_each(visit),
             Some((0, _)) => {}
             Some((_, r)) => {
-                let Some(lv) = self.by_label.get(&r.key) else { return };
+                let Some(lv) = self.by_label.get(&r.key) else {
+                    return;
+                };
                 if r.operator == Operator::In {
                     for v in &r.values {
-                        lv.values.get(v).into_iter().flat_map(HashMap::values).for_each(&mut visit);
+                        lv.values
+                            .get(v)
+                            .into_iter()
+                            .flat_map(HashMap::values)
+                            .for_each(&mut visit);
                     }
                 } else {
                     lv.values.values().flat_map(HashMap::values).for_each(visit);
@@ -255,16 +295,32 @@ impl NamespaceIndex {
 #[derive(Debug, Default, Clone)]
 pub struct TermGroup {
     /// Node name -> number of pods on it carrying the term.
-    pub nodes: HashMap<String, u32>,
+    pub nodes: FastMap<String, u32>,
+    /// The subset of those pods that the term doesn't select itself (e.g. a web pod keeping
+    /// away from db pods). A pod whose own required anti-affinity includes this very term
+    /// already finds the self-selected carriers through the term's selector, so it only needs
+    /// to look at these.
+    pub foreign: FastMap<String, u32>,
 }
 
-fn group_add(group: &mut TermGroup, node: &str) {
+fn group_add(group: &mut TermGroup, node: &str, selects_itself: bool) {
     *group.nodes.entry(node.to_string()).or_default() += 1;
+    if !selects_itself {
+        *group.foreign.entry(node.to_string()).or_default() += 1;
+    }
 }
 
-fn group_remove<K: std::hash::Hash + Eq>(groups: &mut HashMap<K, TermGroup>, key: &K, node: &str) {
+fn group_remove<K: std::hash::Hash + Eq>(
+    groups: &mut HashMap<K, TermGroup>,
+    key: &K,
+    node: &str,
+    selects_itself: bool,
+) {
     if let Some(g) = groups.get_mut(key) {
         decrement(&mut g.nodes, node);
+        if !selects_itself {
+            decrement(&mut g.foreign, node);
+        }
         if g.nodes.is_empty() {
             groups.remove(key);
         }
@@ -276,7 +332,9 @@ fn group_remove<K: std::hash::Hash + Eq>(groups: &mut HashMap<K, TermGroup>, key
 #[derive(Debug)]
 pub struct SchedulerCache {
     nodes: Vec<NodeInfo>,
-    node_index: HashMap<String, usize>,
+    node_index: FastMap<String, usize>,
+    /// Zone key (region + zone) -> id; ids are never reused, zones are few.
+    zone_ids: HashMap<String, u32>,
     /// Nodes that pods are accounted to but that the cache has no Node for (deleted while
     /// pods were still on them, or not yet seen). They aren't scheduled onto; they keep the
     /// pods' accounting until the pods go or the node (re)appears.
@@ -304,7 +362,8 @@ impl SchedulerCache {
     pub fn new(assumed_ttl: Duration) -> SchedulerCache {
         SchedulerCache {
             nodes: Vec::new(),
-            node_index: HashMap::new(),
+            node_index: FastMap::default(),
+            zone_ids: HashMap::new(),
             detached: HashMap::new(),
             pods: HashMap::new(),
             assumed: HashMap::new(),
@@ -321,19 +380,47 @@ impl SchedulerCache {
     pub fn add_node(&mut self, node: impl Into<Arc<Node>>) {
         let node = node.into();
         let name = node.metadata.name.clone().unwrap_or_default();
+        let zone = self.zone_id(&node);
         if let Some(&i) = self.node_index.get(&name) {
             self.nodes[i].set_node(node);
+            self.nodes[i].zone = zone;
             return;
         }
-        let info = match self.detached.remove(&name) {
+        let mut info = match self.detached.remove(&name) {
             Some(mut d) => {
                 d.set_node(node);
                 d
             }
             None => NodeInfo::new(node),
         };
+        info.zone = zone;
         self.node_index.insert(name, self.nodes.len());
         self.nodes.push(info);
+    }
+
+    /// Interns the node's zone key, Kubernetes' "region:\x00:zone" from the topology labels
+    /// (falling back to the deprecated failure-domain.beta ones).
+    fn zone_id(&mut self, node: &Node) -> Option<u32> {
+        let labels = node.metadata.labels.as_ref()?;
+        let first = |keys: [&str; 2]| {
+            keys.iter()
+                .find_map(|k| labels.get(*k))
+                .map_or("", String::as_str)
+        };
+        let region = first([
+            "topology.kubernetes.io/region",
+            "failure-domain.beta.kubernetes.io/region",
+        ]);
+        let zone = first([
+            "topology.kubernetes.io/zone",
+            "failure-domain.beta.kubernetes.io/zone",
+        ]);
+        if region.is_empty() && zone.is_empty() {
+            return None;
+        }
+        let key = format!("{region}:\x00:{zone}");
+        let next = u32::try_from(self.zone_ids.len()).unwrap_or(u32::MAX);
+        Some(*self.zone_ids.entry(key).or_insert(next))
     }
 
     /// Same as [`SchedulerCache::add_node`]: informer updates carry the whole object.
@@ -344,7 +431,9 @@ impl SchedulerCache {
     /// Removes a node. Pods still accounted to it stay in the cache (off the schedulable set)
     /// until they are removed themselves.
     pub fn remove_node(&mut self, name: &str) {
-        let Some(i) = self.node_index.remove(name) else { return };
+        let Some(i) = self.node_index.remove(name) else {
+            return;
+        };
         let info = self.nodes.swap_remove(i);
         if let Some(moved) = self.nodes.get(i) {
             self.node_index.insert(moved.name.clone(), i);
@@ -408,7 +497,12 @@ impl SchedulerCache {
     /// pods see the node's resources, ports and affinity as taken. The assumption expires
     /// after the TTL unless the informer confirms it (or [`SchedulerCache::finish_binding`]
     /// restarts the clock); [`SchedulerCache::forget_pod`] undoes it if binding fails.
-    pub fn assume_pod(&mut self, pod: &PodInfo, node_name: &str, now: Instant) -> Result<(), CacheError> {
+    pub fn assume_pod(
+        &mut self,
+        pod: &PodInfo,
+        node_name: &str,
+        now: Instant,
+    ) -> Result<(), CacheError> {
         if self.pods.contains_key(&pod.key) {
             return Err(CacheError::PodAlreadyInCache(pod.key.clone()));
         }
@@ -439,7 +533,12 @@ impl SchedulerCache {
 
     /// Drops assumed pods whose confirmation never came by `now`; returns their keys.
     pub fn cleanup_expired_assumed(&mut self, now: Instant) -> Vec<String> {
-        let expired: Vec<String> = self.assumed.iter().filter(|(_, d)| **d <= now).map(|(k, _)| k.clone()).collect();
+        let expired: Vec<String> = self
+            .assumed
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in &expired {
             self.assumed.remove(key);
             self.unaccount(key);
@@ -465,25 +564,40 @@ impl SchedulerCache {
     fn node_mut_or_detached(&mut self, name: &str) -> &mut NodeInfo {
         match self.node_index.get(name) {
             Some(&i) => &mut self.nodes[i],
-            None => self.detached.entry(name.to_string()).or_insert_with(|| NodeInfo::placeholder(name)),
+            None => self
+                .detached
+                .entry(name.to_string())
+                .or_insert_with(|| NodeInfo::placeholder(name)),
         }
     }
 
     fn account(&mut self, p: Arc<PodInfo>) {
         let node = p.node_name.clone();
         self.node_mut_or_detached(&node).add_pod(p.clone());
-        self.namespaces.entry(p.namespace.clone()).or_default().insert(&p);
+        self.namespaces
+            .entry(p.namespace.clone())
+            .or_default()
+            .insert(&p);
         for t in &p.required_anti_affinity {
-            group_add(self.anti_affinity.entry(t.clone()).or_default(), &node);
+            let own = t.matches(&p.namespace, p.labels());
+            group_add(self.anti_affinity.entry(t.clone()).or_default(), &node, own);
         }
         let scoring = p
             .required_affinity
             .iter()
             .map(|t| (t, HARD_POD_AFFINITY_WEIGHT))
             .chain(p.preferred_affinity.iter().map(|w| (&w.term, w.weight)))
-            .chain(p.preferred_anti_affinity.iter().map(|w| (&w.term, -w.weight)));
+            .chain(
+                p.preferred_anti_affinity
+                    .iter()
+                    .map(|w| (&w.term, -w.weight)),
+            );
         for (t, w) in scoring {
-            group_add(self.scoring_terms.entry((t.clone(), w)).or_default(), &node);
+            group_add(
+                self.scoring_terms.entry((t.clone(), w)).or_default(),
+                &node,
+                true,
+            );
         }
         self.pods.insert(p.key.clone(), p);
     }
@@ -506,16 +620,32 @@ impl SchedulerCache {
             }
         }
         for t in &p.required_anti_affinity {
-            group_remove(&mut self.anti_affinity, t, node);
+            let own = t.matches(&p.namespace, p.labels());
+            group_remove(&mut self.anti_affinity, t, node, own);
         }
         for t in &p.required_affinity {
-            group_remove(&mut self.scoring_terms, &(t.clone(), HARD_POD_AFFINITY_WEIGHT), node);
+            group_remove(
+                &mut self.scoring_terms,
+                &(t.clone(), HARD_POD_AFFINITY_WEIGHT),
+                node,
+                true,
+            );
         }
         for w in &p.preferred_affinity {
-            group_remove(&mut self.scoring_terms, &(w.term.clone(), w.weight), node);
+            group_remove(
+                &mut self.scoring_terms,
+                &(w.term.clone(), w.weight),
+                node,
+                true,
+            );
         }
         for w in &p.preferred_anti_affinity {
-            group_remove(&mut self.scoring_terms, &(w.term.clone(), -w.weight), node);
+            group_remove(
+                &mut self.scoring_terms,
+                &(w.term.clone(), -w.weight),
+                node,
+                true,
+            );
         }
         Some(p)
     }

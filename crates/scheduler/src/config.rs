@@ -84,4 +84,13 @@ mod tests {
         assert_eq!(c.server().unwrap(), "http://a:1");
         assert!(Config::try_parse_from(["rkube-scheduler", "--percentage-of-nodes-to-score", "101"]).is_err());
     }
+
+    #[test]
+    fn the_example_config_file_loads() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/scheduler.yaml");
+        let c: Config = rkube_daemon::load_config_from(vec!["rkube-scheduler".into(), "--config".into(), file.into(), "--secure-port=1".into()]).unwrap();
+        assert_eq!(c.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.leader_elect_resource_name, "kube-scheduler");
+        assert_eq!(c.secure_port, 1, "the command line wins over the file");
+    }
 }

@@ -6,6 +6,7 @@ pub mod algorithm;
 pub mod cache;
 pub mod config;
 pub mod filter;
+pub mod hash;
 pub mod pod_info;
 pub mod queue;
 pub mod resources;

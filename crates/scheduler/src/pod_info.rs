@@ -38,7 +38,8 @@ pub struct AffinityTerm {
 }
 
 fn is_empty_selector(s: &LabelSelector) -> bool {
-    s.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+        && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
 }
 
 impl AffinityTerm {
@@ -49,9 +50,17 @@ impl AffinityTerm {
     /// own namespace when none are listed. An empty `namespaceSelector: {}` selects all
     /// namespaces, as in Kubernetes. `matchLabelKeys`/`mismatchLabelKeys` are merged into the
     /// selector using the pod's own label values.
-    pub fn from_api(term: &PodAffinityTerm, namespace: &str, labels: &BTreeMap<String, String>) -> AffinityTerm {
+    pub fn from_api(
+        term: &PodAffinityTerm,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> AffinityTerm {
         let listed = term.namespaces.as_deref().unwrap_or_default();
-        let namespaces = if term.namespace_selector.as_ref().is_some_and(is_empty_selector) {
+        let namespaces = if term
+            .namespace_selector
+            .as_ref()
+            .is_some_and(is_empty_selector)
+        {
             Namespaces::All
         } else if listed.is_empty() {
             Namespaces::Only(vec![namespace.to_string()])
@@ -70,11 +79,19 @@ impl AffinityTerm {
             }
             for key in term.mismatch_label_keys.iter().flatten() {
                 if let Some(v) = labels.get(key) {
-                    selector.push(Requirement::new(key.clone(), Operator::NotIn, vec![v.clone()]));
+                    selector.push(Requirement::new(
+                        key.clone(),
+                        Operator::NotIn,
+                        vec![v.clone()],
+                    ));
                 }
             }
         }
-        AffinityTerm { namespaces, selector, topology_key: term.topology_key.clone() }
+        AffinityTerm {
+            namespaces,
+            selector,
+            topology_key: term.topology_key.clone(),
+        }
     }
 
     /// Whether the term considers pods of this namespace.
@@ -146,8 +163,16 @@ pub struct PodInfo {
     pub preferred_anti_affinity: Vec<WeightedAffinityTerm>,
 }
 
-fn required_terms(terms: Option<&Vec<PodAffinityTerm>>, ns: &str, labels: &BTreeMap<String, String>) -> Vec<AffinityTerm> {
-    terms.into_iter().flatten().map(|t| AffinityTerm::from_api(t, ns, labels)).collect()
+fn required_terms(
+    terms: Option<&Vec<PodAffinityTerm>>,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<AffinityTerm> {
+    terms
+        .into_iter()
+        .flatten()
+        .map(|t| AffinityTerm::from_api(t, ns, labels))
+        .collect()
 }
 
 fn preferred_terms(
@@ -159,7 +184,10 @@ fn preferred_terms(
         .into_iter()
         .flatten()
         .filter(|t| t.weight != 0)
-        .map(|t| WeightedAffinityTerm { term: AffinityTerm::from_api(&t.pod_affinity_term, ns, labels), weight: t.weight })
+        .map(|t| WeightedAffinityTerm {
+            term: AffinityTerm::from_api(&t.pod_affinity_term, ns, labels),
+            weight: t.weight,
+        })
         .collect()
 }
 
@@ -180,12 +208,28 @@ impl PodInfo {
             .map(|o| o.uid.clone());
         let mut host_ports = Vec::new();
         if let Some(spec) = spec {
-            let sidecars = spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            let sidecars = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
             for c in spec.containers.iter().chain(sidecars) {
                 for p in c.ports.iter().flatten() {
-                    let Some(port) = p.host_port.filter(|p| *p > 0) else { continue };
-                    let protocol = p.protocol.as_deref().filter(|s| !s.is_empty()).unwrap_or("TCP").to_string();
-                    let ip = p.host_ip.as_deref().filter(|s| !s.is_empty()).unwrap_or(BIND_ALL_HOST_IP).to_string();
+                    let Some(port) = p.host_port.filter(|p| *p > 0) else {
+                        continue;
+                    };
+                    let protocol = p
+                        .protocol
+                        .as_deref()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("TCP")
+                        .to_string();
+                    let ip = p
+                        .host_ip
+                        .as_deref()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or(BIND_ALL_HOST_IP)
+                        .to_string();
                     host_ports.push(HostPort { protocol, ip, port });
                 }
             }
@@ -201,22 +245,34 @@ impl PodInfo {
             owner_uid,
             host_ports,
             required_affinity: required_terms(
-                pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+                pa.and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
                 &namespace,
                 labels,
             ),
             required_anti_affinity: required_terms(
-                paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+                paa.and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
                 &namespace,
                 labels,
             ),
             preferred_affinity: preferred_terms(
-                pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+                pa.and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
                 &namespace,
                 labels,
             ),
             preferred_anti_affinity: preferred_terms(
-                paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+                paa.and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
                 &namespace,
                 labels,
             ),
@@ -227,7 +283,10 @@ impl PodInfo {
 
     /// The same pod, placed on `node_name` (what assuming a pod records).
     pub fn with_node(&self, node_name: &str) -> PodInfo {
-        PodInfo { node_name: node_name.to_string(), ..self.clone() }
+        PodInfo {
+            node_name: node_name.to_string(),
+            ..self.clone()
+        }
     }
 
     /// The pod's labels.
@@ -242,7 +301,10 @@ impl PodInfo {
 
     /// Whether the pod has finished (phase Succeeded or Failed) and so holds no resources.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+        matches!(
+            self.pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
     }
 
     /// Whether the pod has any pod affinity or anti-affinity term of its own.

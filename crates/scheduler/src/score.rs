@@ -3,9 +3,9 @@
 
 use crate::cache::{NodeInfo, SchedulerCache};
 use crate::filter::tolerations_tolerate;
+use crate::hash::FastMap;
 use crate::pod_info::PodInfo;
 use crate::selector::node_selector_term_matches;
-use std::collections::HashMap;
 
 /// The highest score a plugin gives a node.
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -23,10 +23,6 @@ pub const WEIGHT_INTER_POD_AFFINITY: i64 = 2;
 /// Weight of spreading same-owner pods (PodTopologySpread's slot) in the default profile.
 pub const WEIGHT_SPREAD: i64 = 2;
 
-/// Zone labels, GA first, then the deprecated beta ones older nodes may still carry.
-const ZONE_LABELS: [&str; 2] = ["topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"];
-const REGION_LABELS: [&str; 2] = ["topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region"];
-
 fn least_requested(requested: i64, capacity: i64) -> i64 {
     if capacity <= 0 || requested > capacity {
         return 0;
@@ -39,7 +35,11 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
 /// NodeResourcesFit LeastAllocated: the share of CPU and memory (equally weighted) left free
 /// after placing the pod, using requests with defaults so request-less pods still count.
 pub fn least_allocated(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let (p, n, a) = (&pod.non_zero_requests, &node.non_zero_requested, &node.allocatable);
+    let (p, n, a) = (
+        &pod.non_zero_requests,
+        &node.non_zero_requested,
+        &node.allocatable,
+    );
     let cpu = least_requested(n.milli_cpu.saturating_add(p.milli_cpu), a.milli_cpu);
     let mem = least_requested(n.memory.saturating_add(p.memory), a.memory);
     (cpu + mem) / 2
@@ -66,12 +66,29 @@ pub fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> Option<i64> {
 /// TaintToleration (raw): how many PreferNoSchedule taints of the node the pod doesn't
 /// tolerate; normalised in reverse, so fewer is better.
 pub fn intolerable_prefer_no_schedule_taints(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
-    let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+    let taints = node
+        .node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default();
+    let tolerations = pod
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default();
     taints
         .iter()
         .filter(|t| t.effect == "PreferNoSchedule")
-        .filter(|t| !tolerations_tolerate(tolerations, &t.key, t.value.as_deref().unwrap_or_default(), &t.effect))
+        .filter(|t| {
+            !tolerations_tolerate(
+                tolerations,
+                &t.key,
+                t.value.as_deref().unwrap_or_default(),
+                &t.effect,
+            )
+        })
         .count() as i64
 }
 
@@ -84,11 +101,16 @@ pub fn preferred_node_affinity(pod: &PodInfo, node: &NodeInfo) -> i64 {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_deref())
+        .and_then(|na| {
+            na.preferred_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
         .unwrap_or_default();
     preferred
         .iter()
-        .filter(|t| t.weight != 0 && node_selector_term_matches(&t.preference, node.labels(), &node.name))
+        .filter(|t| {
+            t.weight != 0 && node_selector_term_matches(&t.preference, node.labels(), &node.name)
+        })
         .map(|t| i64::from(t.weight))
         .sum()
 }
@@ -97,7 +119,7 @@ pub fn preferred_node_affinity(pod: &PodInfo, node: &NodeInfo) -> i64 {
 /// pod's preferred terms matching pods there and of existing pods' terms matching the pod.
 #[derive(Debug, Default)]
 pub struct InterPodAffinityScorer<'a> {
-    domains: HashMap<&'a str, HashMap<&'a str, i64>>,
+    domains: FastMap<&'a str, FastMap<&'a str, i64>>,
 }
 
 impl<'a> InterPodAffinityScorer<'a> {
@@ -105,9 +127,16 @@ impl<'a> InterPodAffinityScorer<'a> {
     pub fn new(pod: &'a PodInfo, cache: &'a SchedulerCache) -> InterPodAffinityScorer<'a> {
         let mut s = InterPodAffinityScorer::default();
         let value_of = |node_name: &str, key: &str| -> Option<&'a str> {
-            cache.node(node_name).and_then(|n| n.labels().get(key)).map(String::as_str)
+            cache
+                .node(node_name)
+                .and_then(|n| n.labels().get(key))
+                .map(String::as_str)
         };
-        let own = pod.preferred_affinity.iter().map(|w| (w, 1)).chain(pod.preferred_anti_affinity.iter().map(|w| (w, -1)));
+        let own = pod
+            .preferred_affinity
+            .iter()
+            .map(|w| (w, 1))
+            .chain(pod.preferred_anti_affinity.iter().map(|w| (w, -1)));
         for (w, sign) in own {
             let key = w.term.topology_key.as_str();
             let weight = i64::from(w.weight) * sign;
@@ -124,7 +153,8 @@ impl<'a> InterPodAffinityScorer<'a> {
             let key = term.topology_key.as_str();
             for (node_name, count) in &group.nodes {
                 if let Some(v) = value_of(node_name, key) {
-                    *s.domains.entry(key).or_default().entry(v).or_default() += i64::from(weight) * i64::from(*count);
+                    *s.domains.entry(key).or_default().entry(v).or_default() +=
+                        i64::from(weight) * i64::from(*count);
                 }
             }
         }
@@ -139,7 +169,10 @@ impl<'a> InterPodAffinityScorer<'a> {
     /// The node's raw score: the weights of the domains it belongs to.
     pub fn raw(&self, node: &NodeInfo) -> i64 {
         let labels = node.labels();
-        self.domains.iter().filter_map(|(k, m)| labels.get(*k).and_then(|v| m.get(v.as_str()))).sum()
+        self.domains
+            .iter()
+            .filter_map(|(k, m)| labels.get(*k).and_then(|v| m.get(v.as_str())))
+            .sum()
     }
 }
 
@@ -162,21 +195,17 @@ pub fn default_normalize(scores: &mut [i64], reverse: bool) {
 /// InterPodAffinity's normalisation: maps [min, max] onto [0, 100] (all 0 when equal), so
 /// negative anti-affinity weights end at the bottom.
 pub fn min_max_normalize(scores: &mut [i64]) {
-    let (Some(&min), Some(&max)) = (scores.iter().min(), scores.iter().max()) else { return };
+    let (Some(&min), Some(&max)) = (scores.iter().min(), scores.iter().max()) else {
+        return;
+    };
     let diff = max - min;
     for s in scores {
-        *s = if diff > 0 { (MAX_NODE_SCORE as f64 * ((*s - min) as f64 / diff as f64)) as i64 } else { 0 };
+        *s = if diff > 0 {
+            (MAX_NODE_SCORE as f64 * ((*s - min) as f64 / diff as f64)) as i64
+        } else {
+            0
+        };
     }
-}
-
-fn first_label<'n>(node: &'n NodeInfo, keys: &[&str]) -> Option<&'n str> {
-    keys.iter().find_map(|k| node.labels().get(*k)).map(String::as_str)
-}
-
-/// Kubernetes' zone key: region and zone together; None when the node has neither.
-fn zone_of(node: &NodeInfo) -> Option<(Option<&str>, Option<&str>)> {
-    let z = (first_label(node, &REGION_LABELS), first_label(node, &ZONE_LABELS));
-    (z != (None, None)).then_some(z)
 }
 
 /// Spreading of pods with the same controlling owner (SelectorSpread's formula): nodes with
@@ -184,29 +213,42 @@ fn zone_of(node: &NodeInfo) -> Option<(Option<&str>, Option<&str>)> {
 /// for two thirds. Counts are over `nodes`, the feasible set. A pod without owner scores 0
 /// everywhere.
 pub fn spread(pod: &PodInfo, nodes: &[&NodeInfo]) -> Vec<i64> {
-    let Some(uid) = pod.owner_uid.as_deref() else { return vec![0; nodes.len()] };
-    let counts: Vec<i64> = nodes.iter().map(|n| n.owner_counts.get(uid).map_or(0, |c| i64::from(*c))).collect();
+    let Some(uid) = pod.owner_uid.as_deref() else {
+        return vec![0; nodes.len()];
+    };
+    let counts: Vec<i64> = nodes
+        .iter()
+        .map(|n| n.owner_counts.get(uid).map_or(0, |c| i64::from(*c)))
+        .collect();
     let max_node = counts.iter().copied().max().unwrap_or(0);
     if max_node == 0 {
         return vec![MAX_NODE_SCORE; nodes.len()];
     }
-    let mut zones: HashMap<(Option<&str>, Option<&str>), i64> = HashMap::new();
+    let zone_slots = nodes
+        .iter()
+        .filter_map(|n| n.zone)
+        .max()
+        .map_or(0, |z| z as usize + 1);
+    let mut zones = vec![0i64; zone_slots];
     for (n, c) in nodes.iter().zip(&counts) {
-        if let Some(z) = zone_of(n) {
-            *zones.entry(z).or_default() += c;
+        if let Some(z) = n.zone {
+            zones[z as usize] += c;
         }
     }
-    let max_zone = zones.values().copied().max().unwrap_or(0);
+    let max_zone = zones.iter().copied().max().unwrap_or(0);
     const ZONE_WEIGHTING: f64 = 2.0 / 3.0;
     nodes
         .iter()
         .zip(&counts)
         .map(|(n, c)| {
             let mut f = MAX_NODE_SCORE as f64 * ((max_node - c) as f64 / max_node as f64);
-            if let Some(z) = zone_of(n) {
-                let zc = zones.get(&z).copied().unwrap_or(0);
-                let zone_score =
-                    if max_zone > 0 { MAX_NODE_SCORE as f64 * ((max_zone - zc) as f64 / max_zone as f64) } else { MAX_NODE_SCORE as f64 };
+            if let Some(z) = n.zone {
+                let zc = zones[z as usize];
+                let zone_score = if max_zone > 0 {
+                    MAX_NODE_SCORE as f64 * ((max_zone - zc) as f64 / max_zone as f64)
+                } else {
+                    MAX_NODE_SCORE as f64
+                };
                 f = f * (1.0 - ZONE_WEIGHTING) + ZONE_WEIGHTING * zone_score;
             }
             f as i64
@@ -225,7 +267,11 @@ pub fn score_nodes(pod: &PodInfo, cache: &SchedulerCache, nodes: &[&NodeInfo]) -
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .is_some_and(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref().is_some_and(|p| !p.is_empty()));
+        .is_some_and(|na| {
+            na.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+        });
     for n in nodes {
         let mut t = WEIGHT_LEAST_ALLOCATED * least_allocated(pod, n);
         t += WEIGHT_BALANCED_ALLOCATION * balanced_allocation(pod, n).unwrap_or(0);
@@ -240,7 +286,10 @@ pub fn score_nodes(pod: &PodInfo, cache: &SchedulerCache, nodes: &[&NodeInfo]) -
     default_normalize(&mut taints, true);
     add(&taints, WEIGHT_TAINT_TOLERATION);
     if has_node_preferences {
-        let mut s: Vec<i64> = nodes.iter().map(|n| preferred_node_affinity(pod, n)).collect();
+        let mut s: Vec<i64> = nodes
+            .iter()
+            .map(|n| preferred_node_affinity(pod, n))
+            .collect();
         default_normalize(&mut s, false);
         add(&s, WEIGHT_NODE_AFFINITY);
     }
