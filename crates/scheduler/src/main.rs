@@ -2,6 +2,11 @@
 //! SIGTERM/SIGINT; exits non-zero when it loses the leader Lease, so systemd restarts it as a
 //! clean standby.
 
+// Allocation is a third of the daemon's CPU under load; mimalloc cut it by a fifth
+// (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config: rkube_scheduler::Config = match rkube_daemon::load_config() {
