@@ -74,7 +74,10 @@ fn wait_unschedulable(env: &Env, sched: &Daemon, name: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let pod = env.json(&["get", "pod", name]);
-        let cond = pod["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled")).cloned();
+        let cond = pod["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled"))
+            .cloned();
         if let Some(c) = cond.filter(|c| c["status"] == "False") {
             assert!(pod["spec"]["nodeName"].is_null(), "{pod}");
             return c;
@@ -92,7 +95,13 @@ fn pods_land_where_the_rules_say_and_unschedulable_pods_explain_why() {
     let sched = Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler starts");
     let nodes = [
         node("node-a", "4", "8Gi", "    disk: ssd", "  {}"),
-        node("node-b", "8", "16Gi", "    accelerator: gpu", "  taints:\n  - {key: dedicated, value: gpu, effect: NoSchedule}"),
+        node(
+            "node-b",
+            "8",
+            "16Gi",
+            "    accelerator: gpu",
+            "  taints:\n  - {key: dedicated, value: gpu, effect: NoSchedule}",
+        ),
         node("node-c", "8", "16Gi", "", "  unschedulable: true"),
     ]
     .join("---\n");
@@ -143,7 +152,11 @@ fn pods_land_where_the_rules_say_and_unschedulable_pods_explain_why() {
     let mut placed = Vec::new();
     for i in 0..3 {
         let name = format!("spread-{i}");
-        env.clean(&["create", "-f", &env.manifest(&format!("{name}.yaml"), &pod(&name, "100m", anti, "    spread: one-per-node"))]);
+        env.clean(&[
+            "create",
+            "-f",
+            &env.manifest(&format!("{name}.yaml"), &pod(&name, "100m", anti, "    spread: one-per-node")),
+        ]);
         if i < 2 {
             placed.push(wait_bound(&env, &sched, &name));
         }
@@ -157,7 +170,11 @@ fn pods_land_where_the_rules_say_and_unschedulable_pods_explain_why() {
     assert!(message.contains("1 node(s) had untolerated taint {dedicated: gpu}"), "{message}");
 
     // Pods for another scheduler are left alone.
-    env.clean(&["create", "-f", &env.manifest("other.yaml", &pod("other", "100m", "  schedulerName: someone-else", ""))]);
+    env.clean(&[
+        "create",
+        "-f",
+        &env.manifest("other.yaml", &pod("other", "100m", "  schedulerName: someone-else", "")),
+    ]);
     std::thread::sleep(Duration::from_secs(2));
     let other = env.json(&["get", "pod", "other"]);
     assert!(other["spec"]["nodeName"].is_null(), "{other}");
@@ -167,9 +184,14 @@ fn pods_land_where_the_rules_say_and_unschedulable_pods_explain_why() {
 #[test]
 fn standby_scheduler_takes_over_when_the_leader_is_killed() {
     let env = Env::start();
-    let timings = ["--leader-elect-lease-duration=3s", "--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=500ms"];
+    let timings =
+        ["--leader-elect-lease-duration=3s", "--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=500ms"];
     let mut first = Daemon::start("rkube-scheduler", &env.api, &timings).expect("scheduler 1 starts");
-    let holder = |env: &Env| env.json(&["get", "lease", "-n", "kube-system", "kube-scheduler"])["spec"]["holderIdentity"].as_str().map(String::from);
+    let holder = |env: &Env| {
+        env.json(&["get", "lease", "-n", "kube-system", "kube-scheduler"])["spec"]["holderIdentity"]
+            .as_str()
+            .map(String::from)
+    };
     let deadline = Instant::now() + Duration::from_secs(15);
     while env.run(&["get", "lease", "-n", "kube-system", "kube-scheduler"]).code != 0 {
         assert!(Instant::now() < deadline, "no lease taken: {}", first.log_tail());

@@ -626,6 +626,7 @@ impl Registry {
     }
 
     /// Applies a patch to an object (or its status or scale) and writes the result.
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
         res: &'static ResourceInfo,

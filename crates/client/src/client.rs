@@ -217,7 +217,11 @@ where
 
     /// The namespace a write of `obj` goes to: this Api's, else the object's own.
     fn namespace_of<'a>(&'a self, obj: &'a K) -> &'a str {
-        if self.namespace.is_empty() { obj.metadata().namespace.as_deref().unwrap_or_default() } else { &self.namespace }
+        if self.namespace.is_empty() {
+            obj.metadata().namespace.as_deref().unwrap_or_default()
+        } else {
+            &self.namespace
+        }
     }
 
     fn encode(obj: &impl Serialize) -> Result<Option<pb::Object>> {

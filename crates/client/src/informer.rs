@@ -108,7 +108,8 @@ where
 
     /// Replaces the store's content with a fresh list; returns the list's resourceVersion.
     async fn relist(&self) -> Result<String> {
-        let list = self.api.list(&ListParams { limit: 0, continue_token: String::new(), ..self.params.clone() }).await?;
+        let list =
+            self.api.list(&ListParams { limit: 0, continue_token: String::new(), ..self.params.clone() }).await?;
         let rv = list.resource_version.clone();
         for event in self.store.replace(list.items) {
             self.emit(event);

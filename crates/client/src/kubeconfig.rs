@@ -91,7 +91,8 @@ impl Kubeconfig {
 
     /// Reads the file at `path` and resolves `context` (or the current context).
     pub fn load(path: &Path, context: Option<&str>) -> Result<Kubeconfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| ClientError::Config(format!("reading {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Config(format!("reading {}: {e}", path.display())))?;
         Self::parse(&text, context).map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
     }
 

@@ -98,7 +98,9 @@ impl LeaderElector {
                 }
                 _ = tokio::time::sleep(self.config.retry_period) => {}
             }
-            let attempt = tokio::time::timeout(self.config.retry_period.max(Duration::from_secs(1)), self.try_acquire_or_renew()).await;
+            let attempt =
+                tokio::time::timeout(self.config.retry_period.max(Duration::from_secs(1)), self.try_acquire_or_renew())
+                    .await;
             match attempt {
                 Ok(Ok(true)) => last_renew = Instant::now(),
                 Ok(Ok(false)) => break Err(ClientError::LeaseLost(self.config.name.clone())),
@@ -175,7 +177,8 @@ impl LeaderElector {
         let held_by_me = holder == me;
         if !holder.is_empty() && !held_by_me {
             let seen_at = self.observed.as_ref().map(|(_, at)| *at).unwrap_or_else(Instant::now);
-            let their_duration = Duration::from_secs(current.lease_duration_seconds.unwrap_or(duration_seconds).max(0) as u64);
+            let their_duration =
+                Duration::from_secs(current.lease_duration_seconds.unwrap_or(duration_seconds).max(0) as u64);
             if seen_at.elapsed() < their_duration {
                 return Ok(false);
             }
@@ -185,7 +188,9 @@ impl LeaderElector {
             lease_duration_seconds: Some(duration_seconds),
             acquire_time: if held_by_me { current.acquire_time.clone() } else { Self::now() },
             renew_time: Self::now(),
-            lease_transitions: Some(current.lease_transitions.unwrap_or(0) + i32::from(!held_by_me && !holder.is_empty())),
+            lease_transitions: Some(
+                current.lease_transitions.unwrap_or(0) + i32::from(!held_by_me && !holder.is_empty()),
+            ),
             ..current
         };
         lease.spec = Some(spec.clone());

@@ -59,7 +59,12 @@ impl EventRecorder {
     /// process's identity); the writer task runs until every recorder clone is dropped.
     pub fn new(client: &Client, component: &str, instance: &str) -> EventRecorder {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer { client: client.clone(), component: component.to_string(), instance: instance.to_string(), seen: Seen::default() };
+        let writer = Writer {
+            client: client.clone(),
+            component: component.to_string(),
+            instance: instance.to_string(),
+            seen: Seen::default(),
+        };
         tokio::spawn(async move {
             ReceiverStream::new(rx).for_each_concurrent(CONCURRENCY, |p| writer.write(p)).await;
         });
@@ -67,7 +72,13 @@ impl EventRecorder {
     }
 
     /// Queues an Event about `object`; dropped (with a debug log) when the queue is full.
-    pub fn record<K: Resource + Metadata<Ty = ObjectMeta>>(&self, object: &K, event_type: EventType, reason: &str, message: &str) {
+    pub fn record<K: Resource + Metadata<Ty = ObjectMeta>>(
+        &self,
+        object: &K,
+        event_type: EventType,
+        reason: &str,
+        message: &str,
+    ) {
         let meta = object.metadata();
         let regarding = ObjectReference {
             api_version: Some(K::API_VERSION.to_string()),

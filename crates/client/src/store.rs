@@ -85,7 +85,11 @@ impl<K: Metadata<Ty = ObjectMeta> + Send + Sync + 'static> Store<K> {
     /// An empty store with the namespace index.
     pub fn new() -> Self {
         let store = Store {
-            inner: Arc::new(RwLock::new(Inner { objects: HashMap::new(), index_fns: Vec::new(), indexes: HashMap::new() })),
+            inner: Arc::new(RwLock::new(Inner {
+                objects: HashMap::new(),
+                index_fns: Vec::new(),
+                indexes: HashMap::new(),
+            })),
             synced: Arc::new(watch::channel(false).0),
         };
         store.add_index(NAMESPACE_INDEX, |o: &K| o.metadata().namespace.iter().cloned().collect());
@@ -183,7 +187,8 @@ impl<K: Metadata<Ty = ObjectMeta> + Send + Sync + 'static> Store<K> {
                 fresh.insert(key.clone());
                 let new = Arc::new(obj);
                 let unchanged = inner.objects.get(&key).is_some_and(|old| {
-                    old.metadata().resource_version.is_some() && old.metadata().resource_version == new.metadata().resource_version
+                    old.metadata().resource_version.is_some()
+                        && old.metadata().resource_version == new.metadata().resource_version
                 });
                 if unchanged {
                     continue;

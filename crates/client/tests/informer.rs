@@ -51,7 +51,13 @@ async fn assert_converges(store: &Store<ConfigMap>, api: &Api<ConfigMap>) {
     let (want, have) = last;
     let missing: Vec<_> = want.iter().filter(|(k, v)| have.get(*k) != Some(v)).collect();
     let extra: Vec<_> = have.keys().filter(|k| !want.contains_key(*k)).collect();
-    panic!("cache did not converge: {} stale or missing (e.g. {:?}), {} extra (e.g. {:?})", missing.len(), missing.first(), extra.len(), extra.first());
+    panic!(
+        "cache did not converge: {} stale or missing (e.g. {:?}), {} extra (e.g. {:?})",
+        missing.len(),
+        missing.first(),
+        extra.len(),
+        extra.first()
+    );
 }
 
 struct Seen {
@@ -98,10 +104,14 @@ async fn cache_converges_after_a_storm_of_writes() {
     tokio::time::timeout(Duration::from_secs(10), store.wait_synced()).await.expect("informer syncs");
     assert!(store.get("default/before").is_some(), "the initial list is cached");
 
-    let writers: Vec<_> = (0..4).map(|w| tokio::spawn({
-        let api = api.clone();
-        async move { storm(&api, w, 60).await }
-    })).collect();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            tokio::spawn({
+                let api = api.clone();
+                async move { storm(&api, w, 60).await }
+            })
+        })
+        .collect();
     for w in writers {
         w.await.unwrap();
     }

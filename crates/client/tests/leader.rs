@@ -61,7 +61,11 @@ async fn standby_takes_over_on_release_and_after_expiry() {
     assert_eq!(tokio::time::timeout(Duration::from_secs(3), rx.recv()).await.unwrap(), Some("b"));
     assert!(t.elapsed() < Duration::from_secs(3), "hand-over after release took {:?}", t.elapsed());
     let lease = client.api::<Lease>(Some("kube-system")).get("test-lease").await.unwrap();
-    assert_eq!(lease.spec.as_ref().unwrap().lease_transitions, Some(0), "a released (empty holder), so b's take-over is not a transition from a live holder");
+    assert_eq!(
+        lease.spec.as_ref().unwrap().lease_transitions,
+        Some(0),
+        "a released (empty holder), so b's take-over is not a transition from a live holder"
+    );
 
     // b dies without releasing (its task is aborted); c takes over once the lease expires.
     let (cancel_c, task_c) = candidate(&client, "c", leaders.clone(), tx.clone());
@@ -89,7 +93,8 @@ async fn leader_steps_down_when_it_cannot_renew() {
     let (_cancel, task) = candidate(&client, "a", leaders.clone(), tx);
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap(), Some("a"));
     server.stop();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), task).await.expect("gives up within the renew deadline").unwrap();
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(10), task).await.expect("gives up within the renew deadline").unwrap();
     assert!(matches!(outcome, Err(rkube_client::ClientError::LeaseLost(_))), "{outcome:?}");
     assert_eq!(leaders.load(Ordering::SeqCst), 0, "the work was told to stop");
 }

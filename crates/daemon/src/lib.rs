@@ -40,7 +40,11 @@ pub enum ConfigError {
 /// `--help` and `--version` print and exit here, as clap does.
 pub fn load_config<C: clap::Parser>() -> Result<C, ConfigError> {
     match load_config_from::<C>(std::env::args_os().collect()) {
-        Err(ConfigError::Flags(e)) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),
+        Err(ConfigError::Flags(e))
+            if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) =>
+        {
+            e.exit()
+        }
         other => other,
     }
 }
@@ -63,7 +67,8 @@ pub fn load_config_from<C: clap::Parser>(args: Vec<OsString>) -> Result<C, Confi
 /// The flags a config file stands for.
 fn file_flags(path: &Path) -> Result<Vec<String>, ConfigError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), message: e.to_string() })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: shown.clone(), message: e.to_string() })?;
     let parse_error = |message: String| ConfigError::Parse { path: shown.clone(), message };
     let doc: Value = serde_saphyr::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
     let map = match doc {
@@ -114,7 +119,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Installs the tracing subscriber (logs to stderr, colour only on a terminal).
 pub fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -182,7 +188,11 @@ pub async fn serve_health(
             get(move || {
                 let ready = readiness.get();
                 async move {
-                    if ready { (axum::http::StatusCode::OK, "ok") } else { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+                    if ready {
+                        (axum::http::StatusCode::OK, "ok")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
                 }
             }),
         )
@@ -244,7 +254,10 @@ mod tests {
         let e = load_config_from::<Flags>(args(&["--config", file.to_str().unwrap()])).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
         std::fs::write(&file, "port: [1\n").unwrap();
-        assert!(matches!(load_config_from::<Flags>(args(&["--config", file.to_str().unwrap()])), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            load_config_from::<Flags>(args(&["--config", file.to_str().unwrap()])),
+            Err(ConfigError::Parse { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

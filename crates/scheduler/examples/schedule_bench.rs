@@ -3,8 +3,8 @@
 //! `cargo run --release -p rkube-scheduler --example schedule_bench`.
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, Node, NodeCondition, NodeStatus, Pod, PodAffinityTerm, PodAntiAffinity,
-    PodSpec, ResourceRequirements,
+    Affinity, Container, Node, NodeCondition, NodeStatus, Pod, PodAffinityTerm, PodAntiAffinity, PodSpec,
+    ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -21,10 +21,7 @@ const PODS_PER_NODE: usize = 10;
 const APPS: usize = 50;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn node(i: usize) -> Node {
@@ -37,10 +34,7 @@ fn node(i: usize) -> Node {
     Node {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            labels: Some(map(&[
-                (HOSTNAME, &name),
-                ("topology.kubernetes.io/zone", &zone),
-            ])),
+            labels: Some(map(&[(HOSTNAME, &name), ("topology.kubernetes.io/zone", &zone)])),
             ..Default::default()
         },
         status: Some(NodeStatus {
@@ -60,10 +54,7 @@ fn anti_affinity(app: &str) -> Affinity {
     Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
             required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                label_selector: Some(LabelSelector {
-                    match_labels: Some(map(&[("app", app)])),
-                    ..Default::default()
-                }),
+                label_selector: Some(LabelSelector { match_labels: Some(map(&[("app", app)])), ..Default::default() }),
                 topology_key: HOSTNAME.into(),
                 ..Default::default()
             }]),
@@ -74,10 +65,8 @@ fn anti_affinity(app: &str) -> Affinity {
 }
 
 fn pod(name: &str, app: &str, node: Option<String>, anti: bool) -> Pod {
-    let requests: BTreeMap<String, Quantity> = [("cpu", "100m"), ("memory", "128Mi")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
-        .collect();
+    let requests: BTreeMap<String, Quantity> =
+        [("cpu", "100m"), ("memory", "128Mi")].iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect();
     Pod {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -99,10 +88,7 @@ fn pod(name: &str, app: &str, node: Option<String>, anti: bool) -> Pod {
             containers: vec![Container {
                 name: "c".into(),
                 image: Some("registry.k8s.io/pause:3.10".into()),
-                resources: Some(ResourceRequirements {
-                    requests: Some(requests),
-                    ..Default::default()
-                }),
+                resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
                 ..Default::default()
             }],
             ..Default::default()
@@ -124,22 +110,12 @@ fn cluster(nodes: usize) -> SchedulerCache {
             if anti && j != 0 {
                 continue;
             }
-            c.add_pod(pod(
-                &format!("bg-{i}-{j}"),
-                &format!("app-{app}"),
-                Some(format!("node-{i}")),
-                anti,
-            ));
+            c.add_pod(pod(&format!("bg-{i}-{j}"), &format!("app-{app}"), Some(format!("node-{i}")), anti));
         }
     }
     // The benchmark's anti-affine workload already has a replica on a tenth of the nodes.
     for i in (0..nodes).step_by(10) {
-        c.add_pod(pod(
-            &format!("web-existing-{i}"),
-            "web",
-            Some(format!("node-{i}")),
-            true,
-        ));
+        c.add_pod(pod(&format!("web-existing-{i}"), "web", Some(format!("node-{i}")), true));
     }
     c
 }
@@ -165,12 +141,7 @@ fn time_pipeline(c: &mut SchedulerCache, anti: bool, pods: usize) -> f64 {
     let now = Instant::now();
     let start = Instant::now();
     for i in 0..pods {
-        let info = PodInfo::new(pod(
-            &format!("p-{anti}-{i}"),
-            if anti { "spread" } else { "batch" },
-            None,
-            anti,
-        ));
+        let info = PodInfo::new(pod(&format!("p-{anti}-{i}"), if anti { "spread" } else { "batch" }, None, anti));
         let r = schedule(&info, c, &mut next, &mut rng).expect("schedulable");
         c.assume_pod(&info, &r.node_name, now).expect("assume");
     }
@@ -185,11 +156,7 @@ fn main() {
         let nodes: usize = nodes.parse().expect("node count");
         let mut c = cluster(nodes);
         let us = match mode.as_str() {
-            "plain" => time_schedule(
-                &c,
-                &PodInfo::new(pod("plain", "batch", None, false)),
-                20_000,
-            ),
+            "plain" => time_schedule(&c, &PodInfo::new(pod("plain", "batch", None, false)), 20_000),
             "anti" => time_schedule(&c, &PodInfo::new(pod("web-new", "web", None, true)), 5_000),
             "plain-pipeline" => time_pipeline(&mut c, false, 5_000),
             "anti-pipeline" => time_pipeline(&mut c, true, nodes / 2),

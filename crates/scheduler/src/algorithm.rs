@@ -65,12 +65,7 @@ pub struct ScheduleResult {
 impl ScheduleResult {
     /// The message of the "Scheduled" event, as Kubernetes words it.
     pub fn event_message(&self, pod: &PodInfo) -> String {
-        format!(
-            "Successfully assigned {}/{} to {}",
-            pod.namespace,
-            pod.name(),
-            self.node_name
-        )
+        format!("Successfully assigned {}/{} to {}", pod.namespace, pod.name(), self.node_name)
     }
 }
 
@@ -99,10 +94,7 @@ impl FitError {
                 *histogram.entry(r.as_ref()).or_default() += 1;
             }
         }
-        let mut entries: Vec<String> = histogram
-            .into_iter()
-            .map(|(r, n)| format!("{n} {r}"))
-            .collect();
+        let mut entries: Vec<String> = histogram.into_iter().map(|(r, n)| format!("{n} {r}")).collect();
         entries.sort();
         let mut msg = format!("0/{} nodes are available:", self.num_all_nodes);
         if !entries.is_empty() {
@@ -147,13 +139,7 @@ pub fn schedule<R: Rng + ?Sized>(
     next_start_index: &mut usize,
     rng: &mut R,
 ) -> Result<ScheduleResult, FitError> {
-    schedule_with(
-        pod,
-        cache,
-        next_start_index,
-        rng,
-        &ScheduleOptions::default(),
-    )
+    schedule_with(pod, cache, next_start_index, rng, &ScheduleOptions::default())
 }
 
 /// Picks a node for `pod`: filters nodes starting at `next_start_index` (advanced past the
@@ -170,10 +156,7 @@ pub fn schedule_with<R: Rng + ?Sized>(
     let nodes = cache.nodes();
     let n = nodes.len();
     if n == 0 {
-        return Err(FitError {
-            num_all_nodes: 0,
-            node_reasons: Vec::new(),
-        });
+        return Err(FitError { num_all_nodes: 0, node_reasons: Vec::new() });
     }
     let want = num_feasible_nodes_to_find(n, options.percentage_of_nodes_to_score);
     let state = InterPodAffinityState::new(pod, cache);
@@ -196,14 +179,8 @@ pub fn schedule_with<R: Rng + ?Sized>(
     *next_start_index = (start + evaluated) % n;
     let chosen = match feasible.len() {
         0 => {
-            let node_reasons = rejected
-                .into_iter()
-                .map(|(node, u)| (node.name.clone(), u.0))
-                .collect();
-            return Err(FitError {
-                num_all_nodes: n,
-                node_reasons,
-            });
+            let node_reasons = rejected.into_iter().map(|(node, u)| (node.name.clone(), u.0)).collect();
+            return Err(FitError { num_all_nodes: n, node_reasons });
         }
         1 => feasible[0],
         _ => {
@@ -211,11 +188,7 @@ pub fn schedule_with<R: Rng + ?Sized>(
             feasible[select_host(&scores, rng)]
         }
     };
-    Ok(ScheduleResult {
-        node_name: chosen.name.clone(),
-        evaluated,
-        feasible: feasible.len(),
-    })
+    Ok(ScheduleResult { node_name: chosen.name.clone(), evaluated, feasible: feasible.len() })
 }
 
 /// Index of the highest score; among equal highest, each is equally likely (reservoir

@@ -74,11 +74,8 @@ pub struct NodeInfo {
 }
 
 fn readiness(node: &Node) -> Readiness {
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    let ready =
+        node.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
     match ready.map(|c| c.status.as_str()) {
         Some("True") => Readiness::Ready,
         Some("Unknown") => Readiness::Unknown,
@@ -105,10 +102,7 @@ impl NodeInfo {
     /// A stand-in for a node the cache has pods for but no Node object.
     fn placeholder(name: &str) -> NodeInfo {
         NodeInfo::new(Arc::new(Node {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                ..ObjectMeta::default()
-            },
+            metadata: ObjectMeta { name: Some(name.to_string()), ..ObjectMeta::default() },
             ..Node::default()
         }))
     }
@@ -131,10 +125,7 @@ impl NodeInfo {
             return false;
         }
         if port.ip == BIND_ALL_HOST_IP {
-            return self
-                .used_host_ports
-                .keys()
-                .any(|u| u.port == port.port && u.protocol == port.protocol);
+            return self.used_host_ports.keys().any(|u| u.port == port.port && u.protocol == port.protocol);
         }
         let mut probe = port.clone();
         if self.used_host_ports.contains_key(&probe) {
@@ -204,13 +195,7 @@ impl NamespaceIndex {
     fn insert(&mut self, p: &Arc<PodInfo>) {
         for (k, v) in p.labels() {
             let lv = self.by_label.entry(k.clone()).or_default();
-            if lv
-                .values
-                .entry(v.clone())
-                .or_default()
-                .insert(p.key.clone(), p.clone())
-                .is_none()
-            {
+            if lv.values.entry(v.clone()).or_default().insert(p.key.clone(), p.clone()).is_none() {
                 lv.pods += 1;
             }
         }
@@ -247,12 +232,10 @@ impl NamespaceIndex {
         let mut best: Option<(usize, &crate::selector::Requirement)> = None;
         for r in reqs {
             let size = match r.operator {
-                Operator::In => self.by_label.get(&r.key).map_or(0, |lv| {
-                    r.values
-                        .iter()
-                        .map(|v| lv.values.get(v).map_or(0, HashMap::len))
-                        .sum()
-                }),
+                Operator::In => self
+                    .by_label
+                    .get(&r.key)
+                    .map_or(0, |lv| r.values.iter().map(|v| lv.values.get(v).map_or(0, HashMap::len)).sum()),
                 Operator::Exists => self.by_label.get(&r.key).map_or(0, |lv| lv.pods),
                 Operator::NotIn | Operator::DoesNotExist => continue,
             };
@@ -276,11 +259,7 @@ impl NamespaceIndex {
                 };
                 if r.operator == Operator::In {
                     for v in &r.values {
-                        lv.values
-                            .get(v)
-                            .into_iter()
-                            .flat_map(HashMap::values)
-                            .for_each(&mut visit);
+                        lv.values.get(v).into_iter().flat_map(HashMap::values).for_each(&mut visit);
                     }
                 } else {
                     lv.values.values().flat_map(HashMap::values).for_each(visit);
@@ -402,19 +381,9 @@ impl SchedulerCache {
     /// (falling back to the deprecated failure-domain.beta ones).
     fn zone_id(&mut self, node: &Node) -> Option<u32> {
         let labels = node.metadata.labels.as_ref()?;
-        let first = |keys: [&str; 2]| {
-            keys.iter()
-                .find_map(|k| labels.get(*k))
-                .map_or("", String::as_str)
-        };
-        let region = first([
-            "topology.kubernetes.io/region",
-            "failure-domain.beta.kubernetes.io/region",
-        ]);
-        let zone = first([
-            "topology.kubernetes.io/zone",
-            "failure-domain.beta.kubernetes.io/zone",
-        ]);
+        let first = |keys: [&str; 2]| keys.iter().find_map(|k| labels.get(*k)).map_or("", String::as_str);
+        let region = first(["topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region"]);
+        let zone = first(["topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"]);
         if region.is_empty() && zone.is_empty() {
             return None;
         }
@@ -497,12 +466,7 @@ impl SchedulerCache {
     /// pods see the node's resources, ports and affinity as taken. The assumption expires
     /// after the TTL unless the informer confirms it (or [`SchedulerCache::finish_binding`]
     /// restarts the clock); [`SchedulerCache::forget_pod`] undoes it if binding fails.
-    pub fn assume_pod(
-        &mut self,
-        pod: &PodInfo,
-        node_name: &str,
-        now: Instant,
-    ) -> Result<(), CacheError> {
+    pub fn assume_pod(&mut self, pod: &PodInfo, node_name: &str, now: Instant) -> Result<(), CacheError> {
         if self.pods.contains_key(&pod.key) {
             return Err(CacheError::PodAlreadyInCache(pod.key.clone()));
         }
@@ -533,12 +497,7 @@ impl SchedulerCache {
 
     /// Drops assumed pods whose confirmation never came by `now`; returns their keys.
     pub fn cleanup_expired_assumed(&mut self, now: Instant) -> Vec<String> {
-        let expired: Vec<String> = self
-            .assumed
-            .iter()
-            .filter(|(_, d)| **d <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let expired: Vec<String> = self.assumed.iter().filter(|(_, d)| **d <= now).map(|(k, _)| k.clone()).collect();
         for key in &expired {
             self.assumed.remove(key);
             self.unaccount(key);
@@ -564,20 +523,14 @@ impl SchedulerCache {
     fn node_mut_or_detached(&mut self, name: &str) -> &mut NodeInfo {
         match self.node_index.get(name) {
             Some(&i) => &mut self.nodes[i],
-            None => self
-                .detached
-                .entry(name.to_string())
-                .or_insert_with(|| NodeInfo::placeholder(name)),
+            None => self.detached.entry(name.to_string()).or_insert_with(|| NodeInfo::placeholder(name)),
         }
     }
 
     fn account(&mut self, p: Arc<PodInfo>) {
         let node = p.node_name.clone();
         self.node_mut_or_detached(&node).add_pod(p.clone());
-        self.namespaces
-            .entry(p.namespace.clone())
-            .or_default()
-            .insert(&p);
+        self.namespaces.entry(p.namespace.clone()).or_default().insert(&p);
         for t in &p.required_anti_affinity {
             let own = t.matches(&p.namespace, p.labels());
             group_add(self.anti_affinity.entry(t.clone()).or_default(), &node, own);
@@ -587,17 +540,9 @@ impl SchedulerCache {
             .iter()
             .map(|t| (t, HARD_POD_AFFINITY_WEIGHT))
             .chain(p.preferred_affinity.iter().map(|w| (&w.term, w.weight)))
-            .chain(
-                p.preferred_anti_affinity
-                    .iter()
-                    .map(|w| (&w.term, -w.weight)),
-            );
+            .chain(p.preferred_anti_affinity.iter().map(|w| (&w.term, -w.weight)));
         for (t, w) in scoring {
-            group_add(
-                self.scoring_terms.entry((t.clone(), w)).or_default(),
-                &node,
-                true,
-            );
+            group_add(self.scoring_terms.entry((t.clone(), w)).or_default(), &node, true);
         }
         self.pods.insert(p.key.clone(), p);
     }
@@ -624,28 +569,13 @@ impl SchedulerCache {
             group_remove(&mut self.anti_affinity, t, node, own);
         }
         for t in &p.required_affinity {
-            group_remove(
-                &mut self.scoring_terms,
-                &(t.clone(), HARD_POD_AFFINITY_WEIGHT),
-                node,
-                true,
-            );
+            group_remove(&mut self.scoring_terms, &(t.clone(), HARD_POD_AFFINITY_WEIGHT), node, true);
         }
         for w in &p.preferred_affinity {
-            group_remove(
-                &mut self.scoring_terms,
-                &(w.term.clone(), w.weight),
-                node,
-                true,
-            );
+            group_remove(&mut self.scoring_terms, &(w.term.clone(), w.weight), node, true);
         }
         for w in &p.preferred_anti_affinity {
-            group_remove(
-                &mut self.scoring_terms,
-                &(w.term.clone(), -w.weight),
-                node,
-                true,
-            );
+            group_remove(&mut self.scoring_terms, &(w.term.clone(), -w.weight), node, true);
         }
         Some(p)
     }

@@ -62,7 +62,9 @@ impl Config {
             return Ok(m.clone());
         }
         match rkube_client::Kubeconfig::path(self.kubeconfig.as_deref()) {
-            Some(path) if self.kubeconfig.is_some() || path.exists() => Ok(rkube_client::Kubeconfig::load(&path, None)?.server),
+            Some(path) if self.kubeconfig.is_some() || path.exists() => {
+                Ok(rkube_client::Kubeconfig::load(&path, None)?.server)
+            }
             _ => Ok("http://127.0.0.1:6443".to_string()),
         }
     }
@@ -88,7 +90,13 @@ mod tests {
     #[test]
     fn the_example_config_file_loads() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/scheduler.yaml");
-        let c: Config = rkube_daemon::load_config_from(vec!["rkube-scheduler".into(), "--config".into(), file.into(), "--secure-port=1".into()]).unwrap();
+        let c: Config = rkube_daemon::load_config_from(vec![
+            "rkube-scheduler".into(),
+            "--config".into(),
+            file.into(),
+            "--secure-port=1".into(),
+        ])
+        .unwrap();
         assert_eq!(c.master.as_deref(), Some("http://127.0.0.1:6443"));
         assert_eq!(c.leader_elect_resource_name, "kube-scheduler");
         assert_eq!(c.secure_port, 1, "the command line wins over the file");

@@ -17,15 +17,13 @@ pub const ERR_REASON_NODE_NAME: &str = "node(s) didn't match the requested node 
 /// NodeAffinity: nodeSelector or required node affinity doesn't match.
 pub const ERR_REASON_NODE_AFFINITY: &str = "node(s) didn't match Pod's node affinity/selector";
 /// NodePorts: a requested host port is taken.
-pub const ERR_REASON_NODE_PORTS: &str =
-    "node(s) didn't have free ports for the requested pod ports";
+pub const ERR_REASON_NODE_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
 /// InterPodAffinity: the pod's required affinity isn't satisfied.
 pub const ERR_REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
 /// InterPodAffinity: the pod's required anti-affinity isn't satisfied.
 pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
 /// InterPodAffinity: an existing pod's required anti-affinity rejects the pod.
-pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str =
-    "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
 /// NodeResourcesFit: the node already has as many pods as it allows.
 pub const ERR_REASON_TOO_MANY_PODS: &str = "Too many pods";
 
@@ -55,10 +53,7 @@ pub type FilterResult = Result<(), Unschedulable>;
 /// Whether a toleration tolerates the taint `key=value:effect`. An empty toleration key (with
 /// Exists) matches every key, an empty effect every effect.
 pub fn tolerates(t: &Toleration, key: &str, value: &str, effect: &str) -> bool {
-    if t.effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != effect)
-    {
+    if t.effect.as_deref().is_some_and(|e| !e.is_empty() && e != effect) {
         return false;
     }
     if t.key.as_deref().is_some_and(|k| !k.is_empty() && k != key) {
@@ -72,35 +67,19 @@ pub fn tolerates(t: &Toleration, key: &str, value: &str, effect: &str) -> bool {
 }
 
 /// Whether any of the tolerations tolerates the taint.
-pub fn tolerations_tolerate(
-    tolerations: &[Toleration],
-    key: &str,
-    value: &str,
-    effect: &str,
-) -> bool {
+pub fn tolerations_tolerate(tolerations: &[Toleration], key: &str, value: &str, effect: &str) -> bool {
     tolerations.iter().any(|t| tolerates(t, key, value, effect))
 }
 
 fn tolerations(pod: &PodInfo) -> &[Toleration] {
-    pod.pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_deref())
-        .unwrap_or_default()
+    pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default()
 }
 
 /// NodeUnschedulable: a cordoned node takes only pods tolerating
 /// `node.kubernetes.io/unschedulable:NoSchedule`.
 pub fn node_unschedulable(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
-    let cordoned = node
-        .node
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    if cordoned
-        && !tolerations_tolerate(tolerations(pod), TAINT_NODE_UNSCHEDULABLE, "", "NoSchedule")
-    {
+    let cordoned = node.node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+    if cordoned && !tolerations_tolerate(tolerations(pod), TAINT_NODE_UNSCHEDULABLE, "", "NoSchedule") {
         return Err(Unschedulable::one(ERR_REASON_UNSCHEDULABLE));
     }
     Ok(())
@@ -132,12 +111,7 @@ pub fn node_name(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
 /// TaintToleration: every NoSchedule/NoExecute taint must be tolerated; the first one that
 /// isn't is named in the reason.
 pub fn taint_toleration(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
-    let taints = node
-        .node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or_default();
+    let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
     let tolerations = tolerations(pod);
     for t in taints {
         if t.effect != "NoSchedule" && t.effect != "NoExecute" {
@@ -145,10 +119,7 @@ pub fn taint_toleration(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
         }
         let value = t.value.as_deref().unwrap_or_default();
         if !tolerations_tolerate(tolerations, &t.key, value, &t.effect) {
-            return Err(Unschedulable::one(format!(
-                "node(s) had untolerated taint {{{}: {}}}",
-                t.key, value
-            )));
+            return Err(Unschedulable::one(format!("node(s) had untolerated taint {{{}: {}}}", t.key, value)));
         }
     }
     Ok(())
@@ -169,16 +140,10 @@ pub fn matches_node_selector_and_affinity(pod: &PodInfo, node: &NodeInfo) -> boo
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
+        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
     match required {
         None => true,
-        Some(r) => r
-            .node_selector_terms
-            .iter()
-            .any(|t| node_selector_term_matches(t, labels, &node.name)),
+        Some(r) => r.node_selector_terms.iter().any(|t| node_selector_term_matches(t, labels, &node.name)),
     }
 }
 
@@ -214,18 +179,10 @@ pub fn node_resources_fit(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
     if short(req.memory, alloc.memory, used.memory) {
         reasons.push(Reason::Borrowed("Insufficient memory"));
     }
-    if short(
-        req.ephemeral_storage,
-        alloc.ephemeral_storage,
-        used.ephemeral_storage,
-    ) {
+    if short(req.ephemeral_storage, alloc.ephemeral_storage, used.ephemeral_storage) {
         reasons.push(Reason::Borrowed("Insufficient ephemeral-storage"));
     }
-    if reasons.is_empty() {
-        Ok(())
-    } else {
-        Err(Unschedulable(reasons))
-    }
+    if reasons.is_empty() { Ok(()) } else { Err(Unschedulable(reasons)) }
 }
 
 /// What InterPodAffinity needs to know about the whole cluster before it can judge single
@@ -253,10 +210,7 @@ impl<'a> InterPodAffinityState<'a> {
     pub fn new(pod: &PodInfo, cache: &'a SchedulerCache) -> InterPodAffinityState<'a> {
         let mut s = InterPodAffinityState::default();
         let value_of = |node_name: &str, key: &str| -> Option<&'a str> {
-            cache
-                .node(node_name)
-                .and_then(|n| n.labels().get(key))
-                .map(String::as_str)
+            cache.node(node_name).and_then(|n| n.labels().get(key)).map(String::as_str)
         };
         for (term, group) in cache.anti_affinity_terms() {
             if !term.matches(&pod.namespace, pod.labels()) {
@@ -264,18 +218,11 @@ impl<'a> InterPodAffinityState<'a> {
             }
             // The pod matches `term`; if it also carries it, the term's own selector (walked
             // below) finds every carrier it selects, leaving only the foreign ones.
-            let carriers = if pod.required_anti_affinity.contains(term) {
-                &group.foreign
-            } else {
-                &group.nodes
-            };
+            let carriers = if pod.required_anti_affinity.contains(term) { &group.foreign } else { &group.nodes };
             if carriers.is_empty() {
                 continue;
             }
-            let values = s
-                .existing_anti_affinity
-                .entry(term.topology_key.as_str())
-                .or_default();
+            let values = s.existing_anti_affinity.entry(term.topology_key.as_str()).or_default();
             values.reserve(carriers.len());
             for node_name in carriers.keys() {
                 if let Some(v) = value_of(node_name, &term.topology_key) {
@@ -296,10 +243,7 @@ impl<'a> InterPodAffinityState<'a> {
         if let Some(first) = terms.first() {
             s.affinity = vec![FastSet::default(); terms.len()];
             cache.for_each_pod_matching(first, |p| {
-                if !terms[1..]
-                    .iter()
-                    .all(|t| t.matches(&p.namespace, p.labels()))
-                {
+                if !terms[1..].iter().all(|t| t.matches(&p.namespace, p.labels())) {
                     return;
                 }
                 for (i, t) in terms.iter().enumerate() {
@@ -309,28 +253,20 @@ impl<'a> InterPodAffinityState<'a> {
                     }
                 }
             });
-            s.self_affine = terms
-                .iter()
-                .all(|t| t.matches(&pod.namespace, pod.labels()));
+            s.self_affine = terms.iter().all(|t| t.matches(&pod.namespace, pod.labels()));
         }
         s
     }
 
     /// Whether the filter can pass every node without looking (the common case).
     pub fn is_empty(&self) -> bool {
-        self.affinity.is_empty()
-            && self.anti_affinity.is_empty()
-            && self.existing_anti_affinity.is_empty()
+        self.affinity.is_empty() && self.anti_affinity.is_empty() && self.existing_anti_affinity.is_empty()
     }
 }
 
 /// InterPodAffinity (required terms): the pod's affinity must find its pods in the node's
 /// domain, its anti-affinity must not, and no existing pod's anti-affinity may exclude it.
-pub fn inter_pod_affinity(
-    state: &InterPodAffinityState<'_>,
-    pod: &PodInfo,
-    node: &NodeInfo,
-) -> FilterResult {
+pub fn inter_pod_affinity(state: &InterPodAffinityState<'_>, pod: &PodInfo, node: &NodeInfo) -> FilterResult {
     if state.is_empty() {
         return Ok(());
     }
@@ -348,18 +284,12 @@ pub fn inter_pod_affinity(
         }
     }
     for (term, values) in pod.required_anti_affinity.iter().zip(&state.anti_affinity) {
-        if labels
-            .get(&term.topology_key)
-            .is_some_and(|v| values.contains(v.as_str()))
-        {
+        if labels.get(&term.topology_key).is_some_and(|v| values.contains(v.as_str())) {
             return Err(Unschedulable::one(ERR_REASON_ANTI_AFFINITY));
         }
     }
     for (key, values) in &state.existing_anti_affinity {
-        if labels
-            .get(*key)
-            .is_some_and(|v| values.contains(v.as_str()))
-        {
+        if labels.get(*key).is_some_and(|v| values.contains(v.as_str())) {
             return Err(Unschedulable::one(ERR_REASON_EXISTING_ANTI_AFFINITY));
         }
     }
@@ -368,11 +298,7 @@ pub fn inter_pod_affinity(
 
 /// Runs the filters in Kubernetes' default order and stops at the first that rejects the
 /// node, so each node contributes the reasons of one plugin.
-pub fn run_filters(
-    state: &InterPodAffinityState<'_>,
-    pod: &PodInfo,
-    node: &NodeInfo,
-) -> FilterResult {
+pub fn run_filters(state: &InterPodAffinityState<'_>, pod: &PodInfo, node: &NodeInfo) -> FilterResult {
     node_unschedulable(pod, node)?;
     node_ready(pod, node)?;
     node_name(pod, node)?;

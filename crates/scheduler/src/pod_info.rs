@@ -38,8 +38,7 @@ pub struct AffinityTerm {
 }
 
 fn is_empty_selector(s: &LabelSelector) -> bool {
-    s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    s.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
 }
 
 impl AffinityTerm {
@@ -50,17 +49,9 @@ impl AffinityTerm {
     /// own namespace when none are listed. An empty `namespaceSelector: {}` selects all
     /// namespaces, as in Kubernetes. `matchLabelKeys`/`mismatchLabelKeys` are merged into the
     /// selector using the pod's own label values.
-    pub fn from_api(
-        term: &PodAffinityTerm,
-        namespace: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> AffinityTerm {
+    pub fn from_api(term: &PodAffinityTerm, namespace: &str, labels: &BTreeMap<String, String>) -> AffinityTerm {
         let listed = term.namespaces.as_deref().unwrap_or_default();
-        let namespaces = if term
-            .namespace_selector
-            .as_ref()
-            .is_some_and(is_empty_selector)
-        {
+        let namespaces = if term.namespace_selector.as_ref().is_some_and(is_empty_selector) {
             Namespaces::All
         } else if listed.is_empty() {
             Namespaces::Only(vec![namespace.to_string()])
@@ -79,19 +70,11 @@ impl AffinityTerm {
             }
             for key in term.mismatch_label_keys.iter().flatten() {
                 if let Some(v) = labels.get(key) {
-                    selector.push(Requirement::new(
-                        key.clone(),
-                        Operator::NotIn,
-                        vec![v.clone()],
-                    ));
+                    selector.push(Requirement::new(key.clone(), Operator::NotIn, vec![v.clone()]));
                 }
             }
         }
-        AffinityTerm {
-            namespaces,
-            selector,
-            topology_key: term.topology_key.clone(),
-        }
+        AffinityTerm { namespaces, selector, topology_key: term.topology_key.clone() }
     }
 
     /// Whether the term considers pods of this namespace.
@@ -168,11 +151,7 @@ fn required_terms(
     ns: &str,
     labels: &BTreeMap<String, String>,
 ) -> Vec<AffinityTerm> {
-    terms
-        .into_iter()
-        .flatten()
-        .map(|t| AffinityTerm::from_api(t, ns, labels))
-        .collect()
+    terms.into_iter().flatten().map(|t| AffinityTerm::from_api(t, ns, labels)).collect()
 }
 
 fn preferred_terms(
@@ -199,37 +178,19 @@ impl PodInfo {
         let labels = pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
         let reqs = pod_requests(&pod);
         let spec = pod.spec.as_ref();
-        let owner_uid = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.controller == Some(true))
-            .map(|o| o.uid.clone());
+        let owner_uid =
+            pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| o.uid.clone());
         let mut host_ports = Vec::new();
         if let Some(spec) = spec {
-            let sidecars = spec
-                .init_containers
-                .iter()
-                .flatten()
-                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            let sidecars =
+                spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
             for c in spec.containers.iter().chain(sidecars) {
                 for p in c.ports.iter().flatten() {
                     let Some(port) = p.host_port.filter(|p| *p > 0) else {
                         continue;
                     };
-                    let protocol = p
-                        .protocol
-                        .as_deref()
-                        .filter(|s| !s.is_empty())
-                        .unwrap_or("TCP")
-                        .to_string();
-                    let ip = p
-                        .host_ip
-                        .as_deref()
-                        .filter(|s| !s.is_empty())
-                        .unwrap_or(BIND_ALL_HOST_IP)
-                        .to_string();
+                    let protocol = p.protocol.as_deref().filter(|s| !s.is_empty()).unwrap_or("TCP").to_string();
+                    let ip = p.host_ip.as_deref().filter(|s| !s.is_empty()).unwrap_or(BIND_ALL_HOST_IP).to_string();
                     host_ports.push(HostPort { protocol, ip, port });
                 }
             }
@@ -245,34 +206,22 @@ impl PodInfo {
             owner_uid,
             host_ports,
             required_affinity: required_terms(
-                pa.and_then(|a| {
-                    a.required_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
+                pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
                 &namespace,
                 labels,
             ),
             required_anti_affinity: required_terms(
-                paa.and_then(|a| {
-                    a.required_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
+                paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
                 &namespace,
                 labels,
             ),
             preferred_affinity: preferred_terms(
-                pa.and_then(|a| {
-                    a.preferred_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
+                pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
                 &namespace,
                 labels,
             ),
             preferred_anti_affinity: preferred_terms(
-                paa.and_then(|a| {
-                    a.preferred_during_scheduling_ignored_during_execution
-                        .as_ref()
-                }),
+                paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
                 &namespace,
                 labels,
             ),
@@ -283,10 +232,7 @@ impl PodInfo {
 
     /// The same pod, placed on `node_name` (what assuming a pod records).
     pub fn with_node(&self, node_name: &str) -> PodInfo {
-        PodInfo {
-            node_name: node_name.to_string(),
-            ..self.clone()
-        }
+        PodInfo { node_name: node_name.to_string(), ..self.clone() }
     }
 
     /// The pod's labels.
@@ -301,10 +247,7 @@ impl PodInfo {
 
     /// Whether the pod has finished (phase Succeeded or Failed) and so holds no resources.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Succeeded" | "Failed")
-        )
+        matches!(self.pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
     }
 
     /// Whether the pod has any pod affinity or anti-affinity term of its own.

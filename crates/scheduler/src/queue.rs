@@ -51,7 +51,10 @@ impl Default for SchedulingQueue {
 impl SchedulingQueue {
     /// An empty queue.
     pub fn new() -> Self {
-        SchedulingQueue { active: WorkQueue::with_backoff(INITIAL_BACKOFF, MAX_BACKOFF), state: Mutex::new(State::default()) }
+        SchedulingQueue {
+            active: WorkQueue::with_backoff(INITIAL_BACKOFF, MAX_BACKOFF),
+            state: Mutex::new(State::default()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -98,7 +101,8 @@ impl SchedulingQueue {
             self.active.add_after(attempt.key.clone(), backoff(attempts));
             return;
         }
-        s.unschedulable.insert(attempt.key.clone(), Parked { attempts, last_attempt: Instant::now(), wants_pod_affinity });
+        s.unschedulable
+            .insert(attempt.key.clone(), Parked { attempts, last_attempt: Instant::now(), wants_pod_affinity });
     }
 
     /// An error that is not the pod's fault (binding failed): retry after the back-off.

@@ -97,10 +97,7 @@ pub fn resources_from_list(list: &BTreeMap<String, Quantity>) -> Resources {
 fn requirements(r: Option<&ResourceRequirements>, non_zero: bool) -> Resources {
     let get = |name: &str| {
         let r = r?;
-        r.requests
-            .as_ref()
-            .and_then(|m| m.get(name))
-            .or_else(|| r.limits.as_ref().and_then(|m| m.get(name)))
+        r.requests.as_ref().and_then(|m| m.get(name)).or_else(|| r.limits.as_ref().and_then(|m| m.get(name)))
     };
     let cpu = get("cpu");
     let memory = get("memory");
@@ -130,10 +127,7 @@ fn is_sidecar(c: &Container) -> bool {
 
 fn pod_total(pod: &Pod, non_zero: bool) -> Resources {
     let Some(spec) = pod.spec.as_ref() else {
-        return Resources {
-            pods: 1,
-            ..Resources::default()
-        };
+        return Resources { pods: 1, ..Resources::default() };
     };
     let mut total = Resources::default();
     for c in &spec.containers {
@@ -161,10 +155,7 @@ fn pod_total(pod: &Pod, non_zero: bool) -> Resources {
     // Pod-level requests, when given, are the pod's budget for CPU and memory as a whole.
     if let Some(level) = spec.resources.as_ref() {
         let has = |name: &str| {
-            level
-                .requests
-                .as_ref()
-                .is_some_and(|m| m.contains_key(name))
+            level.requests.as_ref().is_some_and(|m| m.contains_key(name))
                 || level.limits.as_ref().is_some_and(|m| m.contains_key(name))
         };
         let r = requirements(Some(level), false);
@@ -188,10 +179,7 @@ fn pod_total(pod: &Pod, non_zero: bool) -> Resources {
 /// largest init container (sidecars added on top), plus pod overhead; and the same with the
 /// scoring defaults for missing CPU/memory requests.
 pub fn pod_requests(pod: &Pod) -> PodRequests {
-    PodRequests {
-        requests: pod_total(pod, false),
-        non_zero: pod_total(pod, true),
-    }
+    PodRequests { requests: pod_total(pod, false), non_zero: pod_total(pod, true) }
 }
 
 /// What a node offers to pods: `status.allocatable`, or `status.capacity` when the kubelet
@@ -211,8 +199,7 @@ mod tests {
     use serde_json::json;
 
     fn pod(spec: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "d"}, "spec": spec}))
-            .unwrap()
+        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "d"}, "spec": spec})).unwrap()
     }
 
     #[test]
@@ -225,15 +212,7 @@ mod tests {
             "overhead": {"cpu": "10m", "memory": "1Mi"},
         }));
         let r = pod_requests(&p).requests;
-        assert_eq!(
-            r,
-            Resources {
-                milli_cpu: 1110,
-                memory: (1 << 30) + (1 << 20),
-                ephemeral_storage: 1000,
-                pods: 1
-            }
-        );
+        assert_eq!(r, Resources { milli_cpu: 1110, memory: (1 << 30) + (1 << 20), ephemeral_storage: 1000, pods: 1 });
     }
 
     #[test]
@@ -263,17 +242,12 @@ mod tests {
         let PodRequests { requests, non_zero } = pod_requests(&p);
         assert_eq!((requests.milli_cpu, requests.memory), (300, 1 << 20));
         assert_eq!(non_zero.milli_cpu, 100 + 300);
-        assert_eq!(
-            non_zero.memory,
-            DEFAULT_MEMORY_REQUEST + (1 << 20) + DEFAULT_MEMORY_REQUEST
-        );
+        assert_eq!(non_zero.memory, DEFAULT_MEMORY_REQUEST + (1 << 20) + DEFAULT_MEMORY_REQUEST);
     }
 
     #[test]
     fn malformed_quantities_count_as_zero_without_panicking() {
-        let p = pod(
-            json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "lots", "memory": "-5"}}}]}),
-        );
+        let p = pod(json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "lots", "memory": "-5"}}}]}));
         let r = pod_requests(&p).requests;
         assert_eq!((r.milli_cpu, r.memory, r.pods), (0, 0, 1));
     }
@@ -287,12 +261,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             node_allocatable(&n),
-            Resources {
-                milli_cpu: 4000,
-                memory: 8 << 30,
-                ephemeral_storage: 0,
-                pods: 110
-            }
+            Resources { milli_cpu: 4000, memory: 8 << 30, ephemeral_storage: 0, pods: 110 }
         );
         let n: Node = serde_json::from_value(json!({
             "metadata": {"name": "n"},

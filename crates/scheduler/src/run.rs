@@ -12,8 +12,8 @@ use crate::queue::{Attempt, SchedulingQueue};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use rand::SeedableRng;
 use rkube_client::{
-    Client, ClientError, Event, EventRecorder, EventType, Informer, LeaderElectionConfig, LeaderElector, ListParams, PatchType,
-    object_key,
+    Client, ClientError, Event, EventRecorder, EventType, Informer, LeaderElectionConfig, LeaderElector, ListParams,
+    PatchType, object_key,
 };
 use rkube_daemon::Readiness;
 use serde_json::json;
@@ -112,7 +112,11 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Schedu
         lease_duration: config.leader_elect_lease_duration,
         renew_deadline: config.leader_elect_renew_deadline,
         retry_period: config.leader_elect_retry_period,
-        ..LeaderElectionConfig::new(&config.leader_elect_resource_namespace, &config.leader_elect_resource_name, &identity)
+        ..LeaderElectionConfig::new(
+            &config.leader_elect_resource_namespace,
+            &config.leader_elect_resource_name,
+            &identity,
+        )
     };
     LeaderElector::new(&client, election).run(cancel, move |leading| lead(scheduler, readiness, leading)).await?;
     Ok(())
@@ -125,7 +129,8 @@ async fn lead(s: Arc<Scheduler>, readiness: Readiness, cancel: CancellationToken
     let sched = s.clone();
     nodes.on_event(move |e| on_node_event(&sched, e));
     // Finished pods hold no resources, so they are not watched at all (as kube-scheduler does).
-    let mut pods = Informer::new(s.client.api::<Pod>(None), ListParams::fields("status.phase!=Succeeded,status.phase!=Failed"));
+    let mut pods =
+        Informer::new(s.client.api::<Pod>(None), ListParams::fields("status.phase!=Succeeded,status.phase!=Failed"));
     let sched = s.clone();
     pods.on_event(move |e| on_pod_event(&sched, e));
     let (node_store, pod_store) = (nodes.store(), pods.store());
@@ -176,11 +181,18 @@ fn on_node_event(s: &Scheduler, event: &Event<Node>) {
 /// allocatable or its Ready condition.
 fn node_scheduling_changed(old: &Node, new: &Node) -> bool {
     let ready = |n: &Node| {
-        n.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "Ready")).map(|c| c.status.clone())
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone())
     };
     let spec = |n: &Node| n.spec.as_ref().map(|s| (s.unschedulable, s.taints.clone()));
     let allocatable = |n: &Node| n.status.as_ref().map(|s| s.allocatable.clone());
-    old.metadata.labels != new.metadata.labels || spec(old) != spec(new) || allocatable(old) != allocatable(new) || ready(old) != ready(new)
+    old.metadata.labels != new.metadata.labels
+        || spec(old) != spec(new)
+        || allocatable(old) != allocatable(new)
+        || ready(old) != ready(new)
 }
 
 fn on_pod_event(s: &Scheduler, event: &Event<Pod>) {
@@ -226,7 +238,13 @@ fn on_pod_present(s: &Scheduler, old: Option<&Arc<Pod>>, pod: &Arc<Pod>) {
 }
 
 /// One scheduling attempt for the pending pod `pod`.
-fn schedule_one(s: &Arc<Scheduler>, attempt: &Attempt, pod: Arc<Pod>, next_start: &mut usize, rng: &mut rand::rngs::SmallRng) {
+fn schedule_one(
+    s: &Arc<Scheduler>,
+    attempt: &Attempt,
+    pod: Arc<Pod>,
+    next_start: &mut usize,
+    rng: &mut rand::rngs::SmallRng,
+) {
     if node_name(&pod).is_some() || pod.metadata.deletion_timestamp.is_some() || !s.responsible_for(&pod) {
         return;
     }
@@ -279,7 +297,12 @@ async fn bind(s: Arc<Scheduler>, pod: Arc<Pod>, key: String, node: String) {
             s.cache().finish_binding(&key, Instant::now());
             s.queue.forget(&key);
             s.metrics.scheduled.fetch_add(1, Ordering::Relaxed);
-            s.recorder.record(pod.as_ref(), EventType::Normal, "Scheduled", &format!("Successfully assigned {namespace}/{name} to {node}"));
+            s.recorder.record(
+                pod.as_ref(),
+                EventType::Normal,
+                "Scheduled",
+                &format!("Successfully assigned {namespace}/{name} to {node}"),
+            );
         }
         Err(e) => {
             s.metrics.bind_errors.fetch_add(1, Ordering::Relaxed);
@@ -297,7 +320,11 @@ async fn bind(s: Arc<Scheduler>, pod: Arc<Pod>, key: String, node: String) {
 
 /// Sets PodScheduled=False with the reason the pod fits nowhere, unless it already says so.
 async fn mark_unschedulable(s: Arc<Scheduler>, pod: Arc<Pod>, message: String) {
-    let current = pod.status.as_ref().and_then(|st| st.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"));
+    let current = pod
+        .status
+        .as_ref()
+        .and_then(|st| st.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"));
     if current.is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(message.as_str())) {
         return;
     }

@@ -35,11 +35,7 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
 /// NodeResourcesFit LeastAllocated: the share of CPU and memory (equally weighted) left free
 /// after placing the pod, using requests with defaults so request-less pods still count.
 pub fn least_allocated(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let (p, n, a) = (
-        &pod.non_zero_requests,
-        &node.non_zero_requested,
-        &node.allocatable,
-    );
+    let (p, n, a) = (&pod.non_zero_requests, &node.non_zero_requested, &node.allocatable);
     let cpu = least_requested(n.milli_cpu.saturating_add(p.milli_cpu), a.milli_cpu);
     let mem = least_requested(n.memory.saturating_add(p.memory), a.memory);
     (cpu + mem) / 2
@@ -66,29 +62,12 @@ pub fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> Option<i64> {
 /// TaintToleration (raw): how many PreferNoSchedule taints of the node the pod doesn't
 /// tolerate; normalised in reverse, so fewer is better.
 pub fn intolerable_prefer_no_schedule_taints(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let taints = node
-        .node
-        .spec
-        .as_ref()
-        .and_then(|s| s.taints.as_deref())
-        .unwrap_or_default();
-    let tolerations = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_deref())
-        .unwrap_or_default();
+    let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
+    let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
     taints
         .iter()
         .filter(|t| t.effect == "PreferNoSchedule")
-        .filter(|t| {
-            !tolerations_tolerate(
-                tolerations,
-                &t.key,
-                t.value.as_deref().unwrap_or_default(),
-                &t.effect,
-            )
-        })
+        .filter(|t| !tolerations_tolerate(tolerations, &t.key, t.value.as_deref().unwrap_or_default(), &t.effect))
         .count() as i64
 }
 
@@ -101,16 +80,11 @@ pub fn preferred_node_affinity(pod: &PodInfo, node: &NodeInfo) -> i64 {
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.preferred_during_scheduling_ignored_during_execution
-                .as_deref()
-        })
+        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_deref())
         .unwrap_or_default();
     preferred
         .iter()
-        .filter(|t| {
-            t.weight != 0 && node_selector_term_matches(&t.preference, node.labels(), &node.name)
-        })
+        .filter(|t| t.weight != 0 && node_selector_term_matches(&t.preference, node.labels(), &node.name))
         .map(|t| i64::from(t.weight))
         .sum()
 }
@@ -127,16 +101,10 @@ impl<'a> InterPodAffinityScorer<'a> {
     pub fn new(pod: &'a PodInfo, cache: &'a SchedulerCache) -> InterPodAffinityScorer<'a> {
         let mut s = InterPodAffinityScorer::default();
         let value_of = |node_name: &str, key: &str| -> Option<&'a str> {
-            cache
-                .node(node_name)
-                .and_then(|n| n.labels().get(key))
-                .map(String::as_str)
+            cache.node(node_name).and_then(|n| n.labels().get(key)).map(String::as_str)
         };
-        let own = pod
-            .preferred_affinity
-            .iter()
-            .map(|w| (w, 1))
-            .chain(pod.preferred_anti_affinity.iter().map(|w| (w, -1)));
+        let own =
+            pod.preferred_affinity.iter().map(|w| (w, 1)).chain(pod.preferred_anti_affinity.iter().map(|w| (w, -1)));
         for (w, sign) in own {
             let key = w.term.topology_key.as_str();
             let weight = i64::from(w.weight) * sign;
@@ -153,8 +121,7 @@ impl<'a> InterPodAffinityScorer<'a> {
             let key = term.topology_key.as_str();
             for (node_name, count) in &group.nodes {
                 if let Some(v) = value_of(node_name, key) {
-                    *s.domains.entry(key).or_default().entry(v).or_default() +=
-                        i64::from(weight) * i64::from(*count);
+                    *s.domains.entry(key).or_default().entry(v).or_default() += i64::from(weight) * i64::from(*count);
                 }
             }
         }
@@ -169,10 +136,7 @@ impl<'a> InterPodAffinityScorer<'a> {
     /// The node's raw score: the weights of the domains it belongs to.
     pub fn raw(&self, node: &NodeInfo) -> i64 {
         let labels = node.labels();
-        self.domains
-            .iter()
-            .filter_map(|(k, m)| labels.get(*k).and_then(|v| m.get(v.as_str())))
-            .sum()
+        self.domains.iter().filter_map(|(k, m)| labels.get(*k).and_then(|v| m.get(v.as_str()))).sum()
     }
 }
 
@@ -200,11 +164,7 @@ pub fn min_max_normalize(scores: &mut [i64]) {
     };
     let diff = max - min;
     for s in scores {
-        *s = if diff > 0 {
-            (MAX_NODE_SCORE as f64 * ((*s - min) as f64 / diff as f64)) as i64
-        } else {
-            0
-        };
+        *s = if diff > 0 { (MAX_NODE_SCORE as f64 * ((*s - min) as f64 / diff as f64)) as i64 } else { 0 };
     }
 }
 
@@ -216,19 +176,12 @@ pub fn spread(pod: &PodInfo, nodes: &[&NodeInfo]) -> Vec<i64> {
     let Some(uid) = pod.owner_uid.as_deref() else {
         return vec![0; nodes.len()];
     };
-    let counts: Vec<i64> = nodes
-        .iter()
-        .map(|n| n.owner_counts.get(uid).map_or(0, |c| i64::from(*c)))
-        .collect();
+    let counts: Vec<i64> = nodes.iter().map(|n| n.owner_counts.get(uid).map_or(0, |c| i64::from(*c))).collect();
     let max_node = counts.iter().copied().max().unwrap_or(0);
     if max_node == 0 {
         return vec![MAX_NODE_SCORE; nodes.len()];
     }
-    let zone_slots = nodes
-        .iter()
-        .filter_map(|n| n.zone)
-        .max()
-        .map_or(0, |z| z as usize + 1);
+    let zone_slots = nodes.iter().filter_map(|n| n.zone).max().map_or(0, |z| z as usize + 1);
     let mut zones = vec![0i64; zone_slots];
     for (n, c) in nodes.iter().zip(&counts) {
         if let Some(z) = n.zone {
@@ -261,17 +214,10 @@ pub fn spread(pod: &PodInfo, nodes: &[&NodeInfo]) -> Vec<i64> {
 pub fn score_nodes(pod: &PodInfo, cache: &SchedulerCache, nodes: &[&NodeInfo]) -> Vec<i64> {
     let mut total: Vec<i64> = Vec::with_capacity(nodes.len());
     let mut taints: Vec<i64> = Vec::with_capacity(nodes.len());
-    let has_node_preferences = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .is_some_and(|na| {
-            na.preferred_during_scheduling_ignored_during_execution
-                .as_ref()
-                .is_some_and(|p| !p.is_empty())
-        });
+    let has_node_preferences =
+        pod.pod.spec.as_ref().and_then(|s| s.affinity.as_ref()).and_then(|a| a.node_affinity.as_ref()).is_some_and(
+            |na| na.preferred_during_scheduling_ignored_during_execution.as_ref().is_some_and(|p| !p.is_empty()),
+        );
     for n in nodes {
         let mut t = WEIGHT_LEAST_ALLOCATED * least_allocated(pod, n);
         t += WEIGHT_BALANCED_ALLOCATION * balanced_allocation(pod, n).unwrap_or(0);
@@ -286,10 +232,7 @@ pub fn score_nodes(pod: &PodInfo, cache: &SchedulerCache, nodes: &[&NodeInfo]) -
     default_normalize(&mut taints, true);
     add(&taints, WEIGHT_TAINT_TOLERATION);
     if has_node_preferences {
-        let mut s: Vec<i64> = nodes
-            .iter()
-            .map(|n| preferred_node_affinity(pod, n))
-            .collect();
+        let mut s: Vec<i64> = nodes.iter().map(|n| preferred_node_affinity(pod, n)).collect();
         default_normalize(&mut s, false);
         add(&s, WEIGHT_NODE_AFFINITY);
     }

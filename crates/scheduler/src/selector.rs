@@ -35,22 +35,14 @@ impl Requirement {
     pub fn new(key: impl Into<String>, operator: Operator, mut values: Vec<String>) -> Self {
         values.sort();
         values.dedup();
-        Requirement {
-            key: key.into(),
-            operator,
-            values,
-        }
+        Requirement { key: key.into(), operator, values }
     }
 
     /// Whether these labels satisfy the requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         match self.operator {
-            Operator::In => labels
-                .get(&self.key)
-                .is_some_and(|v| self.values.binary_search(v).is_ok()),
-            Operator::NotIn => labels
-                .get(&self.key)
-                .is_none_or(|v| self.values.binary_search(v).is_err()),
+            Operator::In => labels.get(&self.key).is_some_and(|v| self.values.binary_search(v).is_ok()),
+            Operator::NotIn => labels.get(&self.key).is_none_or(|v| self.values.binary_search(v).is_err()),
             Operator::Exists => labels.contains_key(&self.key),
             Operator::DoesNotExist => !labels.contains_key(&self.key),
         }
@@ -122,10 +114,7 @@ impl Selector {
 
 /// Whether a node label requirement of node affinity holds. Gt/Lt compare integers; a label
 /// or value that isn't an integer fails the requirement (Kubernetes rejects the term).
-fn node_requirement_matches(
-    req: &NodeSelectorRequirement,
-    labels: &BTreeMap<String, String>,
-) -> bool {
+fn node_requirement_matches(req: &NodeSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
     let values = req.values.as_deref().unwrap_or_default();
     let label = labels.get(&req.key);
     match req.operator.as_str() {
@@ -135,10 +124,7 @@ fn node_requirement_matches(
         "DoesNotExist" => label.is_none(),
         op @ ("Gt" | "Lt") => {
             let [bound] = values else { return false };
-            let (Some(l), Ok(bound)) = (
-                label.and_then(|l| l.parse::<i64>().ok()),
-                bound.parse::<i64>(),
-            ) else {
+            let (Some(l), Ok(bound)) = (label.and_then(|l| l.parse::<i64>().ok()), bound.parse::<i64>()) else {
                 return false;
             };
             if op == "Gt" { l > bound } else { l < bound }
@@ -162,18 +148,13 @@ fn node_field_matches(req: &NodeSelectorRequirement, node_name: &str) -> bool {
 
 /// Whether a node selector term matches a node: all its matchExpressions and matchFields hold.
 /// A term with neither matches no node.
-pub fn node_selector_term_matches(
-    term: &NodeSelectorTerm,
-    labels: &BTreeMap<String, String>,
-    node_name: &str,
-) -> bool {
+pub fn node_selector_term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, node_name: &str) -> bool {
     let exprs = term.match_expressions.as_deref().unwrap_or_default();
     let fields = term.match_fields.as_deref().unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
-    exprs.iter().all(|r| node_requirement_matches(r, labels))
-        && fields.iter().all(|r| node_field_matches(r, node_name))
+    exprs.iter().all(|r| node_requirement_matches(r, labels)) && fields.iter().all(|r| node_field_matches(r, node_name))
 }
 
 #[cfg(test)]
@@ -182,10 +163,7 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn sel(v: serde_json::Value) -> Selector {
@@ -205,37 +183,19 @@ mod tests {
             ],
         }));
         assert!(s.matches(&labels(&[("app", "web"), ("tier", "fe"), ("team", "x")])));
-        assert!(s.matches(&labels(&[
-            ("app", "web"),
-            ("tier", "be"),
-            ("team", "x"),
-            ("env", "dev")
-        ])));
+        assert!(s.matches(&labels(&[("app", "web"), ("tier", "be"), ("team", "x"), ("env", "dev")])));
         assert!(!s.matches(&labels(&[("app", "db"), ("tier", "fe"), ("team", "x")])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "mid"), ("team", "x")])));
-        assert!(!s.matches(&labels(&[
-            ("app", "web"),
-            ("tier", "fe"),
-            ("team", "x"),
-            ("env", "prod")
-        ])));
+        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "fe"), ("team", "x"), ("env", "prod")])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "fe")])));
-        assert!(!s.matches(&labels(&[
-            ("app", "web"),
-            ("tier", "fe"),
-            ("team", "x"),
-            ("legacy", "")
-        ])));
+        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "fe"), ("team", "x"), ("legacy", "")])));
     }
 
     #[test]
     fn null_selector_matches_nothing_and_empty_matches_everything() {
         assert!(!Selector::from_label_selector(None).matches(&labels(&[])));
         assert!(sel(json!({})).matches(&labels(&[("a", "b")])));
-        assert_eq!(
-            sel(json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})),
-            Selector::Nothing
-        );
+        assert_eq!(sel(json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]})), Selector::Nothing);
     }
 
     #[test]
@@ -256,59 +216,27 @@ mod tests {
     fn node_selector_operators() {
         let l = labels(&[("zone", "a"), ("cores", "8"), ("gpu", "")]);
         let ok = |t| node_selector_term_matches(&term(t), &l, "n1");
-        assert!(ok(
-            json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})
-        ));
-        assert!(!ok(
-            json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]})
-        ));
-        assert!(ok(
-            json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["b"]}]})
-        ));
-        assert!(ok(
-            json!({"matchExpressions": [{"key": "missing", "operator": "NotIn", "values": ["b"]}]})
-        ));
-        assert!(!ok(
-            json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})
-        ));
-        assert!(ok(
-            json!({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]})
-        ));
-        assert!(!ok(
-            json!({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]})
-        ));
-        assert!(ok(
-            json!({"matchExpressions": [{"key": "missing", "operator": "DoesNotExist"}]})
-        ));
-        assert!(ok(
-            json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})
-        ));
-        assert!(!ok(
-            json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]}]})
-        ));
-        assert!(ok(
-            json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["16"]}]})
-        ));
-        assert!(!ok(
-            json!({"matchExpressions": [{"key": "zone", "operator": "Lt", "values": ["16"]}]})
-        ));
-        assert!(!ok(
-            json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["x"]}]})
-        ));
-        assert!(!ok(
-            json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["1", "2"]}]})
-        ));
+        assert!(ok(json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})));
+        assert!(!ok(json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]})));
+        assert!(ok(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["b"]}]})));
+        assert!(ok(json!({"matchExpressions": [{"key": "missing", "operator": "NotIn", "values": ["b"]}]})));
+        assert!(!ok(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})));
+        assert!(ok(json!({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]})));
+        assert!(!ok(json!({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]})));
+        assert!(ok(json!({"matchExpressions": [{"key": "missing", "operator": "DoesNotExist"}]})));
+        assert!(ok(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})));
+        assert!(!ok(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]}]})));
+        assert!(ok(json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["16"]}]})));
+        assert!(!ok(json!({"matchExpressions": [{"key": "zone", "operator": "Lt", "values": ["16"]}]})));
+        assert!(!ok(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["x"]}]})));
+        assert!(!ok(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["1", "2"]}]})));
         // ANDed within a term.
         assert!(!ok(json!({"matchExpressions": [
             {"key": "zone", "operator": "In", "values": ["a"]},
             {"key": "cores", "operator": "Gt", "values": ["10"]},
         ]})));
-        assert!(ok(
-            json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})
-        ));
-        assert!(!ok(
-            json!({"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]})
-        ));
+        assert!(ok(json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})));
+        assert!(!ok(json!({"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]})));
         assert!(!ok(json!({})));
     }
 }

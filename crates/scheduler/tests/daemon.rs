@@ -45,7 +45,11 @@ async fn settle(pods: &Api<Pod>, want_bound: usize, sched: &Daemon) -> BTreeMap<
             tokio::time::sleep(Duration::from_secs(1)).await;
             return per_node;
         }
-        assert!(Instant::now() < deadline, "only {bound} of {want_bound} pods bound: {per_node:?}\n{}", sched.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "only {bound} of {want_bound} pods bound: {per_node:?}\n{}",
+            sched.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -83,18 +87,42 @@ async fn a_burst_never_overcommits_and_freed_room_is_reused() {
     for n in ["n1", "n2", "n3"] {
         assert_eq!(per_node.get(&Some(n.to_string())), Some(&4), "4 one-CPU pods per 4-CPU node: {per_node:?}");
     }
-    let pending: Vec<Pod> = pods.list(&ListParams::default()).await.unwrap().items.into_iter().filter(|p| p.spec.as_ref().unwrap().node_name.is_none()).collect();
+    let pending: Vec<Pod> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.spec.as_ref().unwrap().node_name.is_none())
+        .collect();
     for p in &pending {
-        let cond = p.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled")).cloned();
+        let cond = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
+            .cloned();
         let cond = cond.unwrap_or_else(|| panic!("no PodScheduled condition on {:?}", p.metadata.name));
         assert_eq!(cond.status, "False");
         assert_eq!(cond.message.as_deref(), Some("0/3 nodes are available: 3 Insufficient cpu."));
     }
 
     // Deleting two bound pods frees two CPUs: exactly two pending pods take them.
-    let bound: Vec<Pod> = pods.list(&ListParams::default()).await.unwrap().items.into_iter().filter(|p| p.spec.as_ref().unwrap().node_name.is_some()).collect();
+    let bound: Vec<Pod> = pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.spec.as_ref().unwrap().node_name.is_some())
+        .collect();
     for p in bound.iter().take(2) {
-        pods.delete(p.metadata.name.as_deref().unwrap(), &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.unwrap();
+        pods.delete(
+            p.metadata.name.as_deref().unwrap(),
+            &DeleteParams { grace_period_seconds: Some(0), ..Default::default() },
+        )
+        .await
+        .unwrap();
     }
     let per_node = settle(&pods, 12, &sched).await;
     assert_eq!(per_node.get(&None), Some(&6), "{per_node:?}");

@@ -23,7 +23,8 @@ impl Daemon {
         if !path.exists() {
             bail!("{} does not exist: run `cargo build --workspace --bins` first (scripts/test does)", path.display());
         }
-        let mut args: Vec<String> = vec!["--master".into(), api.url(), "--secure-port".into(), "0".into(), "--log-level".into(), "info".into()];
+        let mut args: Vec<String> =
+            vec!["--master".into(), api.url(), "--secure-port".into(), "0".into(), "--log-level".into(), "info".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         let dir = tempfile::Builder::new().prefix(&format!("{binary}-")).tempdir()?;
         let mut daemon = Daemon { child: None, binary: path, args, dir };

@@ -172,7 +172,11 @@ async fn run_once(args: &Args, nodes: usize, workload: Workload, pods: usize) ->
 
     let health = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let port = health.to_string();
-    let scheduler = Daemon::start("rkube-scheduler", &api, &["--leader-elect=false", "--secure-port", &port, "--bind-address", "127.0.0.1", "--log-level", "warn"])?;
+    let scheduler = Daemon::start(
+        "rkube-scheduler",
+        &api,
+        &["--leader-elect=false", "--secure-port", &port, "--bind-address", "127.0.0.1", "--log-level", "warn"],
+    )?;
     wait_ready(health, &scheduler).await?;
 
     // Watch before creating, so no bind is missed; only bound pods, so a pod enters the
@@ -210,10 +214,16 @@ async fn run_once(args: &Args, nodes: usize, workload: Workload, pods: usize) ->
     .await?;
     let bound = bound.await?;
     let cpu_after = pids.map(cpu_seconds);
-    anyhow::ensure!(bound.len() == pods, "only {} of {pods} pods were bound\nscheduler log:\n{}", bound.len(), scheduler.log_tail());
+    anyhow::ensure!(
+        bound.len() == pods,
+        "only {} of {pods} pods were bound\nscheduler log:\n{}",
+        bound.len(),
+        scheduler.log_tail()
+    );
     let last = bound.values().max().copied().unwrap_or(start);
     let sent = sent.lock().unwrap();
-    let mut latencies: Vec<Duration> = bound.iter().filter_map(|(name, at)| sent.get(name).map(|s| at.saturating_duration_since(*s))).collect();
+    let mut latencies: Vec<Duration> =
+        bound.iter().filter_map(|(name, at)| sent.get(name).map(|s| at.saturating_duration_since(*s))).collect();
     latencies.sort();
     let cpu_per_pod = [0, 1, 2, 3].map(|k| (cpu_after[k] - cpu_before[k]) * 1e6 / pods as f64);
     Ok(Outcome {

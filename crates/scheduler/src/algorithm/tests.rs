@@ -36,12 +36,7 @@ fn fit(n: usize, reasons: &[(&str, &[&'static str])]) -> FitError {
         num_all_nodes: n,
         node_reasons: reasons
             .iter()
-            .map(|(node, rs)| {
-                (
-                    node.to_string(),
-                    rs.iter().map(|r| Reason::Borrowed(*r)).collect(),
-                )
-            })
+            .map(|(node, rs)| (node.to_string(), rs.iter().map(|r| Reason::Borrowed(*r)).collect()))
             .collect(),
     }
 }
@@ -49,49 +44,23 @@ fn fit(n: usize, reasons: &[(&str, &[&'static str])]) -> FitError {
 #[test]
 fn fit_error_message_reads_like_kubernetes() {
     let taint = "node(s) had untolerated taint {dedicated: gpu}";
-    let e = fit(
-        3,
-        &[
-            ("a", &[taint]),
-            ("b", &["Insufficient cpu"]),
-            ("c", &[taint]),
-        ],
-    );
+    let e = fit(3, &[("a", &[taint]), ("b", &["Insufficient cpu"]), ("c", &[taint])]);
     assert_eq!(
         e.message(),
         "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}."
     );
     assert_eq!(e.to_string(), e.message());
     // One node can give several reasons; entries sort as whole strings, count included.
-    let mut many: Vec<(String, Vec<Reason>)> = (0..10)
-        .map(|i| {
-            (
-                format!("m{i}"),
-                vec![Reason::Borrowed("node(s) were unschedulable")],
-            )
-        })
-        .collect();
-    many.push((
-        "x".into(),
-        vec!["Insufficient cpu".into(), "Insufficient memory".into()],
-    ));
+    let mut many: Vec<(String, Vec<Reason>)> =
+        (0..10).map(|i| (format!("m{i}"), vec![Reason::Borrowed("node(s) were unschedulable")])).collect();
+    many.push(("x".into(), vec!["Insufficient cpu".into(), "Insufficient memory".into()]));
     many.push(("y".into(), vec!["Insufficient memory".into()]));
-    let e = FitError {
-        num_all_nodes: 12,
-        node_reasons: many,
-    };
+    let e = FitError { num_all_nodes: 12, node_reasons: many };
     assert_eq!(
         e.message(),
         "0/12 nodes are available: 1 Insufficient cpu, 10 node(s) were unschedulable, 2 Insufficient memory."
     );
-    assert_eq!(
-        FitError {
-            num_all_nodes: 0,
-            node_reasons: vec![]
-        }
-        .message(),
-        "no nodes available to schedule pods"
-    );
+    assert_eq!(FitError { num_all_nodes: 0, node_reasons: vec![] }.message(), "no nodes available to schedule pods");
 }
 
 #[test]
@@ -99,25 +68,12 @@ fn condition_and_event_texts() {
     let e = fit(1, &[("a", &["Insufficient cpu"])]);
     let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
     let c = e.condition(now.clone());
-    assert_eq!(
-        (c.type_.as_str(), c.status.as_str()),
-        ("PodScheduled", "False")
-    );
+    assert_eq!((c.type_.as_str(), c.status.as_str()), ("PodScheduled", "False"));
     assert_eq!(c.reason.as_deref(), Some("Unschedulable"));
-    assert_eq!(
-        c.message.as_deref(),
-        Some("0/1 nodes are available: 1 Insufficient cpu.")
-    );
+    assert_eq!(c.message.as_deref(), Some("0/1 nodes are available: 1 Insufficient cpu."));
     assert_eq!(c.last_transition_time, Some(now));
-    let r = ScheduleResult {
-        node_name: "n1".into(),
-        evaluated: 1,
-        feasible: 1,
-    };
-    assert_eq!(
-        r.event_message(&PodInfo::new(pod("web", json!({})))),
-        "Successfully assigned default/web to n1"
-    );
+    let r = ScheduleResult { node_name: "n1".into(), evaluated: 1, feasible: 1 };
+    assert_eq!(r.event_message(&PodInfo::new(pod("web", json!({})))), "Successfully assigned default/web to n1");
 }
 
 #[test]
@@ -130,10 +86,7 @@ fn no_nodes() {
 #[test]
 fn unschedulable_pod_reports_every_node() {
     let mut c = SchedulerCache::default();
-    c.add_node(node(
-        "small",
-        json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi"}}}),
-    ));
+    c.add_node(node("small", json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi"}}})));
     c.add_node(node(
         "gpu1",
         json!({"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}),
@@ -157,10 +110,7 @@ fn failure_evaluates_all_nodes_even_past_the_early_stop() {
     // Only a handful of nodes fit, fewer than the 420 looked for: everything is evaluated.
     for i in 0..1000 {
         if i % 100 != 0 {
-            c.update_node(node(
-                &format!("n{i}"),
-                json!({"spec": {"unschedulable": true}}),
-            ));
+            c.update_node(node(&format!("n{i}"), json!({"spec": {"unschedulable": true}})));
         }
     }
     let p = PodInfo::new(pod("p", json!({})));
@@ -170,10 +120,7 @@ fn failure_evaluates_all_nodes_even_past_the_early_stop() {
     let big = PodInfo::new(pod_req("big", "64", "1Gi", json!({})));
     let e = schedule(&big, &c, &mut next, &mut rng()).unwrap_err();
     assert_eq!(e.node_reasons.len(), 1000);
-    assert_eq!(
-        e.message(),
-        "0/1000 nodes are available: 10 Insufficient cpu, 990 node(s) were unschedulable."
-    );
+    assert_eq!(e.message(), "0/1000 nodes are available: 10 Insufficient cpu, 990 node(s) were unschedulable.");
 }
 
 #[test]
@@ -185,11 +132,7 @@ fn stops_after_enough_feasible_nodes_and_rotates_the_start() {
     assert_eq!((r.evaluated, r.feasible), (420, 420));
     assert_eq!(next, (900 + 420) % 1000);
     // The chosen node is one of those evaluated: n900..n999, n0..n319 in cache order.
-    let idx = c
-        .nodes()
-        .iter()
-        .position(|n| n.name == r.node_name)
-        .unwrap();
+    let idx = c.nodes().iter().position(|n| n.name == r.node_name).unwrap();
     assert!(!(320..900).contains(&idx), "{idx}");
 }
 
@@ -214,11 +157,7 @@ fn ties_are_broken_at_random_among_the_best() {
     let mut seen = HashSet::new();
     for seed in 0..200 {
         let r = schedule(&p, &c, &mut 0, &mut StdRng::seed_from_u64(seed)).unwrap();
-        assert!(
-            r.node_name == "n1" || r.node_name == "n3",
-            "{}",
-            r.node_name
-        );
+        assert!(r.node_name == "n1" || r.node_name == "n3", "{}", r.node_name);
         seen.insert(r.node_name);
     }
     assert_eq!(seen.len(), 2);
@@ -241,10 +180,7 @@ fn select_host_picks_only_maxima() {
 #[test]
 fn assumed_pods_prevent_overcommit() {
     let mut c = SchedulerCache::default();
-    c.add_node(node(
-        "n",
-        json!({"status": {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"}}}),
-    ));
+    c.add_node(node("n", json!({"status": {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"}}})));
     let now = Instant::now();
     for i in 0..2 {
         let p = PodInfo::new(pod_req(&format!("p{i}"), "1", "1Gi", json!({})));
@@ -283,28 +219,14 @@ fn anti_affine_replicas_land_on_distinct_nodes_at_scale() {
     let now = Instant::now();
     let mut used = HashSet::new();
     for i in 0..150 {
-        let p = PodInfo::new(pod_req(
-            &format!("web-{i}"),
-            "100m",
-            "128Mi",
-            anti_affinity("web"),
-        ));
+        let p = PodInfo::new(pod_req(&format!("web-{i}"), "100m", "128Mi", anti_affinity("web")));
         let res = schedule(&p, &c, &mut next, &mut r).unwrap();
-        assert!(
-            used.insert(res.node_name.clone()),
-            "two replicas on {}",
-            res.node_name
-        );
+        assert!(used.insert(res.node_name.clone()), "two replicas on {}", res.node_name);
         c.assume_pod(&p, &res.node_name, now).unwrap();
     }
     // Only 600 nodes: the 601st replica can't go anywhere.
     for i in 150..600 {
-        let p = PodInfo::new(pod_req(
-            &format!("web-{i}"),
-            "100m",
-            "128Mi",
-            anti_affinity("web"),
-        ));
+        let p = PodInfo::new(pod_req(&format!("web-{i}"), "100m", "128Mi", anti_affinity("web")));
         let res = schedule(&p, &c, &mut next, &mut r).unwrap();
         c.assume_pod(&p, &res.node_name, now).unwrap();
     }
@@ -314,25 +236,12 @@ fn anti_affine_replicas_land_on_distinct_nodes_at_scale() {
         "0/600 nodes are available: 600 node(s) didn't match pod anti-affinity rules."
     );
     // A pod the replicas' own terms select is kept off every node; an unrelated one is not.
-    let web_like = PodInfo::new(pod(
-        "intruder",
-        json!({"metadata": {"labels": {"app": "web"}}}),
-    ));
+    let web_like = PodInfo::new(pod("intruder", json!({"metadata": {"labels": {"app": "web"}}})));
     assert_eq!(
-        schedule(&web_like, &c, &mut next, &mut r)
-            .unwrap_err()
-            .message(),
+        schedule(&web_like, &c, &mut next, &mut r).unwrap_err().message(),
         "0/600 nodes are available: 600 node(s) didn't satisfy existing pods anti-affinity rules."
     );
-    assert!(
-        schedule(
-            &PodInfo::new(pod("plain", json!({}))),
-            &c,
-            &mut next,
-            &mut r
-        )
-        .is_ok()
-    );
+    assert!(schedule(&PodInfo::new(pod("plain", json!({}))), &c, &mut next, &mut r).is_ok());
 }
 
 #[test]

@@ -26,15 +26,7 @@ fn bound_pods_are_accounted_and_removed() {
     let mut c = cache_with(&["n1"]);
     c.add_pod(on(pod_req("a", "500m", "1Gi", json!({})), "n1"));
     c.add_pod(on(pod_req("b", "250m", "1Gi", json!({})), "n1"));
-    assert_eq!(
-        requested(&c, "n1"),
-        Resources {
-            milli_cpu: 750,
-            memory: 2 << 30,
-            ephemeral_storage: 0,
-            pods: 2
-        }
-    );
+    assert_eq!(requested(&c, "n1"), Resources { milli_cpu: 750, memory: 2 << 30, ephemeral_storage: 0, pods: 2 });
     c.remove_pod("default/a");
     assert_eq!(requested(&c, "n1").milli_cpu, 250);
     assert_eq!(requested(&c, "n1").pods, 1);
@@ -56,15 +48,9 @@ fn update_replaces_old_accounting() {
 fn finished_pods_release_their_resources() {
     let mut c = cache_with(&["n1"]);
     c.add_pod(on(pod_req("a", "1", "1Gi", json!({})), "n1"));
-    c.update_pod(on(
-        pod_req("a", "1", "1Gi", json!({"status": {"phase": "Succeeded"}})),
-        "n1",
-    ));
+    c.update_pod(on(pod_req("a", "1", "1Gi", json!({"status": {"phase": "Succeeded"}})), "n1"));
     assert_eq!(requested(&c, "n1"), Resources::default());
-    c.add_pod(on(
-        pod_req("b", "1", "1Gi", json!({"status": {"phase": "Failed"}})),
-        "n1",
-    ));
+    c.add_pod(on(pod_req("b", "1", "1Gi", json!({"status": {"phase": "Failed"}})), "n1"));
     assert_eq!(requested(&c, "n1"), Resources::default());
     assert_eq!(c.num_pods(), 0);
 }
@@ -84,26 +70,12 @@ fn assume_then_confirm_counts_once() {
     // The bound pod arrives: confirmed, not doubled.
     c.add_pod(on(p.clone(), "n1"));
     assert!(!c.is_assumed("default/a"));
-    assert_eq!(
-        requested(&c, "n1"),
-        Resources {
-            milli_cpu: 1000,
-            memory: 1 << 30,
-            ephemeral_storage: 0,
-            pods: 1
-        }
-    );
+    assert_eq!(requested(&c, "n1"), Resources { milli_cpu: 1000, memory: 1 << 30, ephemeral_storage: 0, pods: 1 });
     assert_eq!(c.num_pods(), 1);
     // Assuming an accounted pod again is refused.
-    assert_eq!(
-        c.assume_pod(&info, "n2", t0()),
-        Err(CacheError::PodAlreadyInCache("default/a".into()))
-    );
+    assert_eq!(c.assume_pod(&info, "n2", t0()), Err(CacheError::PodAlreadyInCache("default/a".into())));
     // A confirmed pod can't be forgotten.
-    assert_eq!(
-        c.forget_pod("default/a"),
-        Err(CacheError::PodNotAssumed("default/a".into()))
-    );
+    assert_eq!(c.forget_pod("default/a"), Err(CacheError::PodNotAssumed("default/a".into())));
     assert_eq!(requested(&c, "n1").milli_cpu, 1000);
 }
 
@@ -150,10 +122,7 @@ fn forget_restores_the_node() {
 fn assume_on_unknown_node_is_refused() {
     let mut c = cache_with(&["n1"]);
     let p = PodInfo::new(pod("a", json!({})));
-    assert_eq!(
-        c.assume_pod(&p, "nope", t0()),
-        Err(CacheError::NodeNotFound("nope".into()))
-    );
+    assert_eq!(c.assume_pod(&p, "nope", t0()), Err(CacheError::NodeNotFound("nope".into())));
     assert_eq!(c.num_pods(), 0);
 }
 
@@ -161,42 +130,20 @@ fn assume_on_unknown_node_is_refused() {
 fn unconfirmed_assumptions_expire() {
     let mut c = cache_with(&["n1"]);
     let start = t0();
-    c.assume_pod(
-        &PodInfo::new(pod_req("a", "1", "1Gi", json!({}))),
-        "n1",
-        start,
-    )
-    .unwrap();
-    c.assume_pod(
-        &PodInfo::new(pod_req("b", "1", "1Gi", json!({}))),
-        "n1",
-        start,
-    )
-    .unwrap();
+    c.assume_pod(&PodInfo::new(pod_req("a", "1", "1Gi", json!({}))), "n1", start).unwrap();
+    c.assume_pod(&PodInfo::new(pod_req("b", "1", "1Gi", json!({}))), "n1", start).unwrap();
     // b's binding finished later, restarting its clock.
     c.finish_binding("default/b", start + Duration::from_secs(20));
-    assert!(
-        c.cleanup_expired_assumed(start + Duration::from_secs(29))
-            .is_empty()
-    );
-    assert_eq!(
-        c.cleanup_expired_assumed(start + Duration::from_secs(30)),
-        vec!["default/a".to_string()]
-    );
+    assert!(c.cleanup_expired_assumed(start + Duration::from_secs(29)).is_empty());
+    assert_eq!(c.cleanup_expired_assumed(start + Duration::from_secs(30)), vec!["default/a".to_string()]);
     assert_eq!(requested(&c, "n1").milli_cpu, 1000);
-    assert_eq!(
-        c.cleanup_expired_assumed(start + Duration::from_secs(50)),
-        vec!["default/b".to_string()]
-    );
+    assert_eq!(c.cleanup_expired_assumed(start + Duration::from_secs(50)), vec!["default/b".to_string()]);
     assert_eq!(requested(&c, "n1"), Resources::default());
     // Confirmed pods never expire.
     let p = pod_req("c", "1", "1Gi", json!({}));
     c.assume_pod(&PodInfo::new(p.clone()), "n1", start).unwrap();
     c.add_pod(on(p, "n1"));
-    assert!(
-        c.cleanup_expired_assumed(start + Duration::from_secs(3600))
-            .is_empty()
-    );
+    assert!(c.cleanup_expired_assumed(start + Duration::from_secs(3600)).is_empty());
     assert_eq!(requested(&c, "n1").milli_cpu, 1000);
 }
 
@@ -244,10 +191,7 @@ fn node_update_keeps_pods_and_rereads_allocatable() {
     let n = c.node("n1").unwrap();
     assert_eq!(n.allocatable.milli_cpu, 2000);
     assert_eq!(n.requested.milli_cpu, 1000);
-    c.update_node(node(
-        "n1",
-        json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}),
-    ));
+    c.update_node(node("n1", json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})));
     assert_eq!(c.node("n1").unwrap().readiness, Readiness::Unknown);
 }
 
@@ -265,11 +209,7 @@ fn host_ports_are_reference_counted() {
     };
     c.add_pod(with_port("a"));
     c.add_pod(with_port("b"));
-    let hp = HostPort {
-        protocol: "TCP".into(),
-        ip: "0.0.0.0".into(),
-        port: 80,
-    };
+    let hp = HostPort { protocol: "TCP".into(), ip: "0.0.0.0".into(), port: 80 };
     assert_eq!(c.node("n1").unwrap().used_host_ports.get(&hp), Some(&2));
     c.remove_pod("default/a");
     assert!(c.node("n1").unwrap().host_port_conflicts(&hp));
@@ -279,11 +219,7 @@ fn host_ports_are_reference_counted() {
 
 fn term(ns: Namespaces, sel: serde_json::Value) -> AffinityTerm {
     let s: LabelSelector = serde_json::from_value(sel).unwrap();
-    AffinityTerm {
-        namespaces: ns,
-        selector: Selector::from_label_selector(Some(&s)),
-        topology_key: "k".into(),
-    }
+    AffinityTerm { namespaces: ns, selector: Selector::from_label_selector(Some(&s)), topology_key: "k".into() }
 }
 
 fn matching(c: &SchedulerCache, t: &AffinityTerm) -> Vec<String> {
@@ -297,13 +233,7 @@ fn matching(c: &SchedulerCache, t: &AffinityTerm) -> Vec<String> {
 fn label_index_finds_exactly_the_selected_pods() {
     let mut c = cache_with(&["n1"]);
     let labelled = |ns: &str, name: &str, labels: serde_json::Value| {
-        on(
-            pod(
-                name,
-                json!({"metadata": {"namespace": ns, "labels": labels}}),
-            ),
-            "n1",
-        )
+        on(pod(name, json!({"metadata": {"namespace": ns, "labels": labels}})), "n1")
     };
     c.add_pod(labelled("a", "web1", json!({"app": "web", "tier": "fe"})));
     c.add_pod(labelled("a", "web2", json!({"app": "web"})));
@@ -311,45 +241,24 @@ fn label_index_finds_exactly_the_selected_pods() {
     c.add_pod(labelled("b", "web3", json!({"app": "web"})));
     c.add_pod(labelled("b", "bare", json!({})));
     let only_a = || Namespaces::Only(vec!["a".into()]);
+    assert_eq!(matching(&c, &term(only_a(), json!({"matchLabels": {"app": "web"}}))), ["a/web1", "a/web2"]);
     assert_eq!(
-        matching(&c, &term(only_a(), json!({"matchLabels": {"app": "web"}}))),
-        ["a/web1", "a/web2"]
-    );
-    assert_eq!(
-        matching(
-            &c,
-            &term(Namespaces::All, json!({"matchLabels": {"app": "web"}}))
-        ),
+        matching(&c, &term(Namespaces::All, json!({"matchLabels": {"app": "web"}}))),
         ["a/web1", "a/web2", "b/web3"]
     );
     assert_eq!(
         matching(
             &c,
-            &term(
-                only_a(),
-                json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "db"]}]})
-            )
+            &term(only_a(), json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "db"]}]}))
         ),
         ["a/db", "a/web1", "a/web2"]
     );
     assert_eq!(
-        matching(
-            &c,
-            &term(
-                only_a(),
-                json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]})
-            )
-        ),
+        matching(&c, &term(only_a(), json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}))),
         ["a/web1"]
     );
     assert_eq!(
-        matching(
-            &c,
-            &term(
-                Namespaces::All,
-                json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]})
-            )
-        ),
+        matching(&c, &term(Namespaces::All, json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]}))),
         ["b/bare"]
     );
     assert_eq!(
@@ -363,26 +272,12 @@ fn label_index_finds_exactly_the_selected_pods() {
         ["a/web2"]
     );
     assert_eq!(matching(&c, &term(Namespaces::All, json!({}))).len(), 5);
-    let none = AffinityTerm {
-        namespaces: Namespaces::All,
-        selector: Selector::Nothing,
-        topology_key: "k".into(),
-    };
+    let none = AffinityTerm { namespaces: Namespaces::All, selector: Selector::Nothing, topology_key: "k".into() };
     assert!(matching(&c, &none).is_empty());
     c.remove_pod("a/web1");
-    assert_eq!(
-        matching(&c, &term(only_a(), json!({"matchLabels": {"app": "web"}}))),
-        ["a/web2"]
-    );
+    assert_eq!(matching(&c, &term(only_a(), json!({"matchLabels": {"app": "web"}}))), ["a/web2"]);
     assert!(
-        matching(
-            &c,
-            &term(
-                only_a(),
-                json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]})
-            )
-        )
-        .is_empty()
+        matching(&c, &term(only_a(), json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}))).is_empty()
     );
 }
 

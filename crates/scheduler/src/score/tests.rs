@@ -40,29 +40,17 @@ fn balanced_allocation_prefers_even_usage() {
     let c = cache(&[("n1", json!({}))]);
     let n = c.node("n1").unwrap();
     // cpu 2/4 = 0.5 and memory 4/8 = 0.5: perfectly balanced.
-    assert_eq!(
-        balanced_allocation(&PodInfo::new(pod_req("p", "2", "4Gi", json!({}))), n),
-        Some(100)
-    );
+    assert_eq!(balanced_allocation(&PodInfo::new(pod_req("p", "2", "4Gi", json!({}))), n), Some(100));
     // cpu 4/4 = 1, memory 0/8 ≈ 0: std 0.5.
-    assert_eq!(
-        balanced_allocation(&PodInfo::new(pod_req("p", "4", "1", json!({}))), n),
-        Some(50)
-    );
-    assert_eq!(
-        balanced_allocation(&PodInfo::new(pod("p", json!({}))), n),
-        None
-    );
+    assert_eq!(balanced_allocation(&PodInfo::new(pod_req("p", "4", "1", json!({}))), n), Some(50));
+    assert_eq!(balanced_allocation(&PodInfo::new(pod("p", json!({}))), n), None);
 }
 
 #[test]
 fn prefer_no_schedule_taints_normalise_in_reverse() {
     let c = cache(&[
         ("clean", json!({})),
-        (
-            "one",
-            json!({"spec": {"taints": [{"key": "a", "effect": "PreferNoSchedule"}]}}),
-        ),
+        ("one", json!({"spec": {"taints": [{"key": "a", "effect": "PreferNoSchedule"}]}})),
         (
             "two",
             json!({"spec": {"taints": [
@@ -72,21 +60,12 @@ fn prefer_no_schedule_taints_normalise_in_reverse() {
         ),
     ]);
     let p = PodInfo::new(pod("p", json!({})));
-    let mut raw: Vec<i64> = all(&c)
-        .iter()
-        .map(|n| intolerable_prefer_no_schedule_taints(&p, n))
-        .collect();
+    let mut raw: Vec<i64> = all(&c).iter().map(|n| intolerable_prefer_no_schedule_taints(&p, n)).collect();
     assert_eq!(raw, [0, 1, 2]);
     default_normalize(&mut raw, true);
     assert_eq!(raw, [100, 50, 0]);
-    let tolerant = PodInfo::new(pod(
-        "p",
-        json!({"spec": {"tolerations": [{"key": "b", "operator": "Exists"}]}}),
-    ));
-    assert_eq!(
-        intolerable_prefer_no_schedule_taints(&tolerant, c.node("two").unwrap()),
-        1
-    );
+    let tolerant = PodInfo::new(pod("p", json!({"spec": {"tolerations": [{"key": "b", "operator": "Exists"}]}})));
+    assert_eq!(intolerable_prefer_no_schedule_taints(&tolerant, c.node("two").unwrap()), 1);
     let mut zeros = vec![0, 0];
     default_normalize(&mut zeros, true);
     assert_eq!(zeros, [100, 100]);
@@ -95,14 +74,8 @@ fn prefer_no_schedule_taints_normalise_in_reverse() {
 #[test]
 fn preferred_node_affinity_sums_weights() {
     let c = cache(&[
-        (
-            "ssd-a",
-            json!({"metadata": {"labels": {"disk": "ssd", "zone": "a"}}}),
-        ),
-        (
-            "ssd-b",
-            json!({"metadata": {"labels": {"disk": "ssd", "zone": "b"}}}),
-        ),
+        ("ssd-a", json!({"metadata": {"labels": {"disk": "ssd", "zone": "a"}}})),
+        ("ssd-b", json!({"metadata": {"labels": {"disk": "ssd", "zone": "b"}}})),
         ("hdd", json!({"metadata": {"labels": {"disk": "hdd"}}})),
     ]);
     let p = PodInfo::new(pod(
@@ -112,10 +85,7 @@ fn preferred_node_affinity_sums_weights() {
             {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}},
         ]}}}}),
     ));
-    let mut raw: Vec<i64> = all(&c)
-        .iter()
-        .map(|n| preferred_node_affinity(&p, n))
-        .collect();
+    let mut raw: Vec<i64> = all(&c).iter().map(|n| preferred_node_affinity(&p, n)).collect();
     assert_eq!(raw, [40, 30, 0]);
     default_normalize(&mut raw, false);
     assert_eq!(raw, [100, 75, 0]);
@@ -124,14 +94,8 @@ fn preferred_node_affinity_sums_weights() {
 #[test]
 fn preferred_pod_affinity_and_anti_affinity() {
     let mut c = cache(&[("n1", json!({})), ("n2", json!({})), ("n3", json!({}))]);
-    c.add_pod(on(
-        pod("cache", json!({"metadata": {"labels": {"app": "cache"}}})),
-        "n1",
-    ));
-    c.add_pod(on(
-        pod("noisy", json!({"metadata": {"labels": {"app": "noisy"}}})),
-        "n2",
-    ));
+    c.add_pod(on(pod("cache", json!({"metadata": {"labels": {"app": "cache"}}})), "n1"));
+    c.add_pod(on(pod("noisy", json!({"metadata": {"labels": {"app": "noisy"}}})), "n2"));
     let p = PodInfo::new(pod(
         "p",
         json!({"spec": {"affinity": {
@@ -151,7 +115,8 @@ fn preferred_pod_affinity_and_anti_affinity() {
 #[test]
 fn existing_pods_preferences_attract_and_repel_the_incoming_pod() {
     let mut c = cache(&[("n1", json!({})), ("n2", json!({})), ("n3", json!({}))]);
-    let term = |selector: Value| json!({"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"});
+    let term =
+        |selector: Value| json!({"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"});
     c.add_pod(on(pod("friend", json!({"spec": {"affinity": {"podAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": [term(json!({"app": "web"}))],
         "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 4, "podAffinityTerm": term(json!({"app": "web"}))}],
@@ -162,10 +127,7 @@ fn existing_pods_preferences_attract_and_repel_the_incoming_pod() {
     let web = PodInfo::new(pod("web", json!({"metadata": {"labels": {"app": "web"}}})));
     let s = InterPodAffinityScorer::new(&web, &c);
     // n1: hard weight 1 + preferred 4; n2: -7.
-    assert_eq!(
-        all(&c).iter().map(|n| s.raw(n)).collect::<Vec<_>>(),
-        [5, -7, 0]
-    );
+    assert_eq!(all(&c).iter().map(|n| s.raw(n)).collect::<Vec<_>>(), [5, -7, 0]);
     let db = PodInfo::new(pod("db", json!({"metadata": {"labels": {"app": "db"}}})));
     assert!(InterPodAffinityScorer::new(&db, &c).is_empty());
 }
@@ -180,15 +142,9 @@ fn spreads_pods_of_the_same_owner() {
     let p = PodInfo::new(pod("p", owned("p", "rs1")));
     assert_eq!(spread(&p, &all(&c)), [0, 50, 100]);
     // No owner: no preference.
-    assert_eq!(
-        spread(&PodInfo::new(pod("q", json!({}))), &all(&c)),
-        [0, 0, 0]
-    );
+    assert_eq!(spread(&PodInfo::new(pod("q", json!({}))), &all(&c)), [0, 0, 0]);
     // An owner with no pods yet: all equal.
-    assert_eq!(
-        spread(&PodInfo::new(pod("r", owned("r", "new"))), &all(&c)),
-        [100, 100, 100]
-    );
+    assert_eq!(spread(&PodInfo::new(pod("r", owned("r", "new"))), &all(&c)), [100, 100, 100]);
 }
 
 #[test]
@@ -210,10 +166,7 @@ fn weighted_total_prefers_the_emptier_node() {
     assert!(totals[1] > totals[0], "{totals:?}");
     // Taint weight 3, everything else cancels out on identical nodes.
     let c = cache(&[
-        (
-            "tainted",
-            json!({"spec": {"taints": [{"key": "a", "effect": "PreferNoSchedule"}]}}),
-        ),
+        ("tainted", json!({"spec": {"taints": [{"key": "a", "effect": "PreferNoSchedule"}]}})),
         ("plain", json!({})),
     ]);
     let totals = score_nodes(&p, &c, &all(&c));
