@@ -11,6 +11,14 @@ use tokio::sync::watch;
 /// The index every store has: objects by their namespace.
 pub const NAMESPACE_INDEX: &str = "namespace";
 
+/// The conventional name of the by-node index of pods ([`pod_node_name`]).
+pub const NODE_NAME_INDEX: &str = "nodeName";
+
+/// Index function for pods by `spec.nodeName` (unscheduled pods are not indexed).
+pub fn pod_node_name(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
+    pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()).into_iter().collect()
+}
+
 type IndexFn<K> = Arc<dyn Fn(&K) -> Vec<String> + Send + Sync>;
 
 struct Inner<K> {
@@ -220,23 +228,19 @@ mod tests {
         p
     }
 
-    fn node_of(p: &Pod) -> Vec<String> {
-        p.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()
-    }
-
     #[test]
     fn indexes_follow_updates_and_removals() {
         let store = Store::<Pod>::new();
-        store.add_index("node", node_of);
+        store.add_index(NODE_NAME_INDEX, pod_node_name);
         store.insert(Arc::new(pod("a", "p1", "n1", "1")));
         store.insert(Arc::new(pod("b", "p2", "n1", "2")));
-        assert_eq!(store.by_index("node", "n1").len(), 2);
+        assert_eq!(store.by_index(NODE_NAME_INDEX, "n1").len(), 2);
         assert_eq!(store.by_index(NAMESPACE_INDEX, "a").len(), 1);
         store.insert(Arc::new(pod("a", "p1", "n2", "3")));
-        assert_eq!(store.by_index("node", "n1").len(), 1);
-        assert_eq!(store.by_index("node", "n2").len(), 1);
+        assert_eq!(store.by_index(NODE_NAME_INDEX, "n1").len(), 1);
+        assert_eq!(store.by_index(NODE_NAME_INDEX, "n2").len(), 1);
         store.remove("b/p2");
-        assert!(store.by_index("node", "n1").is_empty());
+        assert!(store.by_index(NODE_NAME_INDEX, "n1").is_empty());
         assert!(store.by_index(NAMESPACE_INDEX, "b").is_empty());
         assert_eq!(store.len(), 1);
     }
@@ -245,8 +249,8 @@ mod tests {
     fn index_added_late_covers_existing_objects() {
         let store = Store::<Pod>::new();
         store.insert(Arc::new(pod("a", "p1", "n1", "1")));
-        store.add_index("node", node_of);
-        assert_eq!(store.by_index("node", "n1").len(), 1);
+        store.add_index(NODE_NAME_INDEX, pod_node_name);
+        assert_eq!(store.by_index(NODE_NAME_INDEX, "n1").len(), 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! over-commits a node. Pods that fit nowhere get PodScheduled=False and a FailedScheduling
 //! Event, and wait for a cluster change.
 
-use crate::algorithm::{ScheduleOptions, schedule_with};
+use crate::algorithm::{EVENT_REASON_FAILED_SCHEDULING, EVENT_REASON_SCHEDULED, FitError, ScheduleOptions, schedule_with};
 use crate::cache::SchedulerCache;
 use crate::config::Config;
 use crate::pod_info::PodInfo;
@@ -268,21 +268,21 @@ fn schedule_one(
     match outcome {
         Ok(result) => {
             tracing::debug!(pod = %attempt.key, node = %result.node_name, evaluated = result.evaluated, feasible = result.feasible, "assumed");
-            tokio::spawn(bind(s.clone(), pod, attempt.key.clone(), result.node_name));
+            let message = result.event_message(&info);
+            tokio::spawn(bind(s.clone(), pod, attempt.key.clone(), result.node_name, message));
         }
         Err(fit) => {
             s.metrics.unschedulable.fetch_add(1, Ordering::Relaxed);
-            let message = fit.to_string();
-            tracing::info!(pod = %attempt.key, reason = %message, "unschedulable");
+            tracing::info!(pod = %attempt.key, reason = %fit, "unschedulable");
             s.queue.unschedulable(attempt, info.has_pod_affinity_terms());
-            s.recorder.record(pod.as_ref(), EventType::Warning, "FailedScheduling", &message);
-            tokio::spawn(mark_unschedulable(s.clone(), pod, message));
+            s.recorder.record(pod.as_ref(), EventType::Warning, EVENT_REASON_FAILED_SCHEDULING, &fit.message());
+            tokio::spawn(mark_unschedulable(s.clone(), pod, fit));
         }
     }
 }
 
 /// Writes the Binding of an assumed pod; on failure the assumption is undone.
-async fn bind(s: Arc<Scheduler>, pod: Arc<Pod>, key: String, node: String) {
+async fn bind(s: Arc<Scheduler>, pod: Arc<Pod>, key: String, node: String, message: String) {
     let Ok(_permit) = s.binds.acquire().await else { return };
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
@@ -297,12 +297,7 @@ async fn bind(s: Arc<Scheduler>, pod: Arc<Pod>, key: String, node: String) {
             s.cache().finish_binding(&key, Instant::now());
             s.queue.forget(&key);
             s.metrics.scheduled.fetch_add(1, Ordering::Relaxed);
-            s.recorder.record(
-                pod.as_ref(),
-                EventType::Normal,
-                "Scheduled",
-                &format!("Successfully assigned {namespace}/{name} to {node}"),
-            );
+            s.recorder.record(pod.as_ref(), EventType::Normal, EVENT_REASON_SCHEDULED, &message);
         }
         Err(e) => {
             s.metrics.bind_errors.fetch_add(1, Ordering::Relaxed);
@@ -319,7 +314,8 @@ async fn bind(s: Arc<Scheduler>, pod: Arc<Pod>, key: String, node: String) {
 }
 
 /// Sets PodScheduled=False with the reason the pod fits nowhere, unless it already says so.
-async fn mark_unschedulable(s: Arc<Scheduler>, pod: Arc<Pod>, message: String) {
+async fn mark_unschedulable(s: Arc<Scheduler>, pod: Arc<Pod>, fit: FitError) {
+    let message = fit.message();
     let current = pod
         .status
         .as_ref()
@@ -328,14 +324,9 @@ async fn mark_unschedulable(s: Arc<Scheduler>, pod: Arc<Pod>, message: String) {
     if current.is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(message.as_str())) {
         return;
     }
-    let patch = json!({"status": {"conditions": [{
-        "type": "PodScheduled",
-        "status": "False",
-        "reason": "Unschedulable",
-        "message": message,
-        "lastProbeTime": null,
-        "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-    }]}});
+    let condition = fit.condition(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+    // PodCondition's list is merged by `type`, so this replaces only PodScheduled.
+    let patch = json!({"status": {"conditions": [condition]}});
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     if let Err(e) = s.client.api::<Pod>(Some(namespace)).patch_status(name, PatchType::StrategicMerge, &patch).await

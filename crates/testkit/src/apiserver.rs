@@ -90,9 +90,7 @@ impl ApiServer {
 
     /// The last lines the server logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        crate::tail(&self.log_path(), 30)
     }
 
     /// `http://127.0.0.1:PORT`.

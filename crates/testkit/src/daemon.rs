@@ -51,9 +51,7 @@ impl Daemon {
 
     /// The last lines the daemon logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        crate::tail(&self.log_path(), 40)
     }
 
     /// PID of the process.

@@ -16,3 +16,10 @@ pub(crate) fn kill_and_reap(child: &mut Option<std::process::Child>) {
         let _ = c.wait();
     }
 }
+
+/// The last `lines` lines of a log file (empty if it cannot be read).
+pub(crate) fn tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
