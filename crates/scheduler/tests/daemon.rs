@@ -154,3 +154,36 @@ async fn scheduling_continues_across_api_server_and_etcd_restarts() {
     let mut sched = sched;
     assert!(sched.is_running(), "the scheduler survived both restarts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_prefer_free_nodes_but_spread_one_owners_replicas() {
+    let etcd = Etcd::start().unwrap();
+    let api = ApiServer::start(&etcd).unwrap();
+    let client = Client::new(&api.url()).unwrap();
+    // "big" is by far the emptiest node, so least-allocated scoring alone always picks it.
+    for (n, cpu) in [("big", "16"), ("small-1", "4"), ("small-2", "4")] {
+        client.api::<Node>(None).create(&node(n, cpu)).await.unwrap();
+    }
+    let sched = Daemon::start("rkube-scheduler", &api, &["--leader-elect=false"]).unwrap();
+    let pods = client.api::<Pod>(Some("default"));
+    for i in 0..3 {
+        let name = format!("loner-{i}");
+        pods.create(&pod(&name, "100m")).await.unwrap();
+        assert_eq!(wait_bound(&pods, &name, &sched).await, "big", "without an owner, the emptiest node wins");
+    }
+    // Three replicas of one ReplicaSet: spreading (weight 2) outweighs least-allocated.
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let name = format!("replica-{i}");
+        let mut p = pod(&name, "100m");
+        p.metadata.owner_references = Some(vec![serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "6f1c2f1e-0000-4000-8000-000000000001",
+            "controller": true,
+        }))
+        .unwrap()]);
+        pods.create(&p).await.unwrap();
+        nodes.push(wait_bound(&pods, &name, &sched).await);
+    }
+    nodes.sort();
+    assert_eq!(nodes, vec!["big", "small-1", "small-2"], "one replica per node");
+}
