@@ -1,0 +1,109 @@
+//! Flags of rkube-controller-manager (kube-controller-manager's names where the meaning is the
+//! same), each also settable from the YAML file named by `--config`.
+
+use clap::Parser;
+use rkube_daemon::parse_duration;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command-line flags; every flag may also be a key of the `--config` file.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rkube-controller-manager", version, about = "rkube controller manager: keeps declared state true")]
+pub struct Config {
+    /// YAML file whose keys are these flags' long names (flags on the command line win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// API server URL; overrides the kubeconfig's server.
+    #[arg(long)]
+    pub master: Option<String>,
+    /// kubeconfig for the API server address (default: $KUBECONFIG, then ~/.kube/config,
+    /// then http://127.0.0.1:6443).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Controllers to run: `*` for all, names to add, `-name` to leave one out
+    /// (e.g. `*,-garbagecollector`).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    pub controllers: Vec<String>,
+    /// Workers per controller (kube-controller-manager's --concurrent-*-syncs).
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_syncs: usize,
+    /// Run only while holding the leader Lease, so several replicas can stand by.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// How long a Lease holds without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops leading.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// Pause between attempts to acquire or renew the Lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+    /// Namespace of the leader Lease.
+    #[arg(long, default_value = "kube-system")]
+    pub leader_elect_resource_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "kube-controller-manager")]
+    pub leader_elect_resource_name: String,
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: String,
+    /// Port of the /healthz, /readyz and /metrics endpoints (plain HTTP until TLS lands); 0 disables.
+    #[arg(long, default_value_t = 10257)]
+    pub secure_port: u16,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "rkube_controller_manager=debug".
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+impl Config {
+    /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
+    pub fn server(&self) -> Result<String, rkube_client::ClientError> {
+        if let Some(m) = &self.master {
+            return Ok(m.clone());
+        }
+        match rkube_client::Kubeconfig::path(self.kubeconfig.as_deref()) {
+            Some(path) if self.kubeconfig.is_some() || path.exists() => {
+                Ok(rkube_client::Kubeconfig::load(&path, None)?.server)
+            }
+            _ => Ok("http://127.0.0.1:6443".to_string()),
+        }
+    }
+
+    /// Whether the controller `name` is enabled by `--controllers`.
+    pub fn enabled(&self, name: &str) -> bool {
+        let mut on = false;
+        for c in &self.controllers {
+            match c.as_str() {
+                "*" => on = true,
+                c if c.strip_prefix('-') == Some(name) => return false,
+                c if c == name => on = true,
+                _ => {}
+            }
+        }
+        on
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controllers_flag_selects_like_kube_controller_manager() {
+        let c = Config::parse_from(["x"]);
+        assert!(c.enabled("replicaset"));
+        let c = Config::parse_from(["x", "--controllers=*,-garbagecollector"]);
+        assert!(c.enabled("replicaset") && !c.enabled("garbagecollector"));
+        let c = Config::parse_from(["x", "--controllers=deployment"]);
+        assert!(c.enabled("deployment") && !c.enabled("replicaset"));
+    }
+
+    #[test]
+    fn the_example_config_file_loads() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/controller-manager.yaml");
+        let c: Config = rkube_daemon::load_config_from(vec!["x".into(), "--config".into(), file.into()]).unwrap();
+        assert_eq!(c.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.leader_elect_resource_name, "kube-controller-manager");
+    }
+}

@@ -1,0 +1,14 @@
+//! The controllers, one module each. Every module exposes `register`, which asks the shared
+//! informers for the stores it reads, wires handlers that queue keys, and returns the
+//! controller with its queue.
+
+use crate::informers::SharedInformers;
+use crate::{Context, Registration};
+
+pub mod serviceaccount;
+
+/// A controller's registration function.
+pub type Register = fn(&Context, &SharedInformers) -> Registration;
+
+/// Every controller by its `--controllers` name, in start order.
+pub const ALL: &[(&str, Register)] = &[("serviceaccount", serviceaccount::register)];
