@@ -12,6 +12,7 @@ RKUBE_ETCD_PORT=${RKUBE_ETCD_PORT:-2379}
 RKUBE_ETCD_PEER_PORT=${RKUBE_ETCD_PEER_PORT:-2380}
 RKUBE_API_PORT=${RKUBE_API_PORT:-6443}
 RKUBE_SCHEDULER_PORT=${RKUBE_SCHEDULER_PORT:-10259}
+RKUBE_CONTROLLER_MANAGER_PORT=${RKUBE_CONTROLLER_MANAGER_PORT:-10257}
 
 run_dir=$RKUBE_HOME/run
 log_dir=$RKUBE_HOME/log
@@ -19,7 +20,7 @@ etcd_url=http://127.0.0.1:$RKUBE_ETCD_PORT
 api_url=http://127.0.0.1:$RKUBE_API_PORT
 
 # Daemons in start order; scripts/down stops them in reverse.
-daemons=(etcd rkube-apiserver rkube-scheduler)
+daemons=(etcd rkube-apiserver rkube-scheduler rkube-controller-manager)
 
 pid_file() { echo "$run_dir/$1.pid"; }
 

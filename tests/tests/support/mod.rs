@@ -3,6 +3,8 @@
 //! private cache dir, manifests in a temp dir, and REST reads of the stored objects.
 #![allow(dead_code)]
 
+pub mod kubelet;
+
 use rkube_testkit::{ApiServer, Etcd};
 use serde_json::Value;
 use std::io::{BufReader, Read};
