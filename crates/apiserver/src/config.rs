@@ -22,6 +22,10 @@ pub struct Config {
     /// How often etcd is compacted (history older than one interval is dropped); 0 disables.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
+    /// How long Events are kept after their last update (Kubernetes' default: 1h); 0 keeps
+    /// them until deleted.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: Duration,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: String,

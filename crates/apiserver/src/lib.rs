@@ -151,6 +151,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         });
     }
     let store = connect(&config, &token).await?;
+    if !config.event_ttl.is_zero() {
+        let events = registry::lookup("", "v1", "events").expect("events are served");
+        store.expire_under(&events.key_prefix(), config.event_ttl);
+    }
     let root = format!("{}/", config.etcd_prefix.trim_end_matches('/'));
     let mut specs: Vec<ResourceSpec> = Vec::new();
     for r in RESOURCES {

@@ -2,11 +2,12 @@
 //! compare, which is what gives the API server optimistic concurrency.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, MaintenanceClient, SortOrder,
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, MaintenanceClient, PutOptions, SortOrder,
     SortTarget, Txn,
     TxnOp, TxnOpResponse, WatchClient, WatchOptions,
 };
@@ -76,6 +77,21 @@ pub struct DbStatus {
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    expiry: Arc<Expiry>,
+}
+
+/// Writes share one etcd lease for up to this share of the TTL (at most a minute), so an
+/// expiring key costs no LeaseGrant of its own; the shared lease lives that much longer.
+fn lease_reuse(ttl: Duration) -> Duration {
+    (ttl / 20).min(Duration::from_secs(60))
+}
+
+/// Key prefixes whose keys expire (Kubernetes' `--event-ttl`), and the lease being shared.
+#[derive(Default)]
+struct Expiry {
+    rules: Mutex<Vec<(String, Duration)>>,
+    /// ttl -> (lease id, when it was granted).
+    current: Mutex<Vec<(Duration, i64, Instant)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,7 +111,7 @@ impl Store {
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(true);
         let client = timed("connect", REQUEST_TIMEOUT, Client::connect(endpoints, Some(opts))).await?;
-        let store = Store { client };
+        let store = Store { client, expiry: Arc::default() };
         store.current_revision().await?;
         tracing::info!(?endpoints, "connected to etcd");
         Ok(store)
@@ -117,11 +133,46 @@ impl Store {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// Makes every key under `prefix` expire `ttl` after its last write (up to 5% later), as
+    /// Kubernetes does for Events: they are attached to a shared etcd lease.
+    pub fn expire_under(&self, prefix: &str, ttl: Duration) {
+        let mut rules = self.expiry.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.retain(|(p, _)| p != prefix);
+        rules.push((prefix.to_string(), ttl));
+    }
+
+    /// The put options of a write of `key`: a lease when the key expires.
+    async fn put_options(&self, key: &str) -> Result<Option<PutOptions>> {
+        let ttl = {
+            let rules = self.expiry.rules.lock().unwrap_or_else(|e| e.into_inner());
+            rules.iter().find(|(p, _)| key.starts_with(p.as_str())).map(|(_, ttl)| *ttl)
+        };
+        let Some(ttl) = ttl else { return Ok(None) };
+        let reusable = {
+            let current = self.expiry.current.lock().unwrap_or_else(|e| e.into_inner());
+            current.iter().find(|(t, _, at)| *t == ttl && at.elapsed() < lease_reuse(ttl)).map(|(_, id, _)| *id)
+        };
+        let id = match reusable {
+            Some(id) => id,
+            None => {
+                let seconds = i64::try_from((ttl + lease_reuse(ttl)).as_secs_f64().ceil() as u64).unwrap_or(i64::MAX);
+                let mut lease = self.client.lease_client();
+                let granted = timed("lease grant", REQUEST_TIMEOUT, lease.grant(seconds, None)).await?;
+                let mut current = self.expiry.current.lock().unwrap_or_else(|e| e.into_inner());
+                current.retain(|(t, _, _)| *t != ttl);
+                current.push((ttl, granted.id(), Instant::now()));
+                granted.id()
+            }
+        };
+        Ok(Some(PutOptions::new().with_lease(id)))
+    }
+
     /// Creates `key` only if it does not exist. Returns the revision of the write.
     pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64> {
+        let put = self.put_options(key).await?;
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value, None)]);
+            .and_then([TxnOp::put(key, value, put)]);
         let resp = timed("create", REQUEST_TIMEOUT, self.kv().txn(txn)).await?;
         if !resp.succeeded() {
             return Err(StorageError::AlreadyExists { key: key.to_string() });
@@ -145,9 +196,11 @@ impl Store {
     /// Replaces `key` only if its mod revision is still `expected_mod_revision`.
     /// Returns the revision of the write.
     pub async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: i64) -> Result<i64> {
+        // A put without a lease would detach the key from its lease, so updates renew it.
+        let put = self.put_options(key).await?;
         let txn = Txn::new()
             .when([Compare::mod_revision(key, CompareOp::Equal, expected_mod_revision)])
-            .and_then([TxnOp::put(key, value, None)])
+            .and_then([TxnOp::put(key, value, put)])
             .or_else([TxnOp::get(key, None)]);
         let resp = timed("update", REQUEST_TIMEOUT, self.kv().txn(txn)).await?;
         if resp.succeeded() {

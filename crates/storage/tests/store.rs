@@ -150,3 +150,23 @@ async fn connect_to_nothing_is_unavailable() {
     let r = rkube_storage::Store::connect(&["http://127.0.0.1:1".to_string()]).await;
     assert!(matches!(r, Err(StorageError::Unavailable(_))), "{:?}", r.err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_under_an_expiring_prefix_vanish_after_their_ttl() {
+    let (_etcd, store) = etcd_and_store().await;
+    store.expire_under("/registry/core/events/", std::time::Duration::from_secs(2));
+    let event = "/registry/core/events/default/e1";
+    let lasting = format!("{PODS}default/stays");
+    let rev = store.create(event, pod("e1", 1)).await.unwrap();
+    store.create(&lasting, pod("stays", 1)).await.unwrap();
+    // An update keeps the key on a lease (a plain put would detach it and keep it forever).
+    store.update(event, pod("e1", 2), rev).await.unwrap();
+    assert!(store.get(event).await.unwrap().is_some());
+    let started = std::time::Instant::now();
+    while store.get(event).await.unwrap().is_some() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "the event never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "expired too early: {:?}", started.elapsed());
+    assert!(store.get(&lasting).await.unwrap().is_some(), "keys outside the prefix never expire");
+}
