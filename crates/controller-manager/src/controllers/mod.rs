@@ -5,10 +5,15 @@
 use crate::informers::SharedInformers;
 use crate::{Context, Registration};
 
+pub mod replicaset;
 pub mod serviceaccount;
 
 /// A controller's registration function.
 pub type Register = fn(&Context, &SharedInformers) -> Registration;
 
 /// Every controller by its `--controllers` name, in start order.
-pub const ALL: &[(&str, Register)] = &[("serviceaccount", serviceaccount::register)];
+pub const ALL: &[(&str, Register)] = &[
+    ("serviceaccount", serviceaccount::register),
+    ("replicaset", replicaset::register),
+    ("replicationcontroller", replicaset::register_rc),
+];
