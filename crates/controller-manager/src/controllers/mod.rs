@@ -5,6 +5,7 @@
 use crate::informers::SharedInformers;
 use crate::{Context, Registration};
 
+pub mod garbagecollector;
 pub mod replicaset;
 pub mod serviceaccount;
 
@@ -14,6 +15,7 @@ pub type Register = fn(&Context, &SharedInformers) -> Registration;
 /// Every controller by its `--controllers` name, in start order.
 pub const ALL: &[(&str, Register)] = &[
     ("serviceaccount", serviceaccount::register),
+    ("garbagecollector", garbagecollector::register),
     ("replicaset", replicaset::register),
     ("replicationcontroller", replicaset::register_rc),
 ];

@@ -1,0 +1,323 @@
+//! The garbage collector against a real API server, with owners and dependents created
+//! directly: background deletion of dependents whose owners are gone (and only the dangling
+//! reference dropped when another owner lives), foreground deletion blocked by a dependent,
+//! orphaning, dangling references to owners that never existed, live owners racing the
+//! caches, and kubectl's three `--cascade` modes on a Deployment -> ReplicaSet -> Pod chain.
+
+mod common;
+
+use common::Cluster;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::{Metadata, Resource};
+use rkube_client::{Api, DeleteParams, ListParams, PatchType};
+use serde_json::json;
+use std::time::Duration;
+
+const NS: &str = "default";
+
+fn reference<K: Resource + Metadata<Ty = ObjectMeta>>(owner: &K, block: bool) -> OwnerReference {
+    OwnerReference {
+        api_version: K::API_VERSION.into(),
+        kind: K::KIND.into(),
+        name: owner.metadata().name.clone().unwrap_or_default(),
+        uid: owner.metadata().uid.clone().unwrap_or_default(),
+        controller: None,
+        block_owner_deletion: block.then_some(true),
+    }
+}
+
+fn pod(name: &str, owners: Vec<OwnerReference>, finalizers: &[&str]) -> Pod {
+    let mut p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .expect("a valid Pod");
+    p.metadata.owner_references = Some(owners);
+    p.metadata.finalizers = (!finalizers.is_empty()).then(|| finalizers.iter().map(|f| f.to_string()).collect());
+    p
+}
+
+async fn config_map(c: &Cluster, name: &str) -> ConfigMap {
+    let cm = ConfigMap {
+        metadata: ObjectMeta { name: Some(name.into()), namespace: Some(NS.into()), ..Default::default() },
+        ..Default::default()
+    };
+    c.api::<ConfigMap>(Some(NS)).create(&cm).await.expect("config map created")
+}
+
+async fn create_pod(c: &Cluster, name: &str, owners: Vec<OwnerReference>, finalizers: &[&str]) -> Pod {
+    c.api::<Pod>(Some(NS)).create(&pod(name, owners, finalizers)).await.expect("pod created")
+}
+
+fn owner_uids(meta: &ObjectMeta) -> Vec<String> {
+    meta.owner_references.iter().flatten().map(|r| r.uid.clone()).collect()
+}
+
+fn foreground() -> DeleteParams {
+    DeleteParams { propagation_policy: Some("Foreground".into()), ..Default::default() }
+}
+
+/// Waits until the object `name` is gone.
+async fn gone<K>(c: &Cluster, api: &Api<K>, name: &str)
+where
+    K: Resource + Metadata<Ty = ObjectMeta> + serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    c.eventually(20, &format!("{} {name} deleted", K::KIND), || async {
+        api.get_opt(name).await.expect("get").is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_deletes_dependents_whose_owners_are_all_gone() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let owner = config_map(&c, "owner").await;
+    let other = config_map(&c, "other").await;
+    create_pod(&c, "only-a", vec![reference(&owner, false)], &[]).await;
+    create_pod(&c, "only-b", vec![reference(&owner, true)], &[]).await;
+    create_pod(&c, "shared", vec![reference(&owner, false), reference(&other, false)], &[]).await;
+
+    c.api::<ConfigMap>(Some(NS)).delete("owner", &DeleteParams::default()).await.unwrap();
+    let pods = c.api::<Pod>(Some(NS));
+    gone(&c, &pods, "only-a").await;
+    gone(&c, &pods, "only-b").await;
+    let shared = c
+        .eventually(20, "shared pod keeps only the live owner", || async {
+            let p = pods.get("shared").await.expect("the shared pod stays");
+            (owner_uids(&p.metadata) == vec![other.metadata.uid.clone().unwrap()]).then_some(p)
+        })
+        .await;
+    assert!(shared.metadata.deletion_timestamp.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_deletion_waits_for_blocking_dependents() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let owner = config_map(&c, "owner").await;
+    const HOLD: &str = "test.rkube.io/hold";
+    create_pod(&c, "blocking", vec![reference(&owner, true)], &[]).await;
+    create_pod(&c, "held", vec![reference(&owner, true)], &[HOLD]).await;
+    create_pod(&c, "loose", vec![reference(&owner, false)], &[]).await;
+
+    let cms = c.api::<ConfigMap>(Some(NS));
+    cms.delete("owner", &foreground()).await.unwrap();
+    let pods = c.api::<Pod>(Some(NS));
+    // Every dependent is deleted, blocking or not.
+    gone(&c, &pods, "blocking").await;
+    gone(&c, &pods, "loose").await;
+    let held = c
+        .eventually(20, "held pod being deleted", || async {
+            pods.get("held").await.ok().filter(|p| p.metadata.deletion_timestamp.is_some())
+        })
+        .await;
+    // The held dependent still blocks: the owner waits, marked for deletion.
+    let waiting = cms.get("owner").await.expect("the owner waits for its blocking dependent");
+    assert!(waiting.metadata.deletion_timestamp.is_some());
+    assert!(waiting.metadata.finalizers.iter().flatten().any(|f| f == "foregroundDeletion"), "{waiting:?}");
+    assert!(held.metadata.finalizers.iter().flatten().any(|f| f == HOLD));
+
+    // Release the test's finalizer (the collector may be editing the pod's finalizers too).
+    c.eventually(20, "test finalizer removed", || async {
+        let Some(p) = pods.get_opt("held").await.expect("get") else { return Some(()) };
+        let kept: Vec<String> = p.metadata.finalizers.iter().flatten().filter(|f| *f != HOLD).cloned().collect();
+        let patch = json!({"metadata": {"resourceVersion": p.metadata.resource_version, "finalizers": kept}});
+        pods.patch("held", PatchType::Merge, &patch).await.ok().map(|_| ())
+    })
+    .await;
+    gone(&c, &pods, "held").await;
+    gone(&c, &cms, "owner").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_deletion_keeps_dependents_without_the_reference() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let owner = config_map(&c, "owner").await;
+    let other = config_map(&c, "other").await;
+    create_pod(&c, "alone", vec![reference(&owner, true)], &[]).await;
+    create_pod(&c, "shared", vec![reference(&other, false), reference(&owner, true)], &[]).await;
+
+    let cms = c.api::<ConfigMap>(Some(NS));
+    cms.delete("owner", &DeleteParams { propagation_policy: Some("Orphan".into()), ..Default::default() })
+        .await
+        .unwrap();
+    gone(&c, &cms, "owner").await;
+    let pods = c.api::<Pod>(Some(NS));
+    let alone = pods.get("alone").await.expect("orphaned pod stays");
+    assert!(alone.metadata.owner_references.iter().flatten().next().is_none(), "{:?}", alone.metadata);
+    assert!(alone.metadata.deletion_timestamp.is_none());
+    let shared = pods.get("shared").await.expect("orphaned pod stays");
+    assert_eq!(owner_uids(&shared.metadata), vec![other.metadata.uid.clone().unwrap()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_to_owners_that_never_existed_are_collected() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let real = config_map(&c, "real").await;
+    let ghost = OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "ghost".into(),
+        uid: "00000000-0000-0000-0000-00000000dead".into(),
+        ..Default::default()
+    };
+    // Right name, wrong uid: some earlier object of that name, not this one.
+    let impostor = OwnerReference { uid: "00000000-0000-0000-0000-00000000beef".into(), ..reference(&real, false) };
+    // A kind the collector cannot read is never taken as gone.
+    let widget = OwnerReference {
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        name: "w".into(),
+        uid: "00000000-0000-0000-0000-0000000000aa".into(),
+        ..Default::default()
+    };
+    create_pod(&c, "unknown-kind", vec![widget], &[]).await;
+    create_pod(&c, "ghost-child", vec![ghost], &[]).await;
+    create_pod(&c, "impostor-child", vec![impostor], &[]).await;
+    let pods = c.api::<Pod>(Some(NS));
+    gone(&c, &pods, "ghost-child").await;
+    gone(&c, &pods, "impostor-child").await;
+    assert!(pods.get_opt("unknown-kind").await.unwrap().is_some());
+    assert!(c.api::<ConfigMap>(Some(NS)).get_opt("real").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_of_live_owners_are_never_deleted() {
+    let c = Cluster::start("garbagecollector", &[]);
+    // Each dependent is created right after its owner, so the collector's pod informer often
+    // sees it before the config map informer sees the owner: only the live read saves it.
+    let mut names: Vec<String> = (0..20).map(|i| format!("child-{i}")).collect();
+    futures::future::join_all(names.iter().enumerate().map(|(i, name)| {
+        let c = &c;
+        async move {
+            let owner = config_map(c, &format!("owner-{i}")).await;
+            create_pod(c, name, vec![reference(&owner, true)], &[]).await;
+        }
+    }))
+    .await;
+    // A cluster-scoped owner of a namespaced dependent is looked up cluster-wide.
+    let node = c.node("n1").await;
+    create_pod(&c, "mirror", vec![reference(&node, false)], &[]).await;
+    names.push("mirror".into());
+    // A cluster-scoped dependent cannot have a namespaced owner: reported, not deleted.
+    let owner = config_map(&c, "namespaced-owner").await;
+    let mut bad: Node = serde_json::from_value(json!({"metadata": {"name": "n2"}})).unwrap();
+    bad.metadata.owner_references = Some(vec![reference(&owner, false)]);
+    c.api::<Node>(None).create(&bad).await.unwrap();
+
+    // A dangling dependent created last: once it is gone, the collector has looked at the others.
+    let sentinel = OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "never".into(),
+        uid: "00000000-0000-0000-0000-0000000000ff".into(),
+        ..Default::default()
+    };
+    create_pod(&c, "sentinel", vec![sentinel], &[]).await;
+    let pods = c.api::<Pod>(Some(NS));
+    gone(&c, &pods, "sentinel").await;
+    let events = c.api::<Event>(Some(NS));
+    c.eventually(20, "OwnerRefInvalidNamespace event", || async {
+        let list = events.list(&ListParams::default()).await.expect("events listed");
+        list.items.into_iter().find(|e| e.reason.as_deref() == Some("OwnerRefInvalidNamespace"))
+    })
+    .await;
+    // Workers run in parallel: give the ones started before the sentinel's a moment to finish.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for name in &names {
+        let p = pods.get_opt(name).await.unwrap().unwrap_or_else(|| panic!("{name} was deleted"));
+        assert!(p.metadata.deletion_timestamp.is_none(), "{name} is being deleted");
+    }
+    assert!(c.api::<Node>(None).get_opt("n2").await.unwrap().is_some());
+}
+
+/// Creates Deployment `name` -> ReplicaSet `name-rs` -> two pods, each controller-owned.
+async fn deployment_chain(c: &Cluster, name: &str) -> (Deployment, ReplicaSet) {
+    let template = json!({
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    });
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}, "template": template},
+    }))
+    .unwrap();
+    let deployment = c.api::<Deployment>(Some(NS)).create(&deployment).await.expect("deployment created");
+    let mut rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}-rs"), "namespace": NS},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}, "template": template},
+    }))
+    .unwrap();
+    rs.metadata.owner_references =
+        Some(vec![OwnerReference { controller: Some(true), ..reference(&deployment, true) }]);
+    let rs = c.api::<ReplicaSet>(Some(NS)).create(&rs).await.expect("replica set created");
+    for i in 0..2 {
+        let owner = OwnerReference { controller: Some(true), ..reference(&rs, true) };
+        create_pod(c, &format!("{name}-{i}"), vec![owner], &[]).await;
+    }
+    (deployment, rs)
+}
+
+/// Runs the workspace's kubectl against the cluster; panics with its output on failure.
+async fn kubectl(c: &Cluster, args: &[&str]) -> String {
+    let kubectl = std::env::var_os("KUBECTL")
+        .filter(|k| !k.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin/kubectl"));
+    assert!(kubectl.exists(), "kubectl not found at {} (scripts/install-deps installs it)", kubectl.display());
+    let kubeconfig = c.api.kubeconfig().expect("kubeconfig written");
+    let cache = kubeconfig.with_file_name("kube-cache");
+    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    args.extend(["--request-timeout=30s".to_string()]);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(&args)
+            .env_remove("KUBECONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+    })
+    .await
+    .expect("kubectl task")
+    .expect("kubectl runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "kubectl failed\nstdout: {stdout}\nstderr: {stderr}\nlog:\n{}", c.cm.log_tail());
+    stdout.into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_delete_deployment_cascades() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let (deployments, sets, pods) =
+        (c.api::<Deployment>(Some(NS)), c.api::<ReplicaSet>(Some(NS)), c.api::<Pod>(Some(NS)));
+
+    // Background (kubectl's default): the Deployment goes at once, then its descendants.
+    deployment_chain(&c, "bg").await;
+    kubectl(&c, &["delete", "deployment", "bg", "-n", NS]).await;
+    gone(&c, &sets, "bg-rs").await;
+    gone(&c, &pods, "bg-0").await;
+    gone(&c, &pods, "bg-1").await;
+
+    // Foreground: kubectl waits until the Deployment is gone, which is after its descendants.
+    deployment_chain(&c, "fg").await;
+    kubectl(&c, &["delete", "deployment", "fg", "-n", NS, "--cascade=foreground", "--timeout=30s"]).await;
+    assert!(deployments.get_opt("fg").await.unwrap().is_none());
+    assert!(sets.get_opt("fg-rs").await.unwrap().is_none(), "the ReplicaSet went before its Deployment");
+    assert!(pods.get_opt("fg-0").await.unwrap().is_none(), "the pods went before the Deployment");
+    assert!(pods.get_opt("fg-1").await.unwrap().is_none(), "the pods went before the Deployment");
+
+    // Orphan: the ReplicaSet stays without an owner; its pods keep theirs.
+    let (_, rs) = deployment_chain(&c, "or").await;
+    kubectl(&c, &["delete", "deployment", "or", "-n", NS, "--cascade=orphan", "--timeout=30s"]).await;
+    assert!(deployments.get_opt("or").await.unwrap().is_none());
+    let orphan = sets.get("or-rs").await.expect("the ReplicaSet stays");
+    assert!(owner_uids(&orphan.metadata).is_empty(), "{:?}", orphan.metadata.owner_references);
+    for name in ["or-0", "or-1"] {
+        let p = pods.get(name).await.expect("the pods stay");
+        assert_eq!(owner_uids(&p.metadata), vec![rs.metadata.uid.clone().unwrap()]);
+    }
+}
