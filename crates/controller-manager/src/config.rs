@@ -54,6 +54,19 @@ pub struct Config {
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "rkube_controller_manager=debug".
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// How long a node may go without a Lease renewal or Ready heartbeat before the node
+    /// lifecycle controller marks it Unknown and taints it unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// Like `--node-monitor-grace-period`, for a node that has never posted a Ready condition.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
+    /// How often the node lifecycle controller re-checks every node's heartbeats.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub node_monitor_period: Duration,
+    /// Most endpoints the EndpointSlice controller puts in one slice.
+    #[arg(long, default_value_t = 100)]
+    pub max_endpoints_per_slice: usize,
 }
 
 impl Config {

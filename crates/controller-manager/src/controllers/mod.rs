@@ -7,6 +7,9 @@ use crate::{Context, Registration};
 
 pub mod garbagecollector;
 pub mod replicaset;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod nodelifecycle;
 pub mod serviceaccount;
 
 /// A controller's registration function.
@@ -15,6 +18,10 @@ pub type Register = fn(&Context, &SharedInformers) -> Registration;
 /// Every controller by its `--controllers` name, in start order.
 pub const ALL: &[(&str, Register)] = &[
     ("serviceaccount", serviceaccount::register),
+    ("endpoint", endpoints::register),
+    ("endpointslice", endpointslice::register),
+    ("nodelifecycle", nodelifecycle::register),
+    ("taint-eviction-controller", nodelifecycle::eviction::register),
     ("garbagecollector", garbagecollector::register),
     ("replicaset", replicaset::register),
     ("replicationcontroller", replicaset::register_rc),

@@ -99,6 +99,31 @@ impl Cluster {
             .expect("pod status written")
     }
 
+    /// Plays the kubelet: marks the pod Running with pod IP `ip`, and Ready (or not).
+    pub async fn set_pod_running_ip(&self, pod: &Pod, ip: &str, ready: bool) -> Pod {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let now = jiff::Timestamp::now().to_string();
+        let ready = if ready { "True" } else { "False" };
+        let patch = json!({"status": {
+            "phase": "Running",
+            "hostIP": "10.0.0.1",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "startTime": now,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+                {"type": "Ready", "status": ready, "lastTransitionTime": now},
+            ],
+        }});
+        self.api::<Pod>(Some(ns))
+            .patch_status(name, PatchType::StrategicMerge, &patch)
+            .await
+            .expect("pod status written")
+    }
+
     /// Plays the kubelet: marks the pod finished with `phase` ("Succeeded" or "Failed").
     pub async fn set_pod_finished(&self, pod: &Pod, phase: &str) -> Pod {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
