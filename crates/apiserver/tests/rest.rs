@@ -236,6 +236,19 @@ async fn finalizers_and_preconditions_hold_deletion() {
     let now = c.send("DELETE", &format!("{pods}/bound?gracePeriodSeconds=0"), "", None).await;
     assert_eq!(now.code, 200);
     assert_eq!(c.get(&format!("{pods}/bound")).await.code, 404);
+
+    // Without a propagationPolicy, ReplicationControllers (like batch/v1 Jobs) orphan their
+    // pods, as in Kubernetes; other kinds are deleted at once (background).
+    let rcs = "/api/v1/namespaces/default/replicationcontrollers";
+    let rc = json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
+        "spec": {"replicas": 0, "selector": {"app": "legacy"}, "template": {"metadata": {"labels": {"app": "legacy"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    assert_eq!(c.post(rcs, &rc).await.code, 201);
+    assert_eq!(c.delete(&format!("{rcs}/legacy")).await.code, 202);
+    let held = c.get(&format!("{rcs}/legacy")).await;
+    assert_eq!(held.body["metadata"]["finalizers"], json!(["orphan"]), "{}", held.body);
+    c.post(CM, &configmap("plain", &[])).await;
+    assert_eq!(c.delete(&format!("{CM}/plain")).await.code, 200);
 }
 
 #[tokio::test]
