@@ -11,6 +11,8 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod nodelifecycle;
 pub mod serviceaccount;
+pub mod job;
+pub mod cronjob;
 
 /// A controller's registration function.
 pub type Register = fn(&Context, &SharedInformers) -> Registration;
@@ -18,6 +20,8 @@ pub type Register = fn(&Context, &SharedInformers) -> Registration;
 /// Every controller by its `--controllers` name, in start order.
 pub const ALL: &[(&str, Register)] = &[
     ("serviceaccount", serviceaccount::register),
+    ("job", job::register),
+    ("cronjob", cronjob::register),
     ("endpoint", endpoints::register),
     ("endpointslice", endpointslice::register),
     ("nodelifecycle", nodelifecycle::register),
