@@ -444,6 +444,7 @@ impl Registry {
                 meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(prefix)));
             }
             let name = name_of(&obj).to_string();
+            strategy::prepare_named(res, &mut obj);
             let errors = validation::validate_create(res, &obj);
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, &name, errors));

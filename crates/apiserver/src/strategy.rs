@@ -30,6 +30,37 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// Fills in what depends on the object's final name and uid, once both are known: a Job
+/// without `manualSelector` gets Kubernetes' generated selector on its uid and the job labels
+/// on its pod template.
+pub fn prepare_named(res: &ResourceInfo, obj: &mut Value) {
+    if (res.group, res.kind) != ("batch", "Job") || obj.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    if spec.get("selector").is_none_or(Value::is_null) {
+        spec.insert("selector".into(), json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+    }
+    let Some(template) = spec.get_mut("template").and_then(Value::as_object_mut) else { return };
+    let metadata = template.entry("metadata").or_insert_with(|| json!({}));
+    if !metadata.is_object() {
+        *metadata = json!({});
+    }
+    let labels = metadata.as_object_mut().map(|m| m.entry("labels").or_insert_with(|| json!({})));
+    if let Some(labels) = labels.and_then(Value::as_object_mut) {
+        for (key, value) in [
+            ("batch.kubernetes.io/controller-uid", &uid),
+            ("batch.kubernetes.io/job-name", &name),
+            ("controller-uid", &uid),
+            ("job-name", &name),
+        ] {
+            labels.insert(key.into(), value.clone());
+        }
+    }
+}
+
 /// Carries over from `old` what a write through this path may not change: status on the main
 /// resource, everything but status on the status subresource, and system metadata always.
 pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part: Part) {
@@ -146,6 +177,20 @@ mod tests {
             qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}))),
             "Burstable"
         );
+    }
+
+    #[test]
+    fn jobs_get_a_selector_on_their_uid_and_the_job_labels() {
+        let res = rkube_api::registry::lookup("batch", "v1", "jobs").unwrap();
+        let mut job = json!({"metadata": {"name": "pi", "uid": "u-1"}, "spec": {"template": {"spec": {}}}});
+        prepare_named(res, &mut job);
+        assert_eq!(job["spec"]["selector"], json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}}));
+        let labels = &job["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels["batch.kubernetes.io/job-name"], "pi");
+        assert_eq!(labels["controller-uid"], "u-1");
+        let mut manual = json!({"metadata": {"name": "m", "uid": "u-2"}, "spec": {"manualSelector": true, "template": {}}});
+        prepare_named(res, &mut manual);
+        assert!(manual["spec"].get("selector").is_none(), "a manual selector is the user's");
     }
 
     #[test]
