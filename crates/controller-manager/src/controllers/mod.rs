@@ -5,6 +5,7 @@
 use crate::informers::SharedInformers;
 use crate::{Context, Registration};
 
+pub mod deployment;
 pub mod garbagecollector;
 pub mod replicaset;
 pub mod endpoints;
@@ -20,6 +21,7 @@ pub type Register = fn(&Context, &SharedInformers) -> Registration;
 /// Every controller by its `--controllers` name, in start order.
 pub const ALL: &[(&str, Register)] = &[
     ("serviceaccount", serviceaccount::register),
+    ("deployment", deployment::register),
     ("job", job::register),
     ("cronjob", cronjob::register),
     ("endpoint", endpoints::register),
