@@ -1,0 +1,129 @@
+//! The controllers end to end with the real kubectl: a real etcd, rkube-apiserver,
+//! rkube-scheduler and rkube-controller-manager, Node objects, and a kubelet stand-in that
+//! writes pod status (no containers run). `rollout status`, `scale`, `set image`,
+//! `rollout undo`, `wait --for=condition=complete`, `delete deployment` and
+//! `delete namespace` behave as against Kubernetes.
+
+mod support;
+
+use rkube_testkit::Daemon;
+use std::time::{Duration, Instant};
+use support::kubelet::KubeletStandIn;
+use support::*;
+
+struct ControlPlane {
+    env: Env,
+    scheduler: Daemon,
+    controllers: Daemon,
+    _kubelet: KubeletStandIn,
+}
+
+impl ControlPlane {
+    fn start(nodes: usize) -> ControlPlane {
+        let env = Env::start();
+        let scheduler = Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler");
+        let controllers = Daemon::start("rkube-controller-manager", &env.api, &["--leader-elect=false"]).expect("controller-manager");
+        for i in 0..nodes {
+            let node = format!(
+                "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-{i}\n  labels: {{kubernetes.io/hostname: node-{i}}}\nstatus:\n  allocatable: {{cpu: \"8\", memory: 32Gi, pods: \"110\"}}\n  conditions: [{{type: Ready, status: \"True\"}}]\n"
+            );
+            env.clean(&["create", "-f", &env.manifest(&format!("node-{i}.yaml"), &node)]);
+        }
+        let kubelet = KubeletStandIn::start(&env.api.url());
+        ControlPlane { env, scheduler, controllers, _kubelet: kubelet }
+    }
+
+    /// Runs kubectl and asserts success; on failure shows the daemons' logs.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.env.run(args);
+        assert!(
+            out.code == 0,
+            "kubectl {args:?}: exit {}\nstdout: {}\nstderr: {}\ncontroller-manager:\n{}\nscheduler:\n{}",
+            out.code,
+            out.stdout,
+            out.stderr,
+            self.controllers.log_tail(),
+            self.scheduler.log_tail()
+        );
+        out.stdout
+    }
+
+    /// Polls `kubectl args` until its output satisfies `done`.
+    fn until(&self, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.env.run(args);
+            if out.code == 0 && done(&out.stdout) {
+                return out.stdout;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: last output {:?} {:?}\ncontroller-manager:\n{}",
+                out.stdout,
+                out.stderr,
+                self.controllers.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[test]
+fn deployment_rollout_scale_set_image_undo_and_delete() {
+    let cp = ControlPlane::start(2);
+    cp.ok(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3"]);
+    let out = cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods = cp.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    assert_eq!(pods.lines().count(), 3, "{pods}");
+
+    cp.ok(&["scale", "deployment/web", "--replicas=5"]);
+    cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    cp.until(&["get", "pods", "-l", "app=web", "-o", "name"], "5 pods", |o| o.lines().count() == 5);
+
+    cp.ok(&["set", "image", "deployment/web", "nginx=nginx:1.28"]);
+    let out = cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let images = cp.until(
+        &["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.containers[0].image}{\"\\n\"}{end}"],
+        "every pod on the new image",
+        |o| o.lines().count() == 5 && o.lines().all(|l| l == "nginx:1.28"),
+    );
+    assert_eq!(images.lines().count(), 5);
+    let rs = cp.ok(&["get", "rs", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.replicas}{\" \"}{end}"]);
+    let mut replicas: Vec<&str> = rs.split_whitespace().collect();
+    replicas.sort();
+    assert_eq!(replicas, vec!["0", "5"], "old ReplicaSet scaled to 0, new to 5");
+
+    cp.ok(&["rollout", "undo", "deployment/web"]);
+    cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let image = cp.ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(image, "nginx:1.27");
+    let history = cp.ok(&["rollout", "history", "deployment/web"]);
+    assert!(history.contains('2') && history.contains('3'), "{history}");
+    let revision =
+        cp.ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    assert_eq!(revision, "3", "undo makes the first ReplicaSet revision 3");
+
+    cp.ok(&["delete", "deployment", "web"]);
+    cp.until(&["get", "rs,pods", "-l", "app=web", "-o", "name"], "ReplicaSets and pods collected", |o| o.trim().is_empty());
+}
+
+#[test]
+fn job_completes_and_namespace_deletion_takes_everything() {
+    let cp = ControlPlane::start(1);
+    cp.ok(&["create", "namespace", "batch"]);
+    cp.ok(&["create", "job", "once", "-n", "batch", "--image=busybox", "--", "true"]);
+    let out = cp.ok(&["wait", "--for=condition=complete", "job/once", "-n", "batch", "--timeout=60s"]);
+    assert!(out.contains("condition met"), "{out}");
+    let succeeded = cp.ok(&["get", "job", "once", "-n", "batch", "-o", "jsonpath={.status.succeeded}"]);
+    assert_eq!(succeeded, "1");
+
+    cp.ok(&["create", "deployment", "api", "-n", "batch", "--image=nginx", "--replicas=2"]);
+    cp.ok(&["rollout", "status", "deployment/api", "-n", "batch", "--timeout=60s"]);
+    cp.ok(&["delete", "namespace", "batch", "--timeout=60s"]);
+    let out = cp.env.run(&["get", "namespace", "batch"]);
+    assert_ne!(out.code, 0, "the namespace is gone: {}", out.stdout);
+    let left = cp.ok(&["get", "pods,rs,deploy,jobs", "-A", "-o", "name"]);
+    assert!(left.trim().is_empty(), "nothing of the namespace is left: {left}");
+}
