@@ -15,14 +15,20 @@ struct ControlPlane {
     env: Env,
     scheduler: Daemon,
     controllers: Daemon,
-    _kubelet: KubeletStandIn,
+    kubelet: KubeletStandIn,
 }
 
 impl ControlPlane {
     fn start(nodes: usize) -> ControlPlane {
-        let env = Env::start();
+        Self::start_with(nodes, &[], &[])
+    }
+
+    fn start_with(nodes: usize, api_args: &[&str], cm_args: &[&str]) -> ControlPlane {
+        let env = Env::start_with(api_args);
         let scheduler = Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler");
-        let controllers = Daemon::start("rkube-controller-manager", &env.api, &["--leader-elect=false"]).expect("controller-manager");
+        let mut args = vec!["--leader-elect=false"];
+        args.extend_from_slice(cm_args);
+        let controllers = Daemon::start("rkube-controller-manager", &env.api, &args).expect("controller-manager");
         for i in 0..nodes {
             let node = format!(
                 "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-{i}\n  labels: {{kubernetes.io/hostname: node-{i}}}\nstatus:\n  allocatable: {{cpu: \"8\", memory: 32Gi, pods: \"110\"}}\n  conditions: [{{type: Ready, status: \"True\"}}]\n"
@@ -30,7 +36,7 @@ impl ControlPlane {
             env.clean(&["create", "-f", &env.manifest(&format!("node-{i}.yaml"), &node)]);
         }
         let kubelet = KubeletStandIn::start(&env.api.url());
-        ControlPlane { env, scheduler, controllers, _kubelet: kubelet }
+        ControlPlane { env, scheduler, controllers, kubelet }
     }
 
     /// Runs kubectl and asserts success; on failure shows the daemons' logs.
@@ -126,4 +132,39 @@ fn job_completes_and_namespace_deletion_takes_everything() {
     assert_ne!(out.code, 0, "the namespace is gone: {}", out.stdout);
     let left = cp.ok(&["get", "pods,rs,deploy,jobs", "-A", "-o", "name"]);
     assert!(left.trim().is_empty(), "nothing of the namespace is left: {left}");
+}
+
+/// The seeds' "node crashes" story: a node's kubelet stops, the node goes NotReady with the
+/// unreachable taints, its pod is evicted once its toleration runs out, and the Deployment's
+/// ReplicaSet replaces it on the healthy node.
+#[test]
+fn pods_of_a_crashed_node_are_replaced_on_a_healthy_one() {
+    let cp = ControlPlane::start_with(
+        2,
+        &["--default-unreachable-toleration-seconds=2", "--default-not-ready-toleration-seconds=2"],
+        &["--node-monitor-grace-period=3s", "--node-monitor-period=500ms"],
+    );
+    cp.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
+    cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let nodes = cp.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\" \"}{end}"]);
+    let mut nodes: Vec<&str> = nodes.split_whitespace().collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["node-0", "node-1"], "the scheduler spreads the two replicas");
+
+    cp.kubelet.kill_node("node-1");
+    cp.until(&["get", "node", "node-1", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"], "node-1 Unknown", |o| {
+        o == "Unknown"
+    });
+    let taints = cp.ok(&["get", "node", "node-1", "-o", "jsonpath={.spec.taints[*].key}"]);
+    assert!(taints.contains("node.kubernetes.io/unreachable"), "{taints}");
+    let ready_on_healthy = |o: &str| {
+        o.lines().filter(|l| l.starts_with("node-0 True")).count() == 2
+    };
+    cp.until(
+        &["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"],
+        "two ready replicas on node-0",
+        ready_on_healthy,
+    );
+    let out = cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
 }

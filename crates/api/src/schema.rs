@@ -3,6 +3,8 @@
 
 mod defaults;
 
+pub use defaults::set_default_toleration_seconds;
+
 use crate::{ApiError, ResourceInfo};
 use k8s_openapi::api;
 use serde::Serialize;

@@ -26,6 +26,12 @@ pub struct Config {
     /// them until deleted.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub event_ttl: Duration,
+    /// tolerationSeconds of the not-ready NoExecute toleration every pod gets by default.
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable NoExecute toleration every pod gets by default.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: String,

@@ -150,6 +150,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             token.cancel();
         });
     }
+    rkube_api::schema::set_default_toleration_seconds(
+        config.default_not_ready_toleration_seconds,
+        config.default_unreachable_toleration_seconds,
+    );
     let store = connect(&config, &token).await?;
     if !config.event_ttl.is_zero() {
         let events = registry::lookup("", "v1", "events").expect("events are served");

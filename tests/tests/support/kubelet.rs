@@ -10,13 +10,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use rkube_client::{Client, DeleteParams, ListParams, PatchType};
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Runs until dropped, on its own thread and runtime.
 pub struct KubeletStandIn {
     stop: Arc<AtomicBool>,
+    dead: Arc<Mutex<HashSet<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -25,13 +26,20 @@ impl KubeletStandIn {
     /// contains `never-ready` are left Running but not Ready.
     pub fn start(server: &str) -> KubeletStandIn {
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
+        let dead: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let (s, d) = (stop.clone(), dead.clone());
         let server = server.to_string();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(run(server, s));
+            rt.block_on(run(server, s, d));
         });
-        KubeletStandIn { stop, thread: Some(thread) }
+        KubeletStandIn { stop, dead, thread: Some(thread) }
+    }
+
+    /// The node's kubelet "crashes": its Lease is no longer renewed and its pods are no
+    /// longer looked after (not even their deletion confirmed).
+    pub fn kill_node(&self, node: &str) {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner()).insert(node.to_string());
     }
 }
 
@@ -44,13 +52,14 @@ impl Drop for KubeletStandIn {
     }
 }
 
-async fn run(server: String, stop: Arc<AtomicBool>) {
+async fn run(server: String, stop: Arc<AtomicBool>, dead: Arc<Mutex<HashSet<String>>>) {
     let Ok(client) = Client::new(&server) else { return };
     let mut ready: HashSet<String> = HashSet::new();
     let mut tick = 0u64;
     while !stop.load(Ordering::SeqCst) {
+        let dead_now = dead.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if tick % 20 == 0 {
-            renew_leases(&client).await;
+            renew_leases(&client, &dead_now).await;
         }
         tick += 1;
         if let Ok(list) = client.api::<Pod>(None).list(&ListParams::default()).await {
@@ -59,6 +68,9 @@ async fn run(server: String, stop: Arc<AtomicBool>) {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+                if dead_now.contains(&node) {
+                    continue;
+                }
                 let api = client.api::<Pod>(Some(&ns));
                 if pod.metadata.deletion_timestamp.is_some() {
                     let params = DeleteParams { grace_period_seconds: Some(0), precondition_uid: Some(uid), ..Default::default() };
@@ -106,11 +118,14 @@ fn rand_octet(uid: &str) -> u8 {
 }
 
 /// Renews (or creates) the Lease of every node in kube-node-lease, as a kubelet does.
-async fn renew_leases(client: &Client) {
+async fn renew_leases(client: &Client, dead: &HashSet<String>) {
     let Ok(nodes) = client.api::<Node>(None).list(&ListParams::default()).await else { return };
     let leases = client.api::<Lease>(Some("kube-node-lease"));
     for node in nodes.items {
         let name = node.metadata.name.clone().unwrap_or_default();
+        if dead.contains(&name) {
+            continue;
+        }
         let now = Some(MicroTime(jiff::Timestamp::now()));
         match leases.get_opt(&name).await {
             Ok(Some(mut lease)) => {

@@ -52,9 +52,14 @@ pub struct Env {
 
 impl Env {
     pub fn start() -> Env {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Env::start`], with extra API server flags.
+    pub fn start_with(api_args: &[&str]) -> Env {
         let kubectl = kubectl_binary();
         let etcd = Etcd::start().expect("etcd starts");
-        let api = ApiServer::start(&etcd).expect("rkube-apiserver starts (run `cargo build -p rkube-apiserver` first)");
+        let api = ApiServer::start_with(&etcd, api_args).expect("rkube-apiserver starts (run `cargo build -p rkube-apiserver` first)");
         let kubeconfig = api.kubeconfig().expect("kubeconfig written");
         let dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("temp dir");
         Env { api, _etcd: etcd, kubeconfig, dir, kubectl }

@@ -5,6 +5,7 @@
 
 use crate::ResourceInfo;
 use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 type Obj = Map<String, Value>;
 
@@ -161,12 +162,24 @@ fn pod(root: &mut Obj) {
     }
 
     // DefaultTolerationSeconds admission.
-    tolerate_for_300s(spec, "node.kubernetes.io/not-ready");
-    tolerate_for_300s(spec, "node.kubernetes.io/unreachable");
+    tolerate_for(spec, "node.kubernetes.io/not-ready", NOT_READY_TOLERATION_SECONDS.load(Ordering::Relaxed));
+    tolerate_for(spec, "node.kubernetes.io/unreachable", UNREACHABLE_TOLERATION_SECONDS.load(Ordering::Relaxed));
 }
 
-/// Adds a NoExecute toleration of `taint` for 300s unless one that covers it exists.
-fn tolerate_for_300s(spec: &mut Obj, taint: &str) {
+static NOT_READY_TOLERATION_SECONDS: AtomicI64 = AtomicI64::new(300);
+static UNREACHABLE_TOLERATION_SECONDS: AtomicI64 = AtomicI64::new(300);
+
+/// Sets the tolerationSeconds the DefaultTolerationSeconds admission gives pods for the
+/// not-ready and unreachable NoExecute taints (kube-apiserver's
+/// `--default-not-ready-toleration-seconds` / `--default-unreachable-toleration-seconds`; 300 by
+/// default). A process-wide setting, as admission configuration is.
+pub fn set_default_toleration_seconds(not_ready: i64, unreachable: i64) {
+    NOT_READY_TOLERATION_SECONDS.store(not_ready, Ordering::Relaxed);
+    UNREACHABLE_TOLERATION_SECONDS.store(unreachable, Ordering::Relaxed);
+}
+
+/// Adds a NoExecute toleration of `taint` for `seconds` unless one that covers it exists.
+fn tolerate_for(spec: &mut Obj, taint: &str, seconds: i64) {
     let covered = spec.get("tolerations").and_then(Value::as_array).is_some_and(|ts| {
         ts.iter().any(|t| {
             let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
@@ -179,7 +192,7 @@ fn tolerate_for_300s(spec: &mut Obj, taint: &str) {
     }
     set(spec, "tolerations", json!([]));
     if let Some(ts) = spec.get_mut("tolerations").and_then(Value::as_array_mut) {
-        ts.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        ts.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}));
     }
 }
 
