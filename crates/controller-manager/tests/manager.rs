@@ -1,0 +1,79 @@
+//! The controller-manager daemon itself: only the leader reconciles, a standby takes over when
+//! the leader is killed, and /metrics reports each controller's queue and reconciles.
+
+mod common;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rkube_client::Client;
+use rkube_testkit::{ApiServer, Daemon, Etcd};
+use std::time::{Duration, Instant};
+
+fn namespace(name: &str) -> Namespace {
+    Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() }
+}
+
+async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_leader_is_killed_and_metrics_are_served() {
+    let etcd = Etcd::start().unwrap();
+    let api = ApiServer::start(&etcd).unwrap();
+    let client = Client::new(&api.url()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let timings = [
+        "--controllers=serviceaccount",
+        "--leader-elect-lease-duration=3s",
+        "--leader-elect-renew-deadline=2s",
+        "--leader-elect-retry-period=300ms",
+        "--bind-address=127.0.0.1",
+    ];
+    let mut first_args = timings.to_vec();
+    first_args.extend(["--secure-port", &port]);
+    let mut first = Daemon::start("rkube-controller-manager", &api, &first_args).unwrap();
+    let leases = client.api::<Lease>(Some("kube-system"));
+    let leader = wait_for(20, "a leader", || async {
+        leases.get_opt("kube-controller-manager").await.ok().flatten().and_then(|l| l.spec?.holder_identity)
+    })
+    .await;
+    let standby = Daemon::start("rkube-controller-manager", &api, &timings).unwrap();
+
+    client.api::<Namespace>(None).create(&namespace("before")).await.unwrap();
+    let sa = client.api::<ServiceAccount>(Some("before"));
+    wait_for(20, "default SA from the leader", || async { sa.get_opt("default").await.ok().flatten() }).await;
+
+    let metrics = wait_for(20, "/metrics", || async {
+        let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.ok()?.text().await.ok()?;
+        body.contains("controller_reconcile_total{controller=\"serviceaccount\",result=\"success\"}").then_some(body)
+    })
+    .await;
+    assert!(metrics.contains("workqueue_depth{name=\"serviceaccount\"}"), "{metrics}");
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
+    first.kill();
+    let new_leader = wait_for(20, "the standby to take the lease", || async {
+        let holder = leases.get_opt("kube-controller-manager").await.ok().flatten()?.spec?.holder_identity?;
+        (holder != leader).then_some(holder)
+    })
+    .await;
+    assert_ne!(new_leader, leader);
+    client.api::<Namespace>(None).create(&namespace("after")).await.unwrap();
+    let sa = client.api::<ServiceAccount>(Some("after"));
+    wait_for(20, "default SA from the new leader", || async { sa.get_opt("default").await.ok().flatten() }).await;
+    drop(standby);
+}
