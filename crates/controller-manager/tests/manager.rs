@@ -1,8 +1,6 @@
 //! The controller-manager daemon itself: only the leader reconciles, a standby takes over when
 //! the leader is killed, and /metrics reports each controller's queue and reconciles.
 
-mod common;
-
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
