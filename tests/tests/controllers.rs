@@ -107,12 +107,19 @@ fn deployment_rollout_scale_set_image_undo_and_delete() {
     assert_eq!(image, "nginx:1.27");
     let history = cp.ok(&["rollout", "history", "deployment/web"]);
     assert!(history.contains('2') && history.contains('3'), "{history}");
-    let revision =
-        cp.ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    let revision = cp.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+    ]);
     assert_eq!(revision, "3", "undo makes the first ReplicaSet revision 3");
 
     cp.ok(&["delete", "deployment", "web"]);
-    cp.until(&["get", "rs,pods", "-l", "app=web", "-o", "name"], "ReplicaSets and pods collected", |o| o.trim().is_empty());
+    cp.until(&["get", "rs,pods", "-l", "app=web", "-o", "name"], "ReplicaSets and pods collected", |o| {
+        o.trim().is_empty()
+    });
 }
 
 #[test]
@@ -146,20 +153,21 @@ fn pods_of_a_crashed_node_are_replaced_on_a_healthy_one() {
     );
     cp.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
     cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
-    let nodes = cp.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\" \"}{end}"]);
+    let nodes =
+        cp.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\" \"}{end}"]);
     let mut nodes: Vec<&str> = nodes.split_whitespace().collect();
     nodes.sort();
     assert_eq!(nodes, vec!["node-0", "node-1"], "the scheduler spreads the two replicas");
 
     cp.kubelet.kill_node("node-1");
-    cp.until(&["get", "node", "node-1", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"], "node-1 Unknown", |o| {
-        o == "Unknown"
-    });
+    cp.until(
+        &["get", "node", "node-1", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"],
+        "node-1 Unknown",
+        |o| o == "Unknown",
+    );
     let taints = cp.ok(&["get", "node", "node-1", "-o", "jsonpath={.spec.taints[*].key}"]);
     assert!(taints.contains("node.kubernetes.io/unreachable"), "{taints}");
-    let ready_on_healthy = |o: &str| {
-        o.lines().filter(|l| l.starts_with("node-0 True")).count() == 2
-    };
+    let ready_on_healthy = |o: &str| o.lines().filter(|l| l.starts_with("node-0 True")).count() == 2;
     cp.until(
         &["get", "pods", "-l", "app=web", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}"],
         "two ready replicas on node-0",

@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use rkube_client::{Client, DeleteParams, ListParams, PatchType};
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Runs until dropped, on its own thread and runtime.
@@ -58,7 +58,7 @@ async fn run(server: String, stop: Arc<AtomicBool>, dead: Arc<Mutex<HashSet<Stri
     let mut tick = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let dead_now = dead.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if tick % 20 == 0 {
+        if tick.is_multiple_of(20) {
             renew_leases(&client, &dead_now).await;
         }
         tick += 1;
@@ -73,7 +73,11 @@ async fn run(server: String, stop: Arc<AtomicBool>, dead: Arc<Mutex<HashSet<Stri
                 }
                 let api = client.api::<Pod>(Some(&ns));
                 if pod.metadata.deletion_timestamp.is_some() {
-                    let params = DeleteParams { grace_period_seconds: Some(0), precondition_uid: Some(uid), ..Default::default() };
+                    let params = DeleteParams {
+                        grace_period_seconds: Some(0),
+                        precondition_uid: Some(uid),
+                        ..Default::default()
+                    };
                     let _ = api.delete(&name, &params).await;
                     continue;
                 }
