@@ -89,6 +89,18 @@ impl Kubeconfig {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
     }
 
+    /// The API server a daemon talks to: `master` when given, else the server of the
+    /// kubeconfig ([`Kubeconfig::path`]), else the local default `http://127.0.0.1:6443`.
+    pub fn server_address(master: Option<&str>, explicit: Option<&Path>) -> Result<String> {
+        if let Some(m) = master {
+            return Ok(m.to_string());
+        }
+        match Self::path(explicit) {
+            Some(path) if explicit.is_some() || path.exists() => Ok(Self::load(&path, None)?.server),
+            _ => Ok("http://127.0.0.1:6443".to_string()),
+        }
+    }
+
     /// Reads the file at `path` and resolves `context` (or the current context).
     pub fn load(path: &Path, context: Option<&str>) -> Result<Kubeconfig> {
         let text = std::fs::read_to_string(path)

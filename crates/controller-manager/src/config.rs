@@ -72,15 +72,7 @@ pub struct Config {
 impl Config {
     /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
     pub fn server(&self) -> Result<String, rkube_client::ClientError> {
-        if let Some(m) = &self.master {
-            return Ok(m.clone());
-        }
-        match rkube_client::Kubeconfig::path(self.kubeconfig.as_deref()) {
-            Some(path) if self.kubeconfig.is_some() || path.exists() => {
-                Ok(rkube_client::Kubeconfig::load(&path, None)?.server)
-            }
-            _ => Ok("http://127.0.0.1:6443".to_string()),
-        }
+        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
     }
 
     /// Whether the controller `name` is enabled by `--controllers`.
