@@ -14,6 +14,9 @@ pub mod nodelifecycle;
 pub mod serviceaccount;
 pub mod job;
 pub mod cronjob;
+pub mod daemonset;
+pub mod history;
+pub mod statefulset;
 
 /// A controller's registration function.
 pub type Register = fn(&Context, &SharedInformers) -> Registration;
@@ -31,4 +34,6 @@ pub const ALL: &[(&str, Register)] = &[
     ("garbagecollector", garbagecollector::register),
     ("replicaset", replicaset::register),
     ("replicationcontroller", replicaset::register_rc),
+    ("daemonset", daemonset::register),
+    ("statefulset", statefulset::register),
 ];
