@@ -430,3 +430,22 @@ fn wrong_json_types_never_panic() {
         }
     }
 }
+
+#[test]
+fn statefulset_containers_may_mount_their_claim_templates() {
+    let sts = json!({"metadata": {"name": "db"}, "spec": {
+        "replicas": 1, "serviceName": "db", "podManagementPolicy": "OrderedReady",
+        "updateStrategy": {"type": "RollingUpdate"}, "revisionHistoryLimit": 10,
+        "selector": {"matchLabels": {"app": "db"}},
+        "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+            "containers": [{"name": "db", "image": "postgres", "terminationMessagePolicy": "File", "imagePullPolicy": "Always",
+                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/data"}]}]}},
+        "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}}]}});
+    let errs = create(res("apps", "v1", "StatefulSet"), sts.clone());
+    assert!(!errs.iter().any(|e| e.field.contains("volumeMounts")), "{errs:?}");
+    let mut unknown = sts;
+    unknown["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = json!("other");
+    let errs = create(res("apps", "v1", "StatefulSet"), unknown);
+    assert!(errs.iter().any(|e| e.field == "spec.template.spec.containers[0].volumeMounts[0].name"), "{errs:?}");
+}

@@ -238,7 +238,25 @@ pub(super) fn validate_stateful_set(obj: &Value, errs: &mut Errs) {
     let spec = at(obj, "spec");
     common_counts(spec, errs);
     validate_selector_and_template(spec, errs);
-    validate_always_template(spec, "StatefulSet", errs);
+    // Containers mount the claims of volumeClaimTemplates by name; the controller adds those
+    // volumes to each pod, so they count as volumes of the template here.
+    let claims: Vec<Value> = arr_at(spec, "volumeClaimTemplates")
+        .iter()
+        .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str))
+        .map(|n| serde_json::json!({"name": n, "persistentVolumeClaim": {"claimName": n}}))
+        .collect();
+    if claims.is_empty() {
+        validate_always_template(spec, "StatefulSet", errs);
+    } else {
+        let mut with_claims = spec.clone();
+        if let Some(pod) = with_claims.pointer_mut("/template/spec").and_then(Value::as_object_mut) {
+            let volumes = pod.entry("volumes").or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(list) = volumes.as_array_mut() {
+                list.extend(claims);
+            }
+        }
+        validate_always_template(&with_claims, "StatefulSet", errs);
+    }
 
     match str_at(spec, "podManagementPolicy") {
         "" => errs.push(FieldError::required("spec.podManagementPolicy", "")),
