@@ -28,6 +28,9 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     if res.tracks_generation {
         meta_mut(obj).insert("generation".into(), json!(1));
     }
+    if (res.group, res.kind) == ("apps", "DaemonSet") {
+        set_template_generation(obj, 1);
+    }
 }
 
 /// Fills in what depends on the object's final name and uid, once both are known: a Job
@@ -105,6 +108,22 @@ pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part
     if res.tracks_generation && spec_part(new) != spec_part(old) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         meta_mut(new).insert("generation".into(), json!(generation));
+        if (res.group, res.kind) == ("apps", "DaemonSet") && new.pointer("/spec/template") != old.pointer("/spec/template") {
+            set_template_generation(new, generation);
+        }
+    }
+}
+
+/// Kubernetes records the generation at which a DaemonSet's template last changed in this
+/// annotation; the DaemonSet controller labels pods with it (`pod-template-generation`).
+fn set_template_generation(obj: &mut Value, generation: i64) {
+    let m = meta_mut(obj);
+    let annotations = m.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    if let Some(a) = annotations.as_object_mut() {
+        a.insert("deprecated.daemonset.template.generation".into(), json!(generation.to_string()));
     }
 }
 
@@ -191,6 +210,23 @@ mod tests {
         let mut manual = json!({"metadata": {"name": "m", "uid": "u-2"}, "spec": {"manualSelector": true, "template": {}}});
         prepare_named(res, &mut manual);
         assert!(manual["spec"].get("selector").is_none(), "a manual selector is the user's");
+    }
+
+    #[test]
+    fn daemonsets_record_the_template_generation() {
+        let res = rkube_api::registry::lookup("apps", "v1", "daemonsets").unwrap();
+        let mut ds = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}});
+        prepare_for_create(res, &mut ds);
+        assert_eq!(ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "1");
+        let mut scaled = ds.clone();
+        scaled["spec"]["minReadySeconds"] = json!(5);
+        prepare_for_update(res, &mut scaled, &ds, Part::Main);
+        assert_eq!(scaled["metadata"]["generation"], 2);
+        assert_eq!(scaled["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "1", "the template did not change");
+        let mut updated = scaled.clone();
+        updated["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b");
+        prepare_for_update(res, &mut updated, &scaled, Part::Main);
+        assert_eq!(updated["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "3");
     }
 
     #[test]
