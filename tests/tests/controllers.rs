@@ -176,3 +176,57 @@ fn pods_of_a_crashed_node_are_replaced_on_a_healthy_one() {
     let out = cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
 }
+
+#[test]
+fn daemonset_and_statefulset_roll_out_with_kubectl() {
+    let cp = ControlPlane::start(2);
+    let ds = r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: "busybox:1"}]
+"#;
+    cp.ok(&["apply", "-f", &cp.env.manifest("ds.yaml", ds)]);
+    let out = cp.ok(&["rollout", "status", "ds/agent", "--timeout=60s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let nodes =
+        cp.ok(&["get", "pods", "-l", "app=agent", "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\" \"}{end}"]);
+    let mut nodes: Vec<&str> = nodes.split_whitespace().collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["node-0", "node-1"], "one pod per node");
+
+    let sts = r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - name: db
+        image: "postgres:17"
+        volumeMounts: [{name: data, mountPath: /var/lib/postgresql}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#;
+    cp.ok(&["apply", "-f", &cp.env.manifest("sts.yaml", sts)]);
+    let out = cp.ok(&["rollout", "status", "sts/db", "--timeout=60s"]);
+    assert!(out.contains("roll out complete") || out.contains("rolling update complete"), "{out}");
+    let pods = cp.ok(&["get", "pods", "-l", "app=db", "-o", "name"]);
+    assert_eq!(pods.split_whitespace().collect::<Vec<_>>(), vec!["pod/db-0", "pod/db-1"]);
+    let claims = cp.ok(&["get", "pvc", "-o", "name"]);
+    assert_eq!(
+        claims.split_whitespace().collect::<Vec<_>>(),
+        vec!["persistentvolumeclaim/data-db-0", "persistentvolumeclaim/data-db-1"]
+    );
+}
