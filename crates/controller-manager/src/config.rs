@@ -67,6 +67,24 @@ pub struct Config {
     /// Most endpoints the EndpointSlice controller puts in one slice.
     #[arg(long, default_value_t = 100)]
     pub max_endpoints_per_slice: usize,
+    /// How often each HorizontalPodAutoscaler is re-evaluated against its metrics.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// How far the usage ratio may stray from 1.0 before the HPA scales.
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// Scale-down stabilization window of HPAs that set none.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// How long after a pod starts its CPU samples may still be start-up bursts.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// How long after a pod starts an unready pod counts as never having been ready.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
+    /// Base URL of the metrics.k8s.io API the HPA reads (empty: the API server's own URL).
+    #[arg(long, default_value = "")]
+    pub metrics_api_url: String,
 }
 
 impl Config {

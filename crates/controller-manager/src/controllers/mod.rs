@@ -5,35 +5,38 @@
 use crate::informers::SharedInformers;
 use crate::{Context, Registration};
 
-pub mod deployment;
-pub mod garbagecollector;
-pub mod replicaset;
-pub mod endpoints;
-pub mod endpointslice;
-pub mod nodelifecycle;
-pub mod serviceaccount;
-pub mod job;
 pub mod cronjob;
 pub mod daemonset;
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod garbagecollector;
 pub mod history;
+pub mod job;
+pub mod nodelifecycle;
+pub mod podautoscaler;
+pub mod replicaset;
+pub mod serviceaccount;
 pub mod statefulset;
 
 /// A controller's registration function.
 pub type Register = fn(&Context, &SharedInformers) -> Registration;
 
-/// Every controller by its `--controllers` name, in start order.
+/// Every controller by its `--controllers` name. All start together once the shared
+/// informers have synced, so the order carries no meaning beyond readability.
 pub const ALL: &[(&str, Register)] = &[
-    ("serviceaccount", serviceaccount::register),
-    ("deployment", deployment::register),
-    ("job", job::register),
     ("cronjob", cronjob::register),
+    ("daemonset", daemonset::register),
+    ("deployment", deployment::register),
     ("endpoint", endpoints::register),
     ("endpointslice", endpointslice::register),
-    ("nodelifecycle", nodelifecycle::register),
-    ("taint-eviction-controller", nodelifecycle::eviction::register),
     ("garbagecollector", garbagecollector::register),
+    ("horizontalpodautoscaling", podautoscaler::register),
+    ("job", job::register),
+    ("nodelifecycle", nodelifecycle::register),
     ("replicaset", replicaset::register),
     ("replicationcontroller", replicaset::register_rc),
-    ("daemonset", daemonset::register),
+    ("serviceaccount", serviceaccount::register),
     ("statefulset", statefulset::register),
+    ("taint-eviction-controller", nodelifecycle::eviction::register),
 ];
