@@ -4,6 +4,7 @@
 use crate::error::from_grpc;
 use crate::{Backoff, ClientError, Kubeconfig, Result};
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{Metadata, Resource};
 use rkube_rpc::v1::{self as pb, resource_service_client::ResourceServiceClient};
@@ -62,6 +63,36 @@ impl Client {
     /// Requests on `K` in `namespace`; `None` means all namespaces (or a cluster-scoped kind).
     pub fn api<K: Resource>(&self, namespace: Option<&str>) -> Api<K> {
         Api { client: self.clone(), namespace: namespace.unwrap_or_default().to_string(), kind: PhantomData }
+    }
+
+    /// The `scale` subresource (autoscaling/v1 Scale) of any scalable object, named by its
+    /// apiVersion and kind as a `scaleTargetRef` names it.
+    pub async fn get_scale(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Result<Scale> {
+        let r = scale_ref(api_version, kind, namespace, name)?;
+        let response = self
+            .grpc
+            .clone()
+            .get(pb::GetRequest { r#ref: Some(r), resource_version: String::new() })
+            .await
+            .map_err(|s| from_grpc(&s))?
+            .into_inner();
+        decode_object(response, "Scale")
+    }
+
+    /// Writes `scale.spec.replicas` through the `scale` subresource; a compare-and-swap when
+    /// the Scale carries the resourceVersion it was read at.
+    pub async fn update_scale(&self, api_version: &str, kind: &str, scale: &Scale) -> Result<Scale> {
+        let namespace = scale.metadata.namespace.as_deref().unwrap_or_default();
+        let name = scale.metadata.name.as_deref().unwrap_or_default();
+        let r = scale_ref(api_version, kind, namespace, name)?;
+        let data = serde_json::to_vec(scale).map_err(|e| ClientError::decode("Scale", e))?;
+        let request = pb::UpdateRequest {
+            r#ref: Some(r),
+            object: Some(pb::Object { data, content_type: JSON.to_string() }),
+            options: self.write_options(false),
+        };
+        let response = self.grpc.clone().update(request).await.map_err(|s| from_grpc(&s))?.into_inner();
+        decode_object(response, "Scale")
     }
 
     fn write_options(&self, dry_run: bool) -> Option<pb::WriteOptions> {
@@ -230,8 +261,7 @@ where
     }
 
     fn decode<T: DeserializeOwned>(response: pb::ObjectResponse, what: &str) -> Result<T> {
-        let object = response.object.ok_or_else(|| ClientError::decode(what, "the response carries no object"))?;
-        serde_json::from_slice(&object.data).map_err(|e| ClientError::decode(what, e))
+        decode_object(response, what)
     }
 
     /// Runs a read, retrying transport failures with a short back-off, since a read repeated
@@ -406,6 +436,29 @@ where
             Err(status) => Err(from_grpc(&status)),
         }))
     }
+}
+
+/// The reference to the `scale` subresource of the kind `api_version`/`kind`.
+fn scale_ref(api_version: &str, kind: &str, namespace: &str, name: &str) -> Result<pb::ResourceRef> {
+    let res = rkube_api::registry::lookup_kind(api_version, kind).filter(|r| r.has_scale).ok_or_else(|| {
+        ClientError::Api(rkube_api::ApiError::NotFound {
+            resource: String::new(),
+            name: format!("{api_version} {kind}/scale"),
+        })
+    })?;
+    Ok(pb::ResourceRef {
+        group: res.group.to_string(),
+        version: res.version.to_string(),
+        resource: res.plural.to_string(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        subresource: "scale".to_string(),
+    })
+}
+
+fn decode_object<T: DeserializeOwned>(response: pb::ObjectResponse, what: &str) -> Result<T> {
+    let object = response.object.ok_or_else(|| ClientError::decode(what, "the response carries no object"))?;
+    serde_json::from_slice(&object.data).map_err(|e| ClientError::decode(what, e))
 }
 
 fn decode_event<K: DeserializeOwned + Resource>(event: pb::WatchEvent) -> Result<WatchEvent<K>> {

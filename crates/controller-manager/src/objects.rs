@@ -53,6 +53,12 @@ impl Selector {
         Selector(parsed)
     }
 
+    /// Parses a selector in its query-string form (`app=web,tier in (a,b)`), as a Scale's
+    /// `status.selector` carries it; an invalid one matches nothing.
+    pub fn parse(text: &str) -> Selector {
+        Selector(rkube_api::selector::LabelSelector::parse(text).ok())
+    }
+
     /// A selector of exactly these labels (ReplicationController's map selector).
     pub fn from_map(labels: Option<&BTreeMap<String, String>>) -> Selector {
         Selector::new(labels.map(|l| LabelSelector { match_labels: Some(l.clone()), match_expressions: None }).as_ref())

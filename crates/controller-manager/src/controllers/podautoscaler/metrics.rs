@@ -154,24 +154,6 @@ fn go_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// Renders a label selector in the query-string syntax (`a=b,c in (d,e),!f`).
-pub fn selector_string(selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for (k, v) in selector.match_labels.iter().flatten() {
-        parts.push(format!("{k}={v}"));
-    }
-    for e in selector.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key.clone(),
-            _ => format!("!{}", e.key),
-        });
-    }
-    parts.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,21 +178,5 @@ mod tests {
         assert_eq!(m["a"].window, Duration::from_secs(60));
         let m = parse(list_again, Measured { resource: "memory", container: Some("x") });
         assert_eq!((m["a"].value, m["b"].value), (1024 * 1024 * 1000, 1024 * 1024 * 1000));
-    }
-
-    #[test]
-    fn durations_and_selectors_render_like_kubernetes() {
-        assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(go_duration("1h2m3s"), Some(Duration::from_secs(3723)));
-        assert_eq!(go_duration("x"), None);
-        let sel: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector = serde_json::from_value(json!({
-            "matchLabels": {"app": "web"},
-            "matchExpressions": [
-                {"key": "tier", "operator": "In", "values": ["a", "b"]},
-                {"key": "x", "operator": "DoesNotExist"},
-            ],
-        }))
-        .unwrap();
-        assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!x");
     }
 }

@@ -7,9 +7,8 @@
 //! are supported; Pods, Object and External metrics need a custom/external metrics API that
 //! rkube does not have, and are reported as failed metrics.
 //!
-//! The rkube client cannot address the `scale` subresource yet, so the target is read with a
-//! typed GET (replicas from `spec.replicas`, pods from `spec.selector`) and rescaled with a
-//! merge patch of `spec.replicas` on the workload itself.
+//! The target is read and rescaled through its `scale` subresource, as Kubernetes' HPA does,
+//! so any scalable kind works; the pods are those its `status.selector` selects.
 
 pub mod behavior;
 pub mod metrics;
@@ -19,15 +18,14 @@ use crate::informers::SharedInformers;
 use crate::objects::Selector;
 use crate::{Action, Context, Controller, Error, Registration};
 use behavior::{Behavior, History};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::{
     ContainerResourceMetricStatus, CrossVersionObjectReference, HorizontalPodAutoscaler,
     HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus, MetricSpec, MetricStatus, MetricValueStatus,
     ResourceMetricStatus,
 };
-use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use metrics::{HttpMetrics, MetricsSource};
 use replicas::{Measured, Readiness, Target};
 use rkube_client::{Event, EventType, PatchType, Store, WorkQueue};
@@ -117,10 +115,13 @@ fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> 
     format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
 }
 
-/// The target's current size and the selector of its pods.
+/// The target's current size and the selector of its pods, from its scale subresource.
 struct Scale {
     replicas: i32,
-    selector: Option<LabelSelector>,
+    /// `status.selector`: a label selector in its query-string form.
+    selector: Option<String>,
+    /// The Scale as read, for the write-back.
+    object: k8s_openapi::api::autoscaling::v1::Scale,
 }
 
 /// Why computing the metrics' proposal failed: the condition to report and the error.
@@ -168,82 +169,33 @@ fn set_condition(
 }
 
 impl PodAutoscalerController {
+    /// The target's `scale` subresource: its replicas and the selector of its pods, for any
+    /// kind that has one (Deployment, ReplicaSet, StatefulSet, ReplicationController).
     async fn get_scale(&self, namespace: &str, target: &CrossVersionObjectReference) -> Result<Scale, String> {
-        let client = &self.ctx.client;
-        let group = target.api_version.as_deref().unwrap_or_default().split_once('/').map(|(g, _)| g).unwrap_or("");
-        let name = target.name.as_str();
-        let not_found = |e: rkube_client::ClientError, resource: &str| format!("{resource}/scale \"{name}\": {e}");
-        match (group, target.kind.as_str()) {
-            ("apps", "Deployment") => {
-                let d = client
-                    .api::<Deployment>(Some(namespace))
-                    .get(name)
-                    .await
-                    .map_err(|e| not_found(e, "deployments.apps"))?;
-                let spec = d.spec.unwrap_or_default();
-                Ok(Scale { replicas: spec.replicas.unwrap_or(1), selector: Some(spec.selector) })
-            }
-            ("apps", "ReplicaSet") => {
-                let r = client
-                    .api::<ReplicaSet>(Some(namespace))
-                    .get(name)
-                    .await
-                    .map_err(|e| not_found(e, "replicasets.apps"))?;
-                let spec = r.spec.unwrap_or_default();
-                Ok(Scale { replicas: spec.replicas.unwrap_or(1), selector: Some(spec.selector) })
-            }
-            ("apps", "StatefulSet") => {
-                let s = client
-                    .api::<StatefulSet>(Some(namespace))
-                    .get(name)
-                    .await
-                    .map_err(|e| not_found(e, "statefulsets.apps"))?;
-                let spec = s.spec.unwrap_or_default();
-                Ok(Scale { replicas: spec.replicas.unwrap_or(1), selector: Some(spec.selector) })
-            }
-            ("", "ReplicationController") => {
-                let r = client
-                    .api::<ReplicationController>(Some(namespace))
-                    .get(name)
-                    .await
-                    .map_err(|e| not_found(e, "replicationcontrollers"))?;
-                let spec = r.spec.unwrap_or_default();
-                let selector = spec.selector.map(|m| LabelSelector { match_labels: Some(m), match_expressions: None });
-                Ok(Scale { replicas: spec.replicas.unwrap_or(1), selector })
-            }
-            (_, kind) => Err(format!(
-                "unrecognized resource: {kind} in {} has no scale rkube can set",
-                target.api_version.as_deref().unwrap_or("(no apiVersion)")
-            )),
-        }
+        let api_version = target.api_version.as_deref().unwrap_or_default();
+        let scale = self
+            .ctx
+            .client
+            .get_scale(api_version, &target.kind, namespace, &target.name)
+            .await
+            .map_err(|e| format!("{}/scale \"{}\": {e}", target.kind, target.name))?;
+        let replicas = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let selector = scale.status.as_ref().and_then(|s| s.selector.clone()).filter(|s| !s.is_empty());
+        Ok(Scale { replicas, selector, object: scale })
     }
 
+    /// Sets the target's replicas through its `scale` subresource, as read by `get_scale`
+    /// (a compare-and-swap on that read).
     async fn set_scale(
         &self,
-        namespace: &str,
         target: &CrossVersionObjectReference,
+        scale: &Scale,
         replicas: i32,
     ) -> Result<(), String> {
-        let client = &self.ctx.client;
-        let patch = json!({"spec": {"replicas": replicas}});
-        let name = target.name.as_str();
-        let result = match target.kind.as_str() {
-            "Deployment" => {
-                client.api::<Deployment>(Some(namespace)).patch(name, PatchType::Merge, &patch).await.map(drop)
-            }
-            "ReplicaSet" => {
-                client.api::<ReplicaSet>(Some(namespace)).patch(name, PatchType::Merge, &patch).await.map(drop)
-            }
-            "StatefulSet" => {
-                client.api::<StatefulSet>(Some(namespace)).patch(name, PatchType::Merge, &patch).await.map(drop)
-            }
-            _ => client
-                .api::<ReplicationController>(Some(namespace))
-                .patch(name, PatchType::Merge, &patch)
-                .await
-                .map(drop),
-        };
-        result.map_err(|e| e.to_string())
+        let mut object = scale.object.clone();
+        object.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
+        let api_version = target.api_version.as_deref().unwrap_or_default();
+        self.ctx.client.update_scale(api_version, &target.kind, &object).await.map(drop).map_err(|e| e.to_string())
     }
 
     /// The proposal of every metric, the highest winning, as Kubernetes'
@@ -279,7 +231,7 @@ impl PodAutoscalerController {
             Some(m) if !m.is_empty() => m,
             _ => &default_metric[..],
         };
-        let matcher = Selector::new(Some(selector));
+        let matcher = Selector::parse(selector);
         let pods: Vec<Arc<Pod>> = self
             .pods
             .by_index(NAMESPACE_INDEX, namespace)
@@ -287,7 +239,7 @@ impl PodAutoscalerController {
             .filter(|p| matcher.matches(p.metadata.labels.as_ref()))
             .collect();
         let pods: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
-        let selector_text = metrics::selector_string(selector);
+        let selector_text = selector.clone();
 
         let mut statuses = Vec::new();
         let mut best: Option<(i32, String)> = None;
@@ -521,7 +473,7 @@ impl Controller for PodAutoscalerController {
         };
 
         if desired != current {
-            if let Err(e) = self.set_scale(namespace, &spec.scale_target_ref, desired).await {
+            if let Err(e) = self.set_scale(&spec.scale_target_ref, &scale, desired).await {
                 let message = format!("New size: {desired}; reason: {reason}; error: {e}");
                 self.ctx.recorder.record(hpa.as_ref(), EventType::Warning, "FailedRescale", &message);
                 let message = format!("the HPA controller was unable to update the target scale: {e}");
