@@ -174,7 +174,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     let defrag = rkube_storage::spawn_defragmenter(store.clone(), Duration::from_secs(300), 256 << 20, 0.5);
     let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
-    let registry = Registry { store, cache, namespace_deleted: ns_tx };
+    let registry = Registry { store, cache, namespace_deleted: ns_tx, terminating: Arc::default() };
     bootstrap(&registry).await;
     namespace::spawn(registry.clone(), ns_rx, token.clone());
 

@@ -40,6 +40,7 @@ pub fn spawn(registry: Registry, mut rx: UnboundedReceiver<String>, shutdown: Ca
                 match drain(&registry, &ns).await {
                     Ok(true) => {
                         pending.remove(&ns);
+                        registry.terminating.lock().unwrap_or_else(|e| e.into_inner()).remove(&ns);
                         progress = true;
                     }
                     Ok(false) => {}
@@ -69,6 +70,9 @@ fn terminating(registry: &Registry) -> HashSet<String> {
 /// Deletes the namespace's content; when nothing is left, releases the finalizer. Returns
 /// whether the namespace is done.
 async fn drain(registry: &Registry, ns: &str) -> Result<bool, ApiError> {
+    // The cache must have seen every write that completed before the namespace was deleted,
+    // or an object created a moment earlier would survive its namespace.
+    registry.cache.consistent_revision().await.map_err(|e| crate::error::storage_error(namespaces(), ns, e))?;
     let mut remaining = 0usize;
     let mut seen_storage = HashSet::new();
     for res in registry::RESOURCES.iter().filter(|r| r.namespaced) {

@@ -196,6 +196,10 @@ pub struct Registry {
     pub cache: Arc<WatchCache>,
     /// Wakes the namespace finalizer when a namespace starts terminating.
     pub(crate) namespace_deleted: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Namespaces this server has set terminating and not yet seen finish: creates into them
+    /// are refused even while the watch cache still shows them active (Kubernetes'
+    /// NamespaceLifecycle admission keeps such a set too).
+    pub(crate) terminating: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 const CONFLICT_DETAIL: &str = "the object has been modified; please apply your changes to the latest version and try again";
@@ -397,7 +401,8 @@ impl Registry {
                 .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok()),
         };
         let Some(ns) = stored else { return Err(ApiError::not_found(ns_res, namespace)) };
-        if ns.pointer("/metadata/deletionTimestamp").is_some() {
+        let recently_deleted = self.terminating.lock().unwrap_or_else(|e| e.into_inner()).contains(namespace);
+        if recently_deleted || ns.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::Forbidden {
                 message: format!(
                     "{} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
@@ -794,6 +799,7 @@ impl Registry {
                 Ok(rev) => {
                     meta::set_resource_version(&mut new, rev);
                     if is_namespace {
+                        self.terminating.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string());
                         let _ = self.namespace_deleted.send(name.to_string());
                     }
                     return Ok(Outcome { object: new, code: 202, warnings: vec![] });
