@@ -93,6 +93,15 @@ fn get_prints_kubernetes_columns() {
     let svc = env.clean(&["get", "svc", "-n", "shop"]);
     assert!(svc.starts_with("NAME   TYPE        CLUSTER-IP"), "{svc}");
     assert!(svc.contains("80/TCP"), "{svc}");
+    let cluster_ip = svc.lines().nth(1).unwrap().split_whitespace().nth(2).unwrap();
+    assert!(cluster_ip.starts_with("10.") && cluster_ip != "10.96.0.1", "a ClusterIP from 10.96.0.0/12: {svc}");
+    let np = env.clean(&["create", "service", "nodeport", "edge", "-n", "shop", "--tcp=80:8080"]);
+    assert!(np.contains("service/edge created"), "{np}");
+    let port = env.clean(&["get", "svc", "edge", "-n", "shop", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+    let port: u16 = port.parse().unwrap_or_else(|_| panic!("a node port: {port:?}"));
+    assert!((30000..=32767).contains(&port), "{port}");
+    let kubernetes = env.clean(&["get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert_eq!(kubernetes, "10.96.0.1");
 
     let all = env.clean(&["get", "all", "-n", "shop"]);
     assert!(all.contains("deployment.apps/web") && all.contains("service/web"), "{all}");

@@ -41,6 +41,13 @@ pub struct Config {
     /// CIDR Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,
+    /// Port range Service node ports are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+    /// IP this server announces in the `kubernetes` Endpoints (default: the bind address, or
+    /// 127.0.0.1 when bound to 0.0.0.0).
+    #[arg(long)]
+    pub advertise_address: Option<String>,
     /// Largest accepted request body.
     #[arg(long, default_value_t = 3 * 1024 * 1024)]
     pub max_request_body_bytes: usize,

@@ -14,6 +14,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod rest;
+pub mod services;
 pub mod strategy;
 pub mod watch;
 
@@ -174,7 +175,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     let defrag = rkube_storage::spawn_defragmenter(store.clone(), Duration::from_secs(300), 256 << 20, 0.5);
     let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
-    let registry = Registry { store, cache, namespace_deleted: ns_tx, terminating: Arc::default() };
+    let allocator = Arc::new(services::Allocator::new(
+        store.clone(),
+        &config.service_cluster_ip_range,
+        &config.service_node_port_range,
+    )?);
+    let registry =
+        Registry { store, cache, namespace_deleted: ns_tx, terminating: Arc::default(), services: allocator.clone() };
     bootstrap(&registry).await;
     namespace::spawn(registry.clone(), ns_rx, token.clone());
 
@@ -187,7 +194,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let advertise_address = if config.bind_address == "0.0.0.0" { format!("127.0.0.1:{}", local.port()) } else { local.to_string() };
+    let advertise_ip = match &config.advertise_address {
+        Some(ip) => ip.clone(),
+        None if config.bind_address == "0.0.0.0" => "127.0.0.1".to_string(),
+        None => local.ip().to_string(),
+    };
+    let advertise_address = format!("{advertise_ip}:{}", local.port());
+    services::bootstrap(&registry, &allocator, &advertise_ip, local.port()).await;
+    allocator.spawn_repair(token.clone());
     let server = Arc::new(Server {
         registry,
         config,

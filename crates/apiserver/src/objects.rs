@@ -200,6 +200,12 @@ pub struct Registry {
     /// are refused even while the watch cache still shows them active (Kubernetes'
     /// NamespaceLifecycle admission keeps such a set too).
     pub(crate) terminating: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Service ClusterIP and NodePort allocation.
+    pub services: Arc<crate::services::Allocator>,
+}
+
+fn is_service(res: &ResourceInfo) -> bool {
+    res.group.is_empty() && res.kind == "Service"
 }
 
 const CONFLICT_DETAIL: &str = "the object has been modified; please apply your changes to the latest version and try again";
@@ -458,10 +464,19 @@ impl Registry {
                 obj = opts.track_fields(res, None, obj, Part::Main)?;
             }
             if opts.dry_run {
+                if is_service(res) {
+                    self.services.check(res, &obj)?;
+                }
                 return Ok(Outcome { object: obj, code: 201, warnings });
             }
+            let allocated =
+                if is_service(res) { Some(self.services.allocate(res, &mut obj, None).await?) } else { None };
             let key = res.key(ns.as_deref(), &name);
-            match self.store.create(&key, encode(res, &obj)).await {
+            let result = self.store.create(&key, encode(res, &obj)).await;
+            if let (Err(_), Some(allocated)) = (&result, allocated) {
+                self.services.release_allocated(allocated).await;
+            }
+            match result {
                 Ok(rev) => {
                     meta::set_resource_version(&mut obj, rev);
                     return Ok(Outcome { object: obj, code: 201, warnings });
@@ -530,11 +545,22 @@ impl Registry {
             };
             let mut new = new;
             let finalizing = new.pointer("/metadata/deletionTimestamp").is_some() && meta::finalizers(&new).is_empty();
-            let result = if finalizing && !namespace_holds_deletion(res, &new) {
+            let removing = finalizing && !namespace_holds_deletion(res, &new);
+            let allocated = if is_service(res) && !removing {
+                Some(self.services.allocate(res, &mut new, Some(&old)).await?)
+            } else {
+                None
+            };
+            let result = if removing {
                 self.store.delete(&key, kv.mod_revision).await
             } else {
                 self.store.update(&key, encode(res, &new), kv.mod_revision).await
             };
+            match (&result, allocated) {
+                (Err(_), Some(allocated)) => self.services.release_allocated(allocated).await,
+                (Ok(_), _) if is_service(res) => self.services.release(&old, (!removing).then_some(&new)).await,
+                _ => {}
+            }
             match result {
                 Ok(rev) => {
                     meta::set_resource_version(&mut new, rev);
@@ -769,7 +795,12 @@ impl Registry {
                     return Ok(Outcome { object: old, code: 200, warnings: vec![] });
                 }
                 match self.store.delete(&key, kv.mod_revision).await {
-                    Ok(_) => return Ok(Outcome { object: old, code: 200, warnings: vec![] }),
+                    Ok(_) => {
+                        if is_service(res) {
+                            self.services.release(&old, None).await;
+                        }
+                        return Ok(Outcome { object: old, code: 200, warnings: vec![] });
+                    }
                     Err(StorageError::Conflict { .. }) => continue,
                     Err(StorageError::NotFound { .. }) => return Err(ApiError::not_found(res, name)),
                     Err(e) => return Err(storage_error(res, name, e)),

@@ -68,6 +68,9 @@ pub fn prepare_named(res: &ResourceInfo, obj: &mut Value) {
 /// resource, everything but status on the status subresource, and system metadata always.
 pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part: Part) {
     fold_string_data(res, new);
+    if (res.group, res.kind) == ("", "Service") && part == Part::Main {
+        crate::services::patch_allocated_values(new, old);
+    }
     if part == Part::Status {
         let status = new.get("status").cloned();
         let mut merged = old.clone();
