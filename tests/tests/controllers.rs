@@ -230,3 +230,23 @@ spec:
         vec!["persistentvolumeclaim/data-db-0", "persistentvolumeclaim/data-db-1"]
     );
 }
+
+/// `kubectl autoscale` creates an HPA the controller picks up. Nothing serves
+/// `metrics.k8s.io` yet (the kubelet issue will), so it reports the missing metrics as
+/// Kubernetes does and keeps the replicas within min/max.
+#[test]
+fn kubectl_autoscale_creates_an_hpa_that_reports_missing_metrics() {
+    let cp = ControlPlane::start_with(1, &[], &["--horizontal-pod-autoscaler-sync-period=1s"]);
+    cp.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=1"]);
+    cp.ok(&["set", "resources", "deployment/web", "--requests=cpu=100m"]);
+    cp.ok(&["autoscale", "deployment", "web", "--min=2", "--max=4", "--cpu-percent=50"]);
+    let reason = cp.until(
+        &["get", "hpa", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"ScalingActive\")].reason}"],
+        "ScalingActive reason",
+        |o| !o.is_empty(),
+    );
+    assert_eq!(reason, "FailedGetResourceMetric");
+    cp.until(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"], "raised to minReplicas", |o| o == "2");
+    let row = cp.ok(&["get", "hpa", "web"]);
+    assert!(row.contains("cpu: <unknown>/50%"), "{row}");
+}
