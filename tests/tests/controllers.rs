@@ -82,6 +82,10 @@ fn deployment_rollout_scale_set_image_undo_and_delete() {
     assert!(out.contains("successfully rolled out"), "{out}");
     let pods = cp.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
     assert_eq!(pods.lines().count(), 3, "{pods}");
+    let described = cp.until(&["describe", "deployment", "web"], "the ScalingReplicaSet event", |o| {
+        o.contains("ScalingReplicaSet")
+    });
+    assert!(described.contains("deployment-controller"), "events name their controller: {described}");
 
     cp.ok(&["scale", "deployment/web", "--replicas=5"]);
     cp.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);

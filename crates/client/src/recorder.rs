@@ -39,6 +39,7 @@ impl EventType {
 }
 
 struct Pending {
+    component: Arc<str>,
     regarding: ObjectReference,
     event_type: EventType,
     reason: String,
@@ -49,6 +50,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct EventRecorder {
     tx: mpsc::Sender<Pending>,
+    component: Arc<str>,
 }
 
 /// Where an earlier Event with the same object, reason and message lives, and its count.
@@ -59,16 +61,17 @@ impl EventRecorder {
     /// process's identity); the writer task runs until every recorder clone is dropped.
     pub fn new(client: &Client, component: &str, instance: &str) -> EventRecorder {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer {
-            client: client.clone(),
-            component: component.to_string(),
-            instance: instance.to_string(),
-            seen: Seen::default(),
-        };
+        let writer = Writer { client: client.clone(), instance: instance.to_string(), seen: Seen::default() };
         tokio::spawn(async move {
             ReceiverStream::new(rx).for_each_concurrent(CONCURRENCY, |p| writer.write(p)).await;
         });
-        EventRecorder { tx }
+        EventRecorder { tx, component: Arc::from(component) }
+    }
+
+    /// The same recorder (one queue, one writer) reporting as another component, e.g. one
+    /// recorder per controller ("replicaset-controller") as Kubernetes' events name them.
+    pub fn for_component(&self, component: &str) -> EventRecorder {
+        EventRecorder { tx: self.tx.clone(), component: Arc::from(component) }
     }
 
     /// Queues an Event about `object`; dropped (with a debug log) when the queue is full.
@@ -89,7 +92,13 @@ impl EventRecorder {
             resource_version: meta.resource_version.clone(),
             ..Default::default()
         };
-        let pending = Pending { regarding, event_type, reason: reason.to_string(), message: message.to_string() };
+        let pending = Pending {
+            component: self.component.clone(),
+            regarding,
+            event_type,
+            reason: reason.to_string(),
+            message: message.to_string(),
+        };
         if self.tx.try_send(pending).is_err() {
             tracing::debug!(reason, "event queue full; event dropped");
         }
@@ -98,7 +107,6 @@ impl EventRecorder {
 
 struct Writer {
     client: Client,
-    component: String,
     instance: String,
     seen: Seen,
 }
@@ -140,8 +148,8 @@ impl Writer {
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             event_time: Some(MicroTime(now)),
-            source: Some(EventSource { component: Some(self.component.clone()), host: None }),
-            reporting_component: Some(self.component.clone()),
+            source: Some(EventSource { component: Some(p.component.to_string()), host: None }),
+            reporting_component: Some(p.component.to_string()),
             reporting_instance: Some(self.instance.clone()),
             ..Default::default()
         };

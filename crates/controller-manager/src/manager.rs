@@ -50,8 +50,11 @@ async fn lead(ctx: Context, metrics: Arc<Metrics>, readiness: Readiness, cancel:
     let informers = SharedInformers::new(ctx.client.clone());
     let registrations: Vec<_> = ALL
         .iter()
-        .filter(|(name, _)| ctx.config.enabled(name))
-        .map(|(_, register)| register(&ctx, &informers))
+        .filter(|(name, _, _)| ctx.config.enabled(name))
+        .map(|(_, component, register)| {
+            let ctx = Context { recorder: ctx.recorder.for_component(component), ..ctx.clone() };
+            register(&ctx, &informers)
+        })
         .collect();
     informers.start(&cancel);
     tokio::select! {

@@ -22,21 +22,22 @@ pub mod statefulset;
 /// A controller's registration function.
 pub type Register = fn(&Context, &SharedInformers) -> Registration;
 
-/// Every controller by its `--controllers` name. All start together once the shared
-/// informers have synced, so the order carries no meaning beyond readability.
-pub const ALL: &[(&str, Register)] = &[
-    ("cronjob", cronjob::register),
-    ("daemonset", daemonset::register),
-    ("deployment", deployment::register),
-    ("endpoint", endpoints::register),
-    ("endpointslice", endpointslice::register),
-    ("garbagecollector", garbagecollector::register),
-    ("horizontalpodautoscaling", podautoscaler::register),
-    ("job", job::register),
-    ("nodelifecycle", nodelifecycle::register),
-    ("replicaset", replicaset::register),
-    ("replicationcontroller", replicaset::register_rc),
-    ("serviceaccount", serviceaccount::register),
-    ("statefulset", statefulset::register),
-    ("taint-eviction-controller", nodelifecycle::eviction::register),
+/// Every controller: its `--controllers` name, the component its Events name (as
+/// kube-controller-manager's controllers report themselves), and its registration. All start
+/// together once the shared informers have synced, so the order carries no meaning.
+pub const ALL: &[(&str, &str, Register)] = &[
+    ("cronjob", "cronjob-controller", cronjob::register),
+    ("daemonset", "daemonset-controller", daemonset::register),
+    ("deployment", "deployment-controller", deployment::register),
+    ("endpoint", "endpoint-controller", endpoints::register),
+    ("endpointslice", "endpoint-slice-controller", endpointslice::register),
+    ("garbagecollector", "garbage-collector-controller", garbagecollector::register),
+    ("horizontalpodautoscaling", "horizontal-pod-autoscaler", podautoscaler::register),
+    ("job", "job-controller", job::register),
+    ("nodelifecycle", "node-controller", nodelifecycle::register),
+    ("replicaset", "replicaset-controller", replicaset::register),
+    ("replicationcontroller", "replication-controller", replicaset::register_rc),
+    ("serviceaccount", "service-account-controller", serviceaccount::register),
+    ("statefulset", "statefulset-controller", statefulset::register),
+    ("taint-eviction-controller", "taint-eviction-controller", nodelifecycle::eviction::register),
 ];
