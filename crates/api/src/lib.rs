@@ -3,6 +3,8 @@
 //! per-kind decoding, defaulting and validation every write goes through.
 
 pub mod conversion;
+pub mod cron;
+pub mod duration;
 pub mod error;
 pub mod registry;
 pub mod schema;

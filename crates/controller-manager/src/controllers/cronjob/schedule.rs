@@ -1,15 +1,11 @@
-//! Cron schedules as Kubernetes' CronJob controller reads them: the standard five fields
-//! (minute hour day-of-month month day-of-week) with lists, ranges, steps, `*`/`?` and the
-//! month/day names, the `@yearly`.. `@hourly` macros and `@every <duration>`, evaluated in an
-//! IANA time zone. The next-time search follows the classic cron library's semantics, so
+//! Cron schedules (parsed by `rkube_api::cron`, as CronJob validation parses them) evaluated
+//! in an IANA time zone. The next-time search follows the classic cron library's semantics, so
 //! daylight-saving changes behave as in Kubernetes: a time inside a spring-forward gap is
 //! skipped, and one inside a fall-back overlap runs for both instants.
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned, civil};
-
-const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+use rkube_api::cron::{CronFields, CronSchedule, parse_cron};
 
 /// How far ahead a search looks before deciding a schedule never fires (e.g. `0 0 30 2 *`).
 const SEARCH_YEARS: i16 = 5;
@@ -24,54 +20,20 @@ pub struct Schedule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     /// Five cron fields.
-    Fields(Fields),
+    Fields(CronFields),
     /// `@every <duration>`: a fixed period in whole seconds, independent of the time zone.
     Every(i64),
-}
-
-/// One bit per allowed value, plus whether day fields were written as `*` (which switches
-/// the day-of-month / day-of-week combination from OR to AND, as cron does).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fields {
-    minute: u64,
-    hour: u64,
-    dom: u64,
-    month: u64,
-    dow: u64,
-    dom_star: bool,
-    dow_star: bool,
 }
 
 impl Schedule {
     /// Parses `spec` (five fields or a macro) to be evaluated in `tz`.
     pub fn parse(spec: &str, tz: TimeZone) -> Result<Schedule, String> {
-        let s = spec.trim();
-        let expanded = match s {
-            "@yearly" | "@annually" => "0 0 1 1 *",
-            "@monthly" => "0 0 1 * *",
-            "@weekly" => "0 0 * * 0",
-            "@daily" | "@midnight" => "0 0 * * *",
-            "@hourly" => "0 * * * *",
-            other => other,
-        };
-        if let Some(d) = expanded.strip_prefix("@every ") {
-            let secs = parse_duration(d.trim()).ok_or_else(|| format!("failed to parse duration {s}"))?;
+        let kind = match parse_cron(spec)? {
+            CronSchedule::Fields(fields) => Kind::Fields(fields),
             // The cron library rounds periods below a second up to one second.
-            return Ok(Schedule { kind: Kind::Every(secs.max(1)), tz });
-        }
-        if expanded.starts_with('@') {
-            return Err(format!("unrecognized descriptor: {s}"));
-        }
-        let f: Vec<&str> = expanded.split_whitespace().collect();
-        if f.len() != 5 {
-            return Err(format!("expected exactly 5 fields, found {}: {s}", f.len()));
-        }
-        let (minute, _) = field(f[0], 0, 59, &[], 0)?;
-        let (hour, _) = field(f[1], 0, 23, &[], 0)?;
-        let (dom, dom_star) = field(f[2], 1, 31, &[], 0)?;
-        let (month, _) = field(f[3], 1, 12, MONTHS, 1)?;
-        let (dow, dow_star) = field(f[4], 0, 6, DAYS, 0)?;
-        Ok(Schedule { kind: Kind::Fields(Fields { minute, hour, dom, month, dow, dom_star, dow_star }), tz })
+            CronSchedule::Every(period) => Kind::Every(i64::try_from(period.as_secs()).unwrap_or(i64::MAX).max(1)),
+        };
+        Ok(Schedule { kind, tz })
     }
 
     /// The first time strictly after `after` the schedule fires, or None when it never does
@@ -79,70 +41,69 @@ impl Schedule {
     pub fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
         match &self.kind {
             Kind::Every(secs) => Timestamp::from_second(after.as_second().checked_add(*secs)?).ok(),
-            Kind::Fields(f) => f.next_after(after, &self.tz),
+            Kind::Fields(f) => next_after(f, after, &self.tz),
         }
     }
 }
 
-impl Fields {
-    fn day_matches(&self, t: &Zoned) -> bool {
-        let dom = has(self.dom, t.day());
-        let dow = has(self.dow, t.weekday().to_sunday_zero_offset());
-        if self.dom_star || self.dow_star { dom && dow } else { dom || dow }
-    }
+/// Whether `t`'s day passes the day-of-month and day-of-week fields, combined as cron does.
+fn day_matches(f: &CronFields, t: &Zoned) -> bool {
+    let dom = has(f.dom, t.day());
+    let dow = has(f.dow, t.weekday().to_sunday_zero_offset());
+    if f.dom_star || f.dow_star { dom && dow } else { dom || dow }
+}
 
-    /// Walks month, day, hour and minute forward until all match. Days move in civil time
-    /// (midnight to midnight); hours and minutes move in absolute time, so a wall-clock hour
-    /// that does not exist is never matched and a repeated one is matched twice.
-    fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        let first_minute = after.as_second().div_euclid(60).checked_add(1)?.checked_mul(60)?;
-        let mut t = Timestamp::from_second(first_minute).ok()?.to_zoned(tz.clone());
-        let year_limit = t.year().saturating_add(SEARCH_YEARS);
-        // Once a field had to move, the smaller fields restart from their minimum.
-        let mut moved = false;
-        'wrap: loop {
-            if t.year() > year_limit {
-                return None;
-            }
-            while !has(self.month, t.month()) {
-                if !moved {
-                    moved = true;
-                    t = midnight(civil::date(t.year(), t.month(), 1), tz)?;
-                }
-                t = t.checked_add(1.month()).ok()?;
-                if t.month() == 1 {
-                    continue 'wrap;
-                }
-            }
-            while !self.day_matches(&t) {
-                if !moved {
-                    moved = true;
-                    t = midnight(t.date(), tz)?;
-                }
-                t = midnight(t.date().checked_add(1.day()).ok()?, tz)?;
-                if t.day() == 1 {
-                    continue 'wrap;
-                }
-            }
-            while !has(self.hour, t.hour()) {
-                if !moved {
-                    moved = true;
-                    t = t.date().at(t.hour(), 0, 0, 0).to_zoned(tz.clone()).ok()?;
-                }
-                t = t.checked_add(1.hour()).ok()?;
-                if t.hour() == 0 {
-                    continue 'wrap;
-                }
-            }
-            while !has(self.minute, t.minute()) {
-                moved = true;
-                t = t.checked_add(1.minute()).ok()?;
-                if t.minute() == 0 {
-                    continue 'wrap;
-                }
-            }
-            return Some(t.timestamp());
+/// Walks month, day, hour and minute forward until all match. Days move in civil time
+/// (midnight to midnight); hours and minutes move in absolute time, so a wall-clock hour
+/// that does not exist is never matched and a repeated one is matched twice.
+fn next_after(f: &CronFields, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+    let first_minute = after.as_second().div_euclid(60).checked_add(1)?.checked_mul(60)?;
+    let mut t = Timestamp::from_second(first_minute).ok()?.to_zoned(tz.clone());
+    let year_limit = t.year().saturating_add(SEARCH_YEARS);
+    // Once a field had to move, the smaller fields restart from their minimum.
+    let mut moved = false;
+    'wrap: loop {
+        if t.year() > year_limit {
+            return None;
         }
+        while !has(f.month, t.month()) {
+            if !moved {
+                moved = true;
+                t = midnight(civil::date(t.year(), t.month(), 1), tz)?;
+            }
+            t = t.checked_add(1.month()).ok()?;
+            if t.month() == 1 {
+                continue 'wrap;
+            }
+        }
+        while !day_matches(f, &t) {
+            if !moved {
+                moved = true;
+                t = midnight(t.date(), tz)?;
+            }
+            t = midnight(t.date().checked_add(1.day()).ok()?, tz)?;
+            if t.day() == 1 {
+                continue 'wrap;
+            }
+        }
+        while !has(f.hour, t.hour()) {
+            if !moved {
+                moved = true;
+                t = t.date().at(t.hour(), 0, 0, 0).to_zoned(tz.clone()).ok()?;
+            }
+            t = t.checked_add(1.hour()).ok()?;
+            if t.hour() == 0 {
+                continue 'wrap;
+            }
+        }
+        while !has(f.minute, t.minute()) {
+            moved = true;
+            t = t.checked_add(1.minute()).ok()?;
+            if t.minute() == 0 {
+                continue 'wrap;
+            }
+        }
+        return Some(t.timestamp());
     }
 }
 
@@ -153,89 +114,6 @@ fn midnight(date: civil::Date, tz: &TimeZone) -> Option<Zoned> {
 
 fn has(bits: u64, value: i8) -> bool {
     u32::try_from(value).is_ok_and(|v| v < 64 && bits & (1u64 << v) != 0)
-}
-
-/// One comma-separated field within `min..=max`: the bits it allows and whether it was a
-/// bare `*`/`?` (a `*` with a step above one is not a star, as in cron).
-fn field(text: &str, min: u32, max: u32, names: &[&str], name_base: u32) -> Result<(u64, bool), String> {
-    let mut bits = 0u64;
-    let mut star = false;
-    for expr in text.split(',') {
-        let (range, step) = match expr.split('/').collect::<Vec<_>>().as_slice() {
-            [r] => (*r, None),
-            [r, s] => (*r, Some(*s)),
-            _ => return Err(format!("too many slashes: {expr}")),
-        };
-        let number = |s: &str| -> Result<u32, String> {
-            if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-                return Ok(u32::try_from(i).unwrap_or(0) + name_base);
-            }
-            s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}"))
-        };
-        let step = match step {
-            None => 1,
-            Some(s) => match s.parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => return Err(format!("step of range should be a positive number: {expr}")),
-            },
-        };
-        let (start, end, is_star) = if range == "*" || range == "?" {
-            (min, max, step == 1)
-        } else {
-            match range.split('-').collect::<Vec<_>>().as_slice() {
-                // "N/step" means N through the maximum.
-                [a] => {
-                    let a = number(a)?;
-                    (a, if expr.contains('/') { max } else { a }, false)
-                }
-                [a, b] => (number(a)?, number(b)?, false),
-                _ => return Err(format!("too many hyphens: {expr}")),
-            }
-        };
-        if start < min {
-            return Err(format!("beginning of range ({start}) below minimum ({min}): {expr}"));
-        }
-        if end > max {
-            return Err(format!("end of range ({end}) above maximum ({max}): {expr}"));
-        }
-        if start > end {
-            return Err(format!("beginning of range ({start}) beyond end of range ({end}): {expr}"));
-        }
-        star |= is_star;
-        let mut v = start;
-        while v <= end {
-            bits |= 1u64 << v;
-            v += step;
-        }
-    }
-    Ok((bits, star))
-}
-
-/// A Go duration ("1h30m", "90s", "1.5h") in whole seconds, rounded down.
-fn parse_duration(s: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(total as i64)
 }
 
 #[cfg(test)]

@@ -120,38 +120,12 @@ fn parse(list: PodMetricsList, Measured { resource, container }: Measured<'_>) -
             let Ok(milli) = rkube_api::validation::quantity::parse_quantity(q) else { continue 'pods };
             total = total.saturating_add(milli.clamp(0, i128::from(i64::MAX)) as i64);
         }
-        let window = item.window.as_deref().and_then(go_duration).unwrap_or(Duration::from_secs(30));
+        let window =
+            item.window.as_deref().and_then(rkube_api::duration::parse_go_duration).unwrap_or(Duration::from_secs(30));
         let timestamp = item.timestamp.unwrap_or_else(jiff::Timestamp::now);
         out.insert(item.metadata.name, PodMetric { value: total, timestamp, window });
     }
     out
-}
-
-/// Parses a Go duration string ("30s", "1m0s", "1.5s", "250ms").
-fn go_duration(s: &str) -> Option<Duration> {
-    let mut rest = s.trim();
-    let mut secs = 0.0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        secs += value * scale;
-        rest = &rest[u..];
-    }
-    Duration::try_from_secs_f64(secs).ok()
 }
 
 #[cfg(test)]
