@@ -1,18 +1,22 @@
 //! Expectations, as Kubernetes' controllers keep them: after a controller creates or deletes
 //! N pods for an owner, it waits until its informer has seen those N changes before it
 //! computes the owner's diff again, so a watch that lags never makes it create twice.
+//! Deletions can be tracked by pod key, as Kubernetes' UID-tracking expectations do, so a pod
+//! seen twice going away (deletionTimestamp set, then removed) counts once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Expectations older than this are given up on (a lost event must not block an owner forever).
 const TTL: Duration = Duration::from_secs(5 * 60);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Pending {
     adds: i64,
     dels: i64,
+    /// The pods whose deletions are awaited, when deletions are tracked by key.
+    deleting: HashSet<String>,
     since: Instant,
 }
 
@@ -30,7 +34,28 @@ impl Expectations {
     /// Records that `adds` creations and `dels` deletions are about to be issued for `key`.
     pub fn expect(&self, key: &str, adds: i64, dels: i64) {
         self.with(|m| {
-            m.insert(key.to_string(), Pending { adds, dels, since: Instant::now() });
+            m.insert(key.to_string(), Pending { adds, dels, deleting: HashSet::new(), since: Instant::now() });
+        });
+    }
+
+    /// Records `adds` creations and the deletions of exactly these pods (by key) for `key`;
+    /// observe those with [`Expectations::pod_deletion_observed`].
+    pub fn expect_deletions(&self, key: &str, adds: i64, pods: HashSet<String>) {
+        self.with(|m| {
+            let dels = i64::try_from(pods.len()).unwrap_or(i64::MAX);
+            m.insert(key.to_string(), Pending { adds, dels, deleting: pods, since: Instant::now() });
+        });
+    }
+
+    /// An informer saw `pod` going away; it counts only if its deletion was awaited and not
+    /// seen before.
+    pub fn pod_deletion_observed(&self, key: &str, pod: &str) {
+        self.with(|m| {
+            if let Some(p) = m.get_mut(key)
+                && p.deleting.remove(pod)
+            {
+                p.dels -= 1;
+            }
         });
     }
 
@@ -88,6 +113,19 @@ mod tests {
         assert!(e.satisfied("ns/other"), "observations without expectations are ignored");
         e.expect("ns/rs", 1, 0);
         e.forget("ns/rs");
+        assert!(e.satisfied("ns/rs"));
+    }
+
+    #[test]
+    fn a_pod_going_away_counts_once() {
+        let e = Expectations::default();
+        e.expect_deletions("ns/rs", 0, HashSet::from(["ns/a".to_string(), "ns/b".to_string()]));
+        e.pod_deletion_observed("ns/rs", "ns/a");
+        e.pod_deletion_observed("ns/rs", "ns/a");
+        assert!(!e.satisfied("ns/rs"), "a second sighting of the same pod is not another deletion");
+        e.pod_deletion_observed("ns/rs", "ns/c");
+        assert!(!e.satisfied("ns/rs"), "a pod whose deletion was not awaited does not count");
+        e.pod_deletion_observed("ns/rs", "ns/b");
         assert!(e.satisfied("ns/rs"));
     }
 }

@@ -19,10 +19,10 @@ use rkube_client::store::NAMESPACE_INDEX;
 use rkube_client::{ClientError, DeleteParams, Event, EventType, PatchType, Store, WorkQueue, object_key};
 use serde_json::json;
 use status::{ReplicaStatus, Spec};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Most pods created or deleted for one owner in one sync (Kubernetes' BurstReplicas).
 pub const BURST_REPLICAS: usize = 500;
@@ -97,58 +97,12 @@ impl ReplicaOwner for ReplicationController {
     }
 }
 
-/// Expectations plus the keys of the pods whose deletion is awaited, so a pod seen twice as
-/// going away (deletionTimestamp set, then removed) counts once, as Kubernetes'
-/// UID-tracking expectations do.
-#[derive(Default)]
-struct Tracker {
-    expectations: Expectations,
-    deleting: Mutex<HashMap<String, HashSet<String>>>,
-}
-
-impl Tracker {
-    fn deleting(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
-        self.deleting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn expect_creations(&self, owner: &str, n: usize) {
-        self.deleting().remove(owner);
-        self.expectations.expect(owner, n as i64, 0);
-    }
-
-    fn expect_deletions(&self, owner: &str, pods: HashSet<String>) {
-        let n = pods.len() as i64;
-        self.deleting().insert(owner.to_string(), pods);
-        self.expectations.expect(owner, 0, n);
-    }
-
-    fn creation_observed(&self, owner: &str) {
-        self.expectations.creation_observed(owner);
-    }
-
-    fn deletion_observed(&self, owner: &str, pod: &str) {
-        let removed = self.deleting().get_mut(owner).is_some_and(|pods| pods.remove(pod));
-        if removed {
-            self.expectations.deletion_observed(owner);
-        }
-    }
-
-    fn satisfied(&self, owner: &str) -> bool {
-        self.expectations.satisfied(owner)
-    }
-
-    fn forget(&self, owner: &str) {
-        self.deleting().remove(owner);
-        self.expectations.forget(owner);
-    }
-}
-
 /// Keeps the pods of every `K` (ReplicaSet or ReplicationController).
 pub struct ReplicaController<K> {
     ctx: Context,
     owners: Store<K>,
     pods: Store<Pod>,
-    tracker: Arc<Tracker>,
+    expectations: Arc<Expectations>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -165,9 +119,9 @@ pub fn register_rc(ctx: &Context, informers: &SharedInformers) -> Registration {
 fn register_kind<K: ReplicaOwner>(ctx: &Context, informers: &SharedInformers) -> Registration {
     let queue = WorkQueue::new();
     let owners: Store<K> = informers.store();
-    let tracker = Arc::new(Tracker::default());
+    let expectations = Arc::new(Expectations::default());
 
-    let (q, t) = (queue.clone(), tracker.clone());
+    let (q, t) = (queue.clone(), expectations.clone());
     informers.on_event::<K>(move |e| match e {
         Event::Added(o) => q.add(object_key(o.metadata())),
         Event::Updated { old, new } => {
@@ -185,11 +139,11 @@ fn register_kind<K: ReplicaOwner>(ctx: &Context, informers: &SharedInformers) ->
         }
     });
 
-    let (q, t, o) = (queue.clone(), tracker.clone(), owners.clone());
+    let (q, t, o) = (queue.clone(), expectations.clone(), owners.clone());
     informers.on_event::<Pod>(move |e| on_pod_event(e, &o, &t, &q));
 
     let controller =
-        ReplicaController::<K> { ctx: ctx.clone(), owners, pods: informers.store(), tracker, kind: PhantomData };
+        ReplicaController::<K> { ctx: ctx.clone(), owners, pods: informers.store(), expectations, kind: PhantomData };
     Registration::new(Arc::new(controller), queue)
 }
 
@@ -216,12 +170,17 @@ fn matching_owners<K: ReplicaOwner>(owners: &Store<K>, pod: &Pod) -> Vec<String>
 
 /// Pod changes: observe expectations and queue the owners affected (Kubernetes' add/update/
 /// deletePod handlers).
-fn on_pod_event<K: ReplicaOwner>(e: &Event<Pod>, owners: &Store<K>, tracker: &Tracker, queue: &WorkQueue<String>) {
+fn on_pod_event<K: ReplicaOwner>(
+    e: &Event<Pod>,
+    owners: &Store<K>,
+    expectations: &Expectations,
+    queue: &WorkQueue<String>,
+) {
     let ns = |p: &Pod| p.metadata.namespace.clone().unwrap_or_default();
     // A pod that is going (deletionTimestamp) or gone: one deletion observed.
     let gone = |pod: &Pod| {
         if let Some(key) = controller_of(&pod.metadata).and_then(|r| resolve(owners, &ns(pod), r)) {
-            tracker.deletion_observed(&key, &object_key(&pod.metadata));
+            expectations.pod_deletion_observed(&key, &object_key(&pod.metadata));
             queue.add(key);
         }
     };
@@ -232,7 +191,7 @@ fn on_pod_event<K: ReplicaOwner>(e: &Event<Pod>, owners: &Store<K>, tracker: &Tr
             }
             if let Some(r) = controller_of(&pod.metadata) {
                 if let Some(key) = resolve(owners, &ns(pod), r) {
-                    tracker.creation_observed(&key);
+                    expectations.creation_observed(&key);
                     queue.add(key);
                 }
                 return;
@@ -327,17 +286,17 @@ impl<K: ReplicaOwner> Controller for ReplicaController<K> {
 
     async fn reconcile(&self, key: &str) -> Result<Action, Error> {
         let Some(owner) = self.owners.get(key) else {
-            self.tracker.forget(key);
+            self.expectations.forget(key);
             return Ok(Action::Done);
         };
         // Dependents of an owner being deleted are the garbage collector's business.
         if owner.metadata().deletion_timestamp.is_some() {
-            self.tracker.forget(key);
+            self.expectations.forget(key);
             return Ok(Action::Done);
         }
         // Checked before the pods are read, as Kubernetes does: a pod observed in between is
         // then already in the cache when the diff is computed.
-        let needs_sync = self.tracker.satisfied(key);
+        let needs_sync = self.expectations.satisfied(key);
         let namespace = owner.metadata().namespace.clone().unwrap_or_default();
         let active: Vec<Arc<Pod>> =
             self.pods.by_index(NAMESPACE_INDEX, &namespace).into_iter().filter(|p| pod_active(p)).collect();
@@ -474,11 +433,11 @@ impl<K: ReplicaOwner> ReplicaController<K> {
                 return Err(Error::Invalid(format!("{} {key} has no pod template", K::KIND)));
             };
             let pod = pod_from_template(owner, template);
-            self.tracker.expect_creations(key, count);
+            self.expectations.expect(key, count as i64, 0);
             let (created, err) = slow_start(count, SLOW_START_INITIAL_BATCH, || self.create(owner, &pod)).await;
             // Creations never made are never observed.
             for _ in created..count {
-                self.tracker.creation_observed(key);
+                self.expectations.creation_observed(key);
             }
             tracing::info!(kind = K::KIND, key, want, have = pods.len(), created, "created pods");
             return err.map_or(Ok(()), Err);
@@ -488,7 +447,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             let mut ranked = pods.to_vec();
             rank::order_for_deletion(&mut ranked, &self.related_pods(owner), jiff::Timestamp::now());
             let victims = &ranked[..count];
-            self.tracker.expect_deletions(key, victims.iter().map(|p| object_key(&p.metadata)).collect());
+            self.expectations.expect_deletions(key, 0, victims.iter().map(|p| object_key(&p.metadata)).collect());
             let results = join_all(victims.iter().map(|p| self.delete(key, owner, p))).await;
             tracing::info!(kind = K::KIND, key, want, have = pods.len(), deleting = count, "deleted pods");
             return results.into_iter().find_map(Result::err).map_or(Ok(()), Err);
@@ -530,7 +489,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             }
             Err(e) => {
                 // This deletion will never be observed.
-                self.tracker.deletion_observed(key, &object_key(&pod.metadata));
+                self.expectations.pod_deletion_observed(key, &object_key(&pod.metadata));
                 if e.is_not_found() || e.is_conflict() {
                     return Ok(());
                 }
@@ -583,16 +542,5 @@ mod tests {
         })
         .await;
         assert_eq!((ok, err.is_some(), calls.load(Ordering::SeqCst)), (14, true, 15));
-    }
-
-    #[test]
-    fn expectations_count_a_pod_going_away_once() {
-        let t = Tracker::default();
-        t.expect_deletions("ns/rs", HashSet::from(["ns/a".to_string(), "ns/b".to_string()]));
-        t.deletion_observed("ns/rs", "ns/a");
-        t.deletion_observed("ns/rs", "ns/a");
-        assert!(!t.satisfied("ns/rs"), "a second sighting of the same pod is not another deletion");
-        t.deletion_observed("ns/rs", "ns/b");
-        assert!(t.satisfied("ns/rs"));
     }
 }

@@ -33,37 +33,6 @@ const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.gene
 /// First and longest wait before replacing a failed daemon pod on the same node again.
 const FAILED_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(15 * 60));
 
-/// Expectations plus which pods' deletions are awaited, so one pod going away (terminating,
-/// then removed) is observed once.
-#[derive(Default)]
-struct Tracker {
-    expectations: Expectations,
-    deleting: Mutex<HashMap<String, HashSet<String>>>,
-}
-
-impl Tracker {
-    fn deleting(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
-        self.deleting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn expect(&self, owner: &str, adds: usize, deletions: HashSet<String>) {
-        let dels = deletions.len() as i64;
-        self.deleting().insert(owner.to_string(), deletions);
-        self.expectations.expect(owner, adds as i64, dels);
-    }
-
-    fn deletion_observed(&self, owner: &str, pod: &str) {
-        if self.deleting().get_mut(owner).is_some_and(|pods| pods.remove(pod)) {
-            self.expectations.deletion_observed(owner);
-        }
-    }
-
-    fn forget(&self, owner: &str) {
-        self.deleting().remove(owner);
-        self.expectations.forget(owner);
-    }
-}
-
 /// Keeps one pod of every DaemonSet on each node that should run it.
 pub struct DaemonSetController {
     ctx: Context,
@@ -71,7 +40,7 @@ pub struct DaemonSetController {
     pods: Store<Pod>,
     nodes: Store<Node>,
     revisions: Store<ControllerRevision>,
-    tracker: Arc<Tracker>,
+    expectations: Arc<Expectations>,
     /// Per `<ds key>/<node>`: when a failed pod was last replaced and the wait before the next.
     backoff: Mutex<HashMap<String, (Instant, Duration)>>,
 }
@@ -80,9 +49,9 @@ pub struct DaemonSetController {
 pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
     let queue = WorkQueue::new();
     let sets: Store<DaemonSet> = informers.store();
-    let tracker = Arc::new(Tracker::default());
+    let expectations = Arc::new(Expectations::default());
 
-    let (q, t) = (queue.clone(), tracker.clone());
+    let (q, t) = (queue.clone(), expectations.clone());
     informers.on_event::<DaemonSet>(move |e| match e {
         Event::Added(ds) => q.add(object_key(&ds.metadata)),
         Event::Updated { old, new } => {
@@ -99,7 +68,7 @@ pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
         }
     });
 
-    let (q, t, s) = (queue.clone(), tracker.clone(), sets.clone());
+    let (q, t, s) = (queue.clone(), expectations.clone(), sets.clone());
     informers.on_event::<Pod>(move |e| {
         let owner = |p: &Pod| {
             let key = crate::objects::controller_key(&p.metadata, "DaemonSet")?;
@@ -111,9 +80,9 @@ pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
             Event::Added(pod) => {
                 if let Some(key) = owner(pod) {
                     if pod.metadata.deletion_timestamp.is_some() {
-                        t.deletion_observed(&key, &object_key(&pod.metadata));
+                        t.pod_deletion_observed(&key, &object_key(&pod.metadata));
                     } else {
-                        t.expectations.creation_observed(&key);
+                        t.creation_observed(&key);
                     }
                     q.add(key);
                 }
@@ -121,7 +90,7 @@ pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
             Event::Updated { old, new } => {
                 if let Some(key) = owner(new) {
                     if new.metadata.deletion_timestamp.is_some() {
-                        t.deletion_observed(&key, &object_key(&new.metadata));
+                        t.pod_deletion_observed(&key, &object_key(&new.metadata));
                     }
                     q.add(key);
                 }
@@ -131,7 +100,7 @@ pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
             }
             Event::Deleted(pod) => {
                 if let Some(key) = owner(pod) {
-                    t.deletion_observed(&key, &object_key(&pod.metadata));
+                    t.pod_deletion_observed(&key, &object_key(&pod.metadata));
                     q.add(key);
                 }
             }
@@ -158,7 +127,7 @@ pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
         pods: informers.store(),
         nodes: informers.store(),
         revisions: informers.store(),
-        tracker,
+        expectations,
         backoff: Mutex::default(),
     };
     Registration::new(Arc::new(controller), queue)
@@ -240,7 +209,7 @@ impl Controller for DaemonSetController {
 
     async fn reconcile(&self, key: &str) -> Result<Action, Error> {
         let Some(ds) = self.sets.get(key) else {
-            self.tracker.forget(key);
+            self.expectations.forget(key);
             self.backoff.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| !k.starts_with(&format!("{key}/")));
             return Ok(Action::Done);
         };
@@ -261,7 +230,7 @@ impl Controller for DaemonSetController {
             // A hash collision: status.collisionCount was bumped; the update requeues us.
             return Ok(Action::Done);
         };
-        let satisfied = self.tracker.expectations.satisfied(key);
+        let satisfied = self.expectations.satisfied(key);
         let snap = self.snapshot(key, ds, &selector, hash, revision);
 
         let mut requeue = None;
@@ -423,7 +392,7 @@ impl DaemonSetController {
             return Ok(());
         }
         let deleting: HashSet<String> = delete.iter().map(|p| object_key(&p.metadata)).collect();
-        self.tracker.expect(&snap.key, create.len(), deleting);
+        self.expectations.expect_deletions(&snap.key, create.len() as i64, deleting);
         let ns = snap.ds.metadata.namespace.clone().unwrap_or_default();
         let pods = self.ctx.client.api::<Pod>(Some(&ns));
         let mut first_error: Option<Error> = None;
@@ -451,7 +420,7 @@ impl DaemonSetController {
                         );
                     }
                     Err(e) => {
-                        self.tracker.expectations.creation_observed(&snap.key);
+                        self.expectations.creation_observed(&snap.key);
                         self.ctx.recorder.record(
                             snap.ds.as_ref(),
                             EventType::Warning,
@@ -464,7 +433,7 @@ impl DaemonSetController {
             }
             if first_error.is_some() {
                 // The rest will not be created now: stop expecting them.
-                later.iter().for_each(|_| self.tracker.expectations.creation_observed(&snap.key));
+                later.iter().for_each(|_| self.expectations.creation_observed(&snap.key));
                 break;
             }
             rest = later;
@@ -492,7 +461,7 @@ impl DaemonSetController {
                     );
                 }
                 Err(e) => {
-                    self.tracker.deletion_observed(&snap.key, &object_key(&pod.metadata));
+                    self.expectations.pod_deletion_observed(&snap.key, &object_key(&pod.metadata));
                     if !e.is_not_found() {
                         self.ctx.recorder.record(
                             snap.ds.as_ref(),
