@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod daemon;
 pub mod etcd;
+pub mod podstatus;
 
 pub use apiserver::ApiServer;
 pub use daemon::Daemon;

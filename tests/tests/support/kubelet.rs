@@ -95,19 +95,8 @@ async fn run(server: String, stop: Arc<AtomicBool>, dead: Arc<Mutex<HashSet<Stri
                     }
                     continue;
                 }
-                let is_ready = if name.contains("never-ready") { "False" } else { "True" };
-                let now = jiff::Timestamp::now().to_string();
-                let patch = json!({"status": {
-                    "phase": "Running", "hostIP": "10.0.0.1", "podIP": format!("10.244.{}.{}", uid.len() % 250, rand_octet(&uid)),
-                    "startTime": now,
-                    "conditions": [
-                        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                        {"type": "ContainersReady", "status": is_ready, "lastTransitionTime": now},
-                        {"type": "Ready", "status": is_ready, "lastTransitionTime": now},
-                    ],
-                }});
-                let _ = node;
+                let ip = format!("10.244.{}.{}", uid.len() % 250, rand_octet(&uid));
+                let patch = rkube_testkit::podstatus::running(&ip, !name.contains("never-ready"));
                 if api.patch_status(&name, PatchType::StrategicMerge, &patch).await.is_ok() {
                     ready.insert(uid);
                 }

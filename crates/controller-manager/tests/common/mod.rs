@@ -74,54 +74,18 @@ impl Cluster {
         self.api::<Node>(None).create(&node).await.expect("node created")
     }
 
-    /// Plays the kubelet: marks the pod Running on `node` and Ready (or not).
-    pub async fn set_pod_running(&self, pod: &Pod, node: &str, ready: bool) -> Pod {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let now = jiff::Timestamp::now().to_string();
-        let ready = if ready { "True" } else { "False" };
-        let patch = json!({"status": {
-            "phase": "Running",
-            "hostIP": "10.0.0.1",
-            "podIP": "10.244.0.10",
-            "startTime": now,
-            "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
-                {"type": "Ready", "status": ready, "lastTransitionTime": now},
-            ],
-        }});
-        let _ = node;
-        self.api::<Pod>(Some(ns))
-            .patch_status(name, PatchType::StrategicMerge, &patch)
-            .await
-            .expect("pod status written")
+    /// Plays the kubelet: marks the pod Running and Ready (or not); `_node` only documents
+    /// where the test pretends it runs.
+    pub async fn set_pod_running(&self, pod: &Pod, _node: &str, ready: bool) -> Pod {
+        self.set_pod_running_ip(pod, "10.244.0.10", ready).await
     }
 
     /// Plays the kubelet: marks the pod Running with pod IP `ip`, and Ready (or not).
     pub async fn set_pod_running_ip(&self, pod: &Pod, ip: &str, ready: bool) -> Pod {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let now = jiff::Timestamp::now().to_string();
-        let ready = if ready { "True" } else { "False" };
-        let patch = json!({"status": {
-            "phase": "Running",
-            "hostIP": "10.0.0.1",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "startTime": now,
-            "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
-                {"type": "Ready", "status": ready, "lastTransitionTime": now},
-            ],
-        }});
-        self.api::<Pod>(Some(ns))
-            .patch_status(name, PatchType::StrategicMerge, &patch)
-            .await
-            .expect("pod status written")
+        let patch = rkube_testkit::podstatus::running(ip, ready);
+        self.api::<Pod>(Some(ns)).patch_status(name, PatchType::StrategicMerge, &patch).await.expect("pod status written")
     }
 
     /// Plays the kubelet: marks the pod finished with `phase` ("Succeeded" or "Failed").
