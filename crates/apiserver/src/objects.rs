@@ -769,13 +769,7 @@ impl Registry {
             let (kv, old) = self.load(res, &key, name).await?;
             check_preconditions(res, name, &old, opts)?;
             let mut finalizers = meta::finalizers(&old);
-            // Kubernetes keeps the old default for these two kinds: without a policy, their
-            // pods are orphaned (kubectl always says Background).
-            let default_policy = match (res.group, res.kind) {
-                ("", "ReplicationController") | ("batch", "Job") => Some("Orphan"),
-                _ => None,
-            };
-            match opts.propagation_policy.as_deref().or(default_policy) {
+            match opts.propagation_policy.as_deref().or(strategy::default_propagation(res)) {
                 Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
                 Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                     finalizers.push("foregroundDeletion".into())

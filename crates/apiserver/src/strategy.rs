@@ -33,6 +33,15 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// The propagationPolicy a DELETE without one gets. Kubernetes keeps the old default for
+/// these two kinds: their pods are orphaned (kubectl always says Background).
+pub fn default_propagation(res: &ResourceInfo) -> Option<&'static str> {
+    match (res.group, res.kind) {
+        ("", "ReplicationController") | ("batch", "Job") => Some("Orphan"),
+        _ => None,
+    }
+}
+
 /// Fills in what depends on the object's final name and uid, once both are known: a Job
 /// without `manualSelector` gets Kubernetes' generated selector on its uid and the job labels
 /// on its pod template.
