@@ -1,0 +1,100 @@
+//! Flags of rkube-kubelet (the kubelet's names where the meaning is the same), each also
+//! settable from the YAML file named by `--config`.
+
+use clap::Parser;
+use rkube_daemon::parse_duration;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command-line flags; every flag may also be a key of the `--config` file.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rkube-kubelet", version, about = "rkube kubelet: runs the pods bound to this node through containerd's CRI")]
+pub struct Config {
+    /// YAML file whose keys are these flags' long names (flags on the command line win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// API server URL; overrides the kubeconfig's server.
+    #[arg(long)]
+    pub master: Option<String>,
+    /// kubeconfig for the API server address.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Name of this node (default: the host name).
+    #[arg(long)]
+    pub hostname_override: Option<String>,
+    /// The node's address, as reported in status.addresses (default: the first non-loopback IPv4).
+    #[arg(long)]
+    pub node_ip: Option<String>,
+    /// containerd's CRI socket.
+    #[arg(long, default_value = "unix:///run/containerd/containerd.sock")]
+    pub container_runtime_endpoint: String,
+    /// Directory for the kubelet's state: pod volumes under `pods/<uid>/volumes`.
+    #[arg(long, default_value = "/var/lib/rkube/kubelet")]
+    pub root_dir: PathBuf,
+    /// Directory of container log files (`<ns>_<pod>_<uid>/<container>/<attempt>.log`).
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pod_logs_dir: PathBuf,
+    /// Address of the kubelet's API (logs, exec, attach, port-forward, stats).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: String,
+    /// Port of the kubelet's API (plain HTTP until the PKI issue lands); 0 picks a free port.
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+    /// Port of /healthz, /readyz and /metrics; 0 disables.
+    #[arg(long, alias = "secure-port", default_value_t = 10248)]
+    pub healthz_port: u16,
+    /// Cluster DNS server handed to pods with dnsPolicy ClusterFirst.
+    #[arg(long, value_delimiter = ',', default_value = "10.96.0.10")]
+    pub cluster_dns: Vec<String>,
+    /// Cluster domain for pods' DNS search paths.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Resolver configuration whose nameservers and search domains pods with dnsPolicy Default get.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+    /// Maximum number of pods on this node.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// Resources held back for the system, e.g. "cpu=100m,memory=256Mi".
+    #[arg(long, default_value = "")]
+    pub system_reserved: String,
+    /// Resources held back for Kubernetes' own daemons, e.g. "cpu=100m,memory=256Mi".
+    #[arg(long, default_value = "")]
+    pub kube_reserved: String,
+    /// Hard eviction thresholds, e.g. "memory.available<100Mi,nodefs.available<10%".
+    #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
+    pub eviction_hard: String,
+    /// Labels added to the Node at registration, e.g. "zone=a,disk=ssd".
+    #[arg(long, default_value = "")]
+    pub node_labels: String,
+    /// Taints added to the Node at registration, e.g. "dedicated=gpu:NoSchedule".
+    #[arg(long, default_value = "")]
+    pub register_with_taints: String,
+    /// How often node status is reported even when nothing changed.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub node_status_report_frequency: Duration,
+    /// Duration of the node Lease in kube-node-lease, renewed every quarter of it.
+    #[arg(long, default_value_t = 40)]
+    pub node_lease_duration_seconds: i32,
+    /// Image pulls that may run at the same time.
+    #[arg(long, default_value_t = 5)]
+    pub max_parallel_image_pulls: usize,
+    /// How often every pod is re-synced even without a change (probes have their own periods).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub sync_frequency: Duration,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "rkube_kubelet=debug".
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+impl Config {
+    /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
+    pub fn server(&self) -> Result<String, rkube_client::ClientError> {
+        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+    }
+
+    /// This node's name: `--hostname-override`, else the host name, lower-cased.
+    pub fn node_name(&self) -> String {
+        self.hostname_override.clone().unwrap_or_else(crate::node::hostname).to_lowercase()
+    }
+}
