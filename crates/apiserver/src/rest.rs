@@ -248,9 +248,13 @@ pub async fn handle(State(server): State<Arc<Server>>, req: Request) -> Response
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let resp = match dispatch(&server, req).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let resp = if crate::podproxy::matches(&path) {
+        crate::podproxy::handle(&server, req).await
+    } else {
+        match dispatch(&server, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
     };
     server.metrics.observe(method.as_str(), resp.status().as_u16(), started.elapsed());
     tracing::debug!(%method, %path, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
