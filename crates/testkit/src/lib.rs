@@ -2,13 +2,18 @@
 //! and stops them by PID when dropped.
 
 pub mod apiserver;
+pub mod containerd;
 pub mod daemon;
 pub mod etcd;
+pub mod images;
 pub mod podstatus;
+pub mod registry;
 
 pub use apiserver::ApiServer;
+pub use containerd::Containerd;
 pub use daemon::Daemon;
 pub use etcd::Etcd;
+pub use registry::Registry;
 
 /// Kills a child process and reaps it, if there is one.
 pub(crate) fn kill_and_reap(child: &mut Option<std::process::Child>) {
