@@ -3,7 +3,11 @@
 
 pub mod config;
 pub mod cri;
+pub mod downward;
+pub mod env;
 pub mod node;
+pub mod provisioner;
+pub mod volumes;
 
 pub use config::Config;
 
