@@ -8,7 +8,11 @@ use std::time::Duration;
 
 /// Command-line flags; every flag may also be a key of the `--config` file.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "rkube-kubelet", version, about = "rkube kubelet: runs the pods bound to this node through containerd's CRI")]
+#[command(
+    name = "rkube-kubelet",
+    version,
+    about = "rkube kubelet: runs the pods bound to this node through containerd's CRI"
+)]
 pub struct Config {
     /// YAML file whose keys are these flags' long names (flags on the command line win).
     #[arg(long)]

@@ -1,0 +1,288 @@
+//! The kubelet against a real API server and a real containerd: node registration, the pod
+//! lifecycle (init containers, env, restarts with back-off, exit reasons, OOM), probes, graceful
+//! deletion, and a kubelet restart that must not disturb running containers.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use rkube_client::{Client, DeleteParams, ListParams};
+use rkube_testkit::{ApiServer, Containerd, Daemon, Etcd, images};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// One real node: etcd, API server, containerd and the kubelet under test.
+struct TestNode {
+    kubelet: Daemon,
+    containerd: Containerd,
+    client: Client,
+    _api: ApiServer,
+    _etcd: Etcd,
+    _root: tempfile::TempDir,
+}
+
+const NODE: &str = "node-a";
+
+impl TestNode {
+    async fn start() -> TestNode {
+        let etcd = Etcd::start().expect("etcd starts");
+        let api = ApiServer::start(&etcd).expect("apiserver starts");
+        let containerd = Containerd::start().expect("containerd starts");
+        let root = tempfile::Builder::new().prefix("rkube-kubelet-").tempdir().expect("temp dir");
+        let root_dir = root.path().join("kubelet");
+        let kubelet = Daemon::start(
+            "rkube-kubelet",
+            &api,
+            &[
+                "--hostname-override",
+                NODE,
+                "--node-ip",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--container-runtime-endpoint",
+                &containerd.endpoint(),
+                "--root-dir",
+                root_dir.to_str().unwrap(),
+                "--pod-logs-dir",
+                containerd.logs_dir().to_str().unwrap(),
+                "--sync-frequency",
+                "2s",
+                "--log-level",
+                "info,rkube_kubelet=debug",
+            ],
+        )
+        .expect("kubelet starts");
+        let client = Client::new(&api.url()).unwrap();
+        let node = TestNode { kubelet, containerd, client, _api: api, _etcd: etcd, _root: root };
+        node.wait("node Ready", Duration::from_secs(30), || async {
+            let n = node.client.api::<Node>(None).get_opt(NODE).await.ok()??;
+            let ready = n.status?.conditions?.into_iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(())
+        })
+        .await;
+        node
+    }
+
+    /// Polls `f` until it gives Some, failing the test (with the kubelet's log) after `limit`.
+    async fn wait<T, F, Fut>(&self, what: &str, limit: Duration, f: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}\n--- kubelet log ---\n{}", self.kubelet.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn create(&self, manifest: serde_json::Value) -> Pod {
+        let mut pod: Pod = serde_json::from_value(manifest).unwrap();
+        pod.spec.as_mut().unwrap().node_name = Some(NODE.into());
+        self.client.api::<Pod>(Some("default")).create(&pod).await.unwrap()
+    }
+
+    async fn pod(&self, name: &str) -> Option<Pod> {
+        self.client.api::<Pod>(Some("default")).get_opt(name).await.unwrap()
+    }
+
+    /// Waits until `pred` holds for the pod, returning it.
+    async fn pod_until(&self, name: &str, what: &str, limit: Duration, pred: impl Fn(&Pod) -> bool) -> Pod {
+        self.wait(what, limit, || async { self.pod(name).await.filter(|p| pred(p)) }).await
+    }
+
+    async fn events(&self, name: &str) -> Vec<(String, String)> {
+        let events = self.client.api::<Event>(Some("default")).list(&ListParams::default()).await.unwrap();
+        events
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
+    }
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+}
+
+fn container(p: &Pod, i: usize) -> k8s_openapi::api::core::v1::ContainerStatus {
+    p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.get(i).cloned()).unwrap_or_default()
+}
+
+fn condition(p: &Pod, kind: &str) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+fn busybox(name: &str, script: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{"name": "main", "image": images::BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", script]}]
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_the_node_runs_a_pod_and_deletes_it_gracefully() {
+    let node = TestNode::start().await;
+    let n = node.client.api::<Node>(None).get(NODE).await.unwrap();
+    let status = n.status.unwrap();
+    let capacity = status.capacity.unwrap();
+    assert!(capacity.contains_key("cpu") && capacity.contains_key("memory") && capacity["pods"].0 == "110");
+    let info = status.node_info.unwrap();
+    assert!(info.container_runtime_version.starts_with("containerd://"), "{}", info.container_runtime_version);
+    assert_eq!(n.metadata.labels.unwrap()["kubernetes.io/hostname"], NODE);
+    assert!(status.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port > 0);
+    let lease = node.client.api::<Lease>(Some("kube-node-lease")).get(NODE).await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some(NODE));
+
+    node.create(busybox("hello", "echo hello; trap 'exit 0' TERM; while true; do sleep 1; done")).await;
+    let p = node
+        .pod_until("hello", "pod Running and Ready", Duration::from_secs(30), |p| {
+            phase(p) == "Running" && condition(p, "Ready") == "True"
+        })
+        .await;
+    let st = p.status.clone().unwrap();
+    assert!(st.pod_ip.as_deref().is_some_and(|ip| ip.starts_with(node.containerd.subnet().split('.').next().unwrap())));
+    assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+    let c = container(&p, 0);
+    assert!(c.container_id.as_deref().is_some_and(|id| id.starts_with("containerd://")));
+    assert!(c.state.unwrap().running.is_some());
+    assert_eq!(c.restart_count, 0);
+    let reasons: Vec<String> = node.events("hello").await.into_iter().map(|e| e.0).collect();
+    assert!(reasons.contains(&"Created".into()) && reasons.contains(&"Started".into()), "{reasons:?}");
+
+    node.client.api::<Pod>(Some("default")).delete("hello", &DeleteParams::default()).await.unwrap();
+    node.wait("pod gone", Duration::from_secs(20), || async { node.pod("hello").await.is_none().then_some(()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exits_restarts_and_back_off_follow_the_restart_policy() {
+    let node = TestNode::start().await;
+    let mut never_ok = busybox("done", "echo finished; exit 0");
+    never_ok["spec"]["restartPolicy"] = json!("Never");
+    node.create(never_ok).await;
+    let mut never_fail = busybox("fails", "echo 'bad config' > /dev/termination-log; exit 3");
+    never_fail["spec"]["restartPolicy"] = json!("Never");
+    node.create(never_fail).await;
+    node.create(busybox("crasher", "echo boom; exit 2")).await;
+
+    let p = node.pod_until("done", "Succeeded", Duration::from_secs(30), |p| phase(p) == "Succeeded").await;
+    let t = container(&p, 0).state.unwrap().terminated.unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (0, Some("Completed")));
+
+    let p = node.pod_until("fails", "Failed", Duration::from_secs(30), |p| phase(p) == "Failed").await;
+    let t = container(&p, 0).state.unwrap().terminated.unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref(), t.message.as_deref()), (3, Some("Error"), Some("bad config\n")));
+
+    let p = node
+        .pod_until("crasher", "CrashLoopBackOff", Duration::from_secs(40), |p| {
+            let c = container(p, 0);
+            c.restart_count >= 1
+                && c.state.and_then(|s| s.waiting).and_then(|w| w.reason).as_deref() == Some("CrashLoopBackOff")
+        })
+        .await;
+    let c = container(&p, 0);
+    assert_eq!(c.last_state.unwrap().terminated.unwrap().exit_code, 2);
+    assert_eq!(phase(&p), "Running");
+    let events = node.events("crasher").await;
+    assert!(events.iter().any(|(r, m)| r == "BackOff" && m.contains("restarting failed container main")), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_limit_containers_are_oom_killed() {
+    let node = TestNode::start().await;
+    let mut pod = busybox("hog", "dd if=/dev/zero of=/dev/null bs=64M count=1");
+    pod["spec"]["restartPolicy"] = json!("Never");
+    pod["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "16Mi"}});
+    node.create(pod).await;
+    let p = node.pod_until("hog", "Failed", Duration::from_secs(30), |p| phase(p) == "Failed").await;
+    let t = container(&p, 0).state.unwrap().terminated.unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_env_volumes_and_readiness() {
+    let node = TestNode::start().await;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}})).unwrap();
+    node.client.api::<ConfigMap>(Some("default")).create(&cm).await.unwrap();
+    node.create(json!({
+        "metadata": {"name": "app", "labels": {"tier": "web"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "volumes": [{"name": "work", "emptyDir": {}}],
+            "initContainers": [{"name": "prepare", "image": images::BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "echo prepared > /work/init"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            "containers": [{"name": "main", "image": images::BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+                "env": [
+                    {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "color"}}},
+                    {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "GREETING", "value": "hi-$(POD)"}
+                ],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+                "readinessProbe": {"exec": {"command": ["test", "-f", "/work/ready"]}, "periodSeconds": 1}}]
+        }
+    }))
+    .await;
+    let p = node.pod_until("app", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
+    assert_eq!(condition(&p, "Initialized"), "True");
+    assert_eq!(condition(&p, "Ready"), "False", "no /work/ready yet");
+    let id = container(&p, 0).container_id.unwrap().trim_start_matches("containerd://").to_string();
+    let exec = |script: &str| {
+        let out = std::process::Command::new("ctr")
+            .args(["-a", node.containerd.socket().to_str().unwrap(), "-n", "k8s.io", "tasks", "exec", "--exec-id"])
+            .arg(format!("t{}", rand_suffix()))
+            .arg(&id)
+            .args(["sh", "-c", script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(exec("cat /work/init").trim(), "prepared");
+    assert_eq!(exec("echo $COLOR $POD $GREETING").trim(), "blue app hi-app");
+    exec("touch /work/ready");
+    node.pod_until("app", "Ready", Duration::from_secs(15), |p| condition(p, "Ready") == "True").await;
+    exec("rm /work/ready");
+    node.pod_until("app", "unready again", Duration::from_secs(15), |p| condition(p, "Ready") == "False").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_restart_keeps_running_containers() {
+    let mut node = TestNode::start().await;
+    node.create(busybox("steady", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
+    let p = node.pod_until("steady", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
+    let id = container(&p, 0).container_id.unwrap();
+    node.kubelet.kill();
+    node.kubelet.restart().unwrap();
+    // Give the new kubelet a few syncs; the container must be the same one, never restarted.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let p = node.pod("steady").await.unwrap();
+    let c = container(&p, 0);
+    assert_eq!(c.container_id.unwrap(), id);
+    assert_eq!(c.restart_count, 0);
+    assert!(c.state.unwrap().running.is_some());
+    // And the restarted kubelet still owns the pod: deleting it works.
+    node.client.api::<Pod>(Some("default")).delete("steady", &DeleteParams::default()).await.unwrap();
+    node.wait("pod gone", Duration::from_secs(20), || async { node.pod("steady").await.is_none().then_some(()) }).await;
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) + u64::from(std::process::id()) * 1000
+}
