@@ -37,7 +37,7 @@ pub enum DownwardError {
         /// The node's name.
         node: String,
         /// The API error.
-        source: ClientError,
+        source: Box<ClientError>,
     },
 }
 
@@ -129,7 +129,7 @@ impl<'a> Allocatable<'a> {
                     .api::<Node>(None)
                     .get(&self.node)
                     .await
-                    .map_err(|source| DownwardError::Node { node: self.node.clone(), source })?;
+                    .map_err(|e| DownwardError::Node { node: self.node.clone(), source: Box::new(e) })?;
                 Ok(node.status.and_then(|s| s.allocatable).unwrap_or_default())
             })
             .await

@@ -42,10 +42,20 @@ pub enum EnvError {
     Downward(#[from] DownwardError),
     /// The Services for the link variables could not be listed.
     #[error("failed to list services when setting up env vars: {0}")]
-    Services(ClientError),
+    Services(Box<ClientError>),
     /// Reading a ConfigMap or Secret failed for a reason other than its absence.
     #[error(transparent)]
-    Api(#[from] ClientError),
+    Api(Box<ClientError>),
+}
+
+impl From<ClientError> for EnvError {
+    fn from(e: ClientError) -> Self {
+        EnvError::Api(Box::new(e))
+    }
+}
+
+fn services_err(e: ClientError) -> EnvError {
+    EnvError::Services(Box::new(e))
 }
 
 /// The Services whose variables every pod gets, even with `enableServiceLinks: false`.
@@ -271,8 +281,7 @@ pub async fn container_env(
 async fn service_env(client: &Client, namespace: &str, links: bool) -> Result<Vec<(String, String)>, EnvError> {
     let mut services: BTreeMap<String, Service> = BTreeMap::new();
     if links {
-        let list =
-            client.api::<Service>(Some(namespace)).list(&ListParams::default()).await.map_err(EnvError::Services)?;
+        let list = client.api::<Service>(Some(namespace)).list(&ListParams::default()).await.map_err(services_err)?;
         for s in list.items {
             services.insert(s.metadata.name.clone().unwrap_or_default(), s);
         }
@@ -280,8 +289,7 @@ async fn service_env(client: &Client, namespace: &str, links: bool) -> Result<Ve
     // A Service of the same name in the pod's own namespace takes the place of the master's.
     let (master_ns, master_name) = MASTER_SERVICE;
     if !services.contains_key(master_name)
-        && let Some(master) =
-            client.api::<Service>(Some(master_ns)).get_opt(master_name).await.map_err(EnvError::Services)?
+        && let Some(master) = client.api::<Service>(Some(master_ns)).get_opt(master_name).await.map_err(services_err)?
     {
         services.insert(master_name.to_string(), master);
     }

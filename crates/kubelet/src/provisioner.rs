@@ -72,9 +72,12 @@ pub enum ProvisionError {
     /// Every attempt lost a race with another writer.
     #[error("gave up updating {0} after {ATTEMPTS} conflicts")]
     Conflicts(String),
+    /// The API server does not serve StorageClasses (storage.k8s.io/v1).
+    #[error("the API server does not serve storage.k8s.io/v1 storageclasses")]
+    StorageClassesNotServed,
     /// An API request failed.
     #[error(transparent)]
-    Api(#[from] ClientError),
+    Api(Box<ClientError>),
     /// A file system operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -85,6 +88,12 @@ pub enum ProvisionError {
         /// The OS error.
         source: io::Error,
     },
+}
+
+impl From<ClientError> for ProvisionError {
+    fn from(e: ClientError) -> Self {
+        ProvisionError::Api(Box::new(e))
+    }
 }
 
 /// Creates StorageClass `local-path` (the cluster default, bound on first consumer, volumes
@@ -112,6 +121,8 @@ pub async fn ensure_storage_class(client: &Client) -> Result<(), ProvisionError>
         }
         // Another kubelet made it first.
         Err(e) if e.is_already_exists() => Ok(()),
+        // Creating a cluster-scoped object only finds nothing when its type is unknown.
+        Err(e) if e.is_not_found() => Err(ProvisionError::StorageClassesNotServed),
         Err(e) => Err(e.into()),
     }
 }

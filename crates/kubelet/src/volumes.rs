@@ -140,10 +140,10 @@ pub enum VolumeError {
     Downward(#[from] DownwardError),
     /// Provisioning a local-path claim failed.
     #[error(transparent)]
-    Provision(#[from] ProvisionError),
+    Provision(Box<ProvisionError>),
     /// Reading an object failed for a reason other than its absence.
     #[error(transparent)]
-    Api(#[from] ClientError),
+    Api(Box<ClientError>),
     /// A file system operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -165,6 +165,18 @@ pub enum VolumeError {
     /// A mount under the pod's directory survived unmounting.
     #[error("{0} is still mounted")]
     StillMounted(PathBuf),
+}
+
+impl From<ClientError> for VolumeError {
+    fn from(e: ClientError) -> Self {
+        VolumeError::Api(Box::new(e))
+    }
+}
+
+impl From<ProvisionError> for VolumeError {
+    fn from(e: ProvisionError) -> Self {
+        VolumeError::Provision(Box::new(e))
+    }
 }
 
 impl VolumeError {
