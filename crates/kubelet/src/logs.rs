@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use jiff::Timestamp;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -199,6 +199,10 @@ pub fn parse_line(line: &[u8]) -> Result<Entry<'_>, LogError> {
 /// How long the follower sleeps at the end of the file, growing while nothing is written.
 const FOLLOW_POLL_MIN: Duration = Duration::from_millis(20);
 const FOLLOW_POLL_MAX: Duration = Duration::from_millis(250);
+/// After the container exited, how long the file must stay unchanged before a follow ends.
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+/// The longest a follow keeps reading after the container exited.
+const DRAIN_MAX: Duration = Duration::from_secs(2);
 /// Output is sent in chunks of about this size (or sooner, when the reader catches up).
 const CHUNK: usize = 32 << 10;
 /// A line longer than this without a newline is broken up rather than buffered whole.
@@ -369,10 +373,15 @@ pub async fn stream_logs(
     let mut reader = BufReader::with_capacity(64 << 10, file);
     let mut line = Vec::new();
     let mut idle = FOLLOW_POLL_MIN;
-    // Set once `done` fired: read to the end one last time, then stop.
-    let mut last_pass = !follow;
+    // Set when `done` fired: the runtime may still be writing what the container printed last,
+    // so reading goes on until the file has been quiet for DRAIN_QUIET (at most DRAIN_MAX).
+    let mut draining: Option<Instant> = None;
+    let mut last_data = Instant::now();
     loop {
         let n = reader.read_until(b'\n', &mut line).await.map_err(io)?;
+        if n > 0 {
+            last_data = Instant::now();
+        }
         if line.last() == Some(&b'\n') {
             line.pop();
             fmt.line(&line);
@@ -394,11 +403,21 @@ pub async fn stream_logs(
         if n > 0 {
             continue;
         }
-        if last_pass {
+        if !follow {
             break;
         }
+        if let Some(since) = draining {
+            if last_data.elapsed() >= DRAIN_QUIET || since.elapsed() >= DRAIN_MAX {
+                break;
+            }
+            tokio::time::sleep(FOLLOW_POLL_MIN).await;
+            continue;
+        }
         tokio::select! {
-            _ = done.cancelled() => last_pass = true,
+            _ = done.cancelled() => {
+                draining = Some(Instant::now());
+                last_data = Instant::now();
+            }
             _ = tx.closed() => return Ok(()),
             _ = tokio::time::sleep(idle) => idle = (idle * 2).min(FOLLOW_POLL_MAX),
         }

@@ -17,6 +17,7 @@
 
 use crate::cri::{Cri, CriError, api};
 use crate::logs::{LogError, LogOptions};
+use crate::pods::spec::{LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID};
 use crate::streaming::{self, StreamError};
 use axum::Router;
 use axum::body::Body;
@@ -31,15 +32,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// CRI label naming the pod of a sandbox or container.
-pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
-/// CRI label naming the pod's namespace.
-pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-/// CRI label carrying the pod's UID.
-pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
-/// CRI label naming the container within its pod.
-pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 
 /// How often a followed container is checked for having exited.
 const EXIT_POLL: Duration = Duration::from_secs(1);
