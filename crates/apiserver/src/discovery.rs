@@ -48,14 +48,18 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
 
 /// `/apis`.
 pub fn group_list() -> Value {
-    let groups: Vec<Value> =
+    let mut groups: Vec<Value> =
         registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, &vs)).collect();
+    groups.push(group_json(crate::metrics::GROUP, &[crate::metrics::VERSION]));
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/{group}`, if the group is served.
 pub fn group(name: &str) -> Option<Value> {
-    registry::groups().into_iter().find(|(g, _)| *g == name && !g.is_empty()).map(|(g, vs)| {
+    let metrics = (crate::metrics::GROUP, vec![crate::metrics::VERSION]);
+    let mut groups = registry::groups();
+    groups.push(metrics);
+    groups.into_iter().find(|(g, _)| *g == name && !g.is_empty()).map(|(g, vs)| {
         let mut v = group_json(g, &vs);
         v["kind"] = json!("APIGroup");
         v["apiVersion"] = json!("v1");
@@ -182,7 +186,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 /// Aggregated discovery for `/api` (legacy = true, the core group only) or `/apis` (every
 /// named group): one document with every group, version and resource.
 pub fn aggregated(legacy: bool) -> Value {
-    let items: Vec<Value> = registry::groups()
+    let mut items: Vec<Value> = registry::groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == legacy)
         .map(|(g, versions)| {
@@ -197,6 +201,9 @@ pub fn aggregated(legacy: bool) -> Value {
             json!({"metadata": metadata, "versions": versions})
         })
         .collect();
+    if !legacy {
+        items.push(crate::metrics::aggregated_group());
+    }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 

@@ -13,6 +13,7 @@ pub mod namespace;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
+pub mod metrics;
 pub mod podproxy;
 pub mod rest;
 pub mod services;

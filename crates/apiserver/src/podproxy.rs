@@ -292,7 +292,7 @@ fn port_query(query: &[(String, String)]) -> Result<String, ApiError> {
 }
 
 /// `host:port` of the node's kubelet, from the watch cache (etcd when the cache lacks it).
-async fn kubelet_address(server: &Server, node: &str) -> Result<String, ApiError> {
+pub(crate) async fn kubelet_address(server: &Server, node: &str) -> Result<String, ApiError> {
     let res = registry::lookup("", "v1", "nodes").ok_or_else(|| ApiError::Internal("nodes are not served".into()))?;
     let obj = match server.registry.cache.get(&res.key(None, node)) {
         Some(o) => serde_json::from_slice::<Value>(&o.bytes)

@@ -250,6 +250,8 @@ pub async fn handle(State(server): State<Arc<Server>>, req: Request) -> Response
     let started = std::time::Instant::now();
     let resp = if crate::podproxy::matches(&path) {
         crate::podproxy::handle(&server, req).await
+    } else if crate::metrics::matches(&path) {
+        serve_metrics(&server, req).await
     } else {
         match dispatch(&server, req).await {
             Ok(r) => r,
@@ -259,6 +261,21 @@ pub async fn handle(State(server): State<Arc<Server>>, req: Request) -> Response
     server.metrics.observe(method.as_str(), resp.status().as_u16(), started.elapsed());
     tracing::debug!(%method, %path, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     resp
+}
+
+/// `metrics.k8s.io` reads (GET only).
+async fn serve_metrics(server: &Arc<Server>, req: Request) -> Response {
+    if req.method() != Method::GET {
+        return error_response(&method_not_allowed(req.method(), req.uri().path()));
+    }
+    let query: HashMap<String, String> = Query::try_from_uri(req.uri()).map(|Query(q)| q).unwrap_or_default();
+    let selector = query.get("labelSelector").cloned().unwrap_or_default();
+    let path = req.uri().path().to_string();
+    drop(req);
+    match crate::metrics::serve(server, &path, &selector).await {
+        Ok(v) => value_response(200, &v),
+        Err(e) => error_response(&e),
+    }
 }
 
 async fn read_body(server: &Server, body: Body) -> Result<Bytes, ApiError> {

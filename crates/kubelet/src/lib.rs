@@ -14,6 +14,7 @@ pub mod pods;
 pub mod probes;
 pub mod provisioner;
 pub mod server;
+pub mod stats;
 pub mod streaming;
 pub mod volumes;
 
@@ -52,7 +53,15 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         .await
         .with_context(|| format!("binding the kubelet port {}:{}", config.address, config.port))?;
     let kubelet_port = listener.local_addr()?.port();
-    tokio::spawn(server::serve(listener, cri.clone(), token.clone()));
+    let stats = Arc::new(stats::StatsProvider::new(cri.clone(), node_name.clone()));
+    let app = server::router(cri.clone(), token.clone()).merge(stats::router(stats));
+    let stop = token.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "kubelet API server failed");
+        }
+    });
 
     let readiness = rkube_daemon::Readiness::default();
     if config.healthz_port != 0 {
