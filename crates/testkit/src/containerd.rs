@@ -634,13 +634,14 @@ fn cleanup_instance(dir: Option<&Path>, slot: u16) {
 
     // Pod networks, as the CRI would on StopPodSandbox (portmap's iptables rules live outside the
     // netns and would otherwise stay). Sandboxes whose task is gone are found in libcni's cache.
-    let mut sandboxes = leftovers.sandboxes.clone();
+    let mut sandboxes: HashMap<String, (PathBuf, serde_json::Value)> =
+        leftovers.sandboxes.iter().map(|(id, netns)| (id.clone(), (netns.clone(), serde_json::Value::Null))).collect();
     for entry in cache.iter().filter(|e| e.network == bridge_name(slot)) {
-        sandboxes.entry(entry.container_id.clone()).or_default();
+        sandboxes.entry(entry.container_id.clone()).or_default().1 = entry.capability_args.clone();
     }
     if let Some(dir) = dir {
-        for (id, netns) in &sandboxes {
-            cni_del(&dir.join("cni"), slot, id, netns);
+        for (id, (netns, capability_args)) in &sandboxes {
+            cni_del(&dir.join("cni"), slot, id, netns, capability_args);
         }
         kill_processes_under(dir);
     }
@@ -665,8 +666,10 @@ fn instance_dir(dir: &Path) -> bool {
         && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("rkube-containerd-"))
 }
 
-/// Runs the conflist's plugins with `CNI_COMMAND=DEL` in reverse order for one sandbox.
-fn cni_del(conf_dir: &Path, slot: u16, id: &str, netns: &Path) {
+/// Runs the conflist's plugins with `CNI_COMMAND=DEL` in reverse order for one sandbox, handing
+/// each plugin the capability arguments it declares from those of the ADD (libcni's cache):
+/// portmap removes a sandbox's rules only when told its port mappings.
+fn cni_del(conf_dir: &Path, slot: u16, id: &str, netns: &Path, capability_args: &serde_json::Value) {
     let name = bridge_name(slot);
     let path = conf_dir.join(format!("10-{name}.conflist"));
     let Ok(text) = std::fs::read(&path) else { return };
@@ -680,6 +683,17 @@ fn cni_del(conf_dir: &Path, slot: u16, id: &str, netns: &Path) {
         let mut conf = plugin.clone();
         conf["name"] = conflist["name"].clone();
         conf["cniVersion"] = conflist["cniVersion"].clone();
+        let mut runtime_config = serde_json::Map::new();
+        for (capability, on) in plugin["capabilities"].as_object().into_iter().flatten() {
+            if on.as_bool() == Some(true)
+                && let Some(arg) = capability_args.get(capability)
+            {
+                runtime_config.insert(capability.clone(), arg.clone());
+            }
+        }
+        if !runtime_config.is_empty() {
+            conf["runtimeConfig"] = serde_json::Value::Object(runtime_config);
+        }
         let child = Command::new(Path::new(CNI_BIN_DIR).join(kind))
             .env("CNI_COMMAND", "DEL")
             .env("CNI_CONTAINERID", id)
@@ -711,6 +725,8 @@ struct CacheEntry {
     path: PathBuf,
     container_id: String,
     network: String,
+    /// What the runtime passed as `runtimeConfig` at ADD time, e.g. `portMappings`.
+    capability_args: serde_json::Value,
 }
 
 /// The cache entries of an instance: those on its network, and those of other networks (the
@@ -727,6 +743,7 @@ fn cni_cache_entries(dir: Option<&Path>, slot: u16) -> Vec<CacheEntry> {
                 path: e.path(),
                 container_id: v["containerId"].as_str()?.to_string(),
                 network: v["networkName"].as_str()?.to_string(),
+                capability_args: v["capabilityArgs"].clone(),
             };
             let in_dir = v["result"]["interfaces"]
                 .as_array()

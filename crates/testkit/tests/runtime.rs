@@ -128,6 +128,13 @@ fn leftovers(dir: &Path, bridge: &str, ids: &[&str]) -> Vec<String> {
             found.push(format!("CNI cache entry {}", entry.path().display()));
         }
     }
+    // portmap's DNAT rules name the sandbox id.
+    let nat = std::process::Command::new("iptables").args(["-t", "nat", "-S"]).output().expect("iptables");
+    for rule in String::from_utf8_lossy(&nat.stdout).lines() {
+        if ids.iter().any(|id| rule.contains(id)) {
+            found.push(format!("iptables rule {rule}"));
+        }
+    }
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
         for id in ids {
             let cgroup = hierarchy.path().join("k8s.io").join(id);
@@ -220,7 +227,11 @@ async fn containers_survive_a_containerd_crash_and_drop_cleans_up_running_pods()
     let mut ctrd = Containerd::start().expect("start containerd");
     let (dir, bridge) = (ctrd.path().to_path_buf(), ctrd.bridge());
     let mut cri = connect(ctrd.socket()).await;
-    let config = sandbox_config(&ctrd, "survivor");
+    let mut config = sandbox_config(&ctrd, "survivor");
+    // A hostPort: portmap's iptables rules live outside the pod's netns, so Drop must run CNI DEL.
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    config.port_mappings =
+        vec![cri::PortMapping { container_port: 8080, host_port: host_port.into(), ..Default::default() }];
     let sandbox = run_pod(&mut cri, &config).await;
     let id = start_container(&mut cri, &sandbox, &config, "sleeper", BUSYBOX_IMAGE, &["sleep", "3600"]).await;
     assert_eq!(container_status(&mut cri, &id).await.state, cri::ContainerState::ContainerRunning as i32);
@@ -238,7 +249,7 @@ async fn containers_survive_a_containerd_crash_and_drop_cleans_up_running_pods()
     // without any CRI teardown must remove them all.
     assert!(Path::new("/sys/class/net").join(&bridge).exists());
     let running = leftovers(&dir, &bridge, &[&sandbox, &id]);
-    for what in ["bridge", "mount", "process", "CNI cache entry", "cgroup"] {
+    for what in ["bridge", "mount", "process", "CNI cache entry", "cgroup", "iptables rule"] {
         assert!(running.iter().any(|l| l.starts_with(what)), "no {what} while running: {running:#?}");
     }
     drop(cri);
