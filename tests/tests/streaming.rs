@@ -1,0 +1,258 @@
+//! kubectl logs / exec / attach / port-forward end to end: real etcd, rkube-apiserver,
+//! rkube-scheduler, a real rkube-kubelet on a real containerd, and the real kubectl. Pods are
+//! scheduled and run by the daemons; every byte of a stream goes kubectl -> API server ->
+//! kubelet -> containerd's stream server and back.
+
+mod support;
+
+use rkube_testkit::images::BUSYBOX_IMAGE;
+use rkube_testkit::{Containerd, Daemon};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::*;
+
+const NODE: &str = "stream-node";
+
+/// The control plane plus one real node.
+struct Cluster {
+    env: Env,
+    kubelet: Daemon,
+    _scheduler: Daemon,
+    _containerd: Containerd,
+    _root: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let env = Env::start();
+        let containerd = Containerd::start().expect("containerd starts");
+        let root = tempfile::Builder::new().prefix("rkube-e2e-kubelet-").tempdir().expect("temp dir");
+        let root_dir = root.path().join("kubelet");
+        let logs_dir = containerd.logs_dir();
+        let kubelet = Daemon::start(
+            "rkube-kubelet",
+            &env.api,
+            &[
+                "--hostname-override",
+                NODE,
+                "--node-ip",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--container-runtime-endpoint",
+                &containerd.endpoint(),
+                "--root-dir",
+                &root_dir.to_string_lossy(),
+                "--pod-logs-dir",
+                &logs_dir.to_string_lossy(),
+            ],
+        )
+        .expect("kubelet starts (cargo build -p rkube-kubelet --bins)");
+        let scheduler =
+            Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler starts");
+        let c = Cluster { env, kubelet, _scheduler: scheduler, _containerd: containerd, _root: root };
+        c.wait("the node to be Ready", Duration::from_secs(60), || {
+            c.env.run(&["get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout
+                == "True"
+        });
+        c
+    }
+
+    fn wait(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- kubelet log ---\n{}\n--- API server log ---\n{}",
+                self.kubelet.log_tail(),
+                self.env.api.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn pod(&self, name: &str, script: &str, extra: &str) {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n{extra}  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    imagePullPolicy: IfNotPresent\n    command: [\"sh\", \"-c\", {script:?}]\n"
+        );
+        let path = self.env.manifest(&format!("{name}.yaml"), &yaml);
+        self.env.ok(&["apply", "-f", &path]);
+    }
+
+    fn wait_running(&self, name: &str) {
+        self.wait(&format!("pod {name} to run"), Duration::from_secs(60), || {
+            self.env
+                .run(&["get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].state.running.startedAt}"])
+                .stdout
+                != ""
+        });
+    }
+
+    /// kubectl with `input` on its stdin (then closed): (exit code, stdout, stderr).
+    fn with_stdin(&self, args: &[&str], input: &str) -> Out {
+        let mut child = self
+            .env
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl spawns");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_string();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let stdout = drain(child.stdout.take().expect("stdout"));
+        let stderr = drain(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + KUBECTL_TIMEOUT;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("kubectl {args:?} hung\n--- kubelet log ---\n{}", self.kubelet.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Out {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.recv().unwrap_or_default(),
+            stderr: stderr.recv().unwrap_or_default(),
+        }
+    }
+
+    /// A long-running kubectl whose stdout lines arrive on a channel.
+    fn lines(&self, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
+        let mut child =
+            self.env.command(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("kubectl spawns");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (child, rx)
+    }
+}
+
+fn kill(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn kubectl_streams_reach_pods_run_by_the_kubelet() {
+    let c = Cluster::start();
+    c.pod(
+        "web",
+        "mkdir -p /www && echo hello-from-pod > /www/index.html && echo started && exec httpd -f -p 8080 -h /www",
+        "",
+    );
+    c.pod("counter", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done", "");
+    c.pod("finisher", "echo one; sleep 3; echo two; sleep 1", "  restartPolicy: Never\n");
+    c.pod("crasher", "echo run at $(date +%s); sleep 1; exit 1", "");
+    let reader = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: reader\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    imagePullPolicy: IfNotPresent\n    stdin: true\n    command: [\"sh\", \"-c\", \"while read l; do echo got $l; done\"]\n"
+    );
+    let path = c.env.manifest("reader.yaml", &reader);
+    c.env.ok(&["apply", "-f", &path]);
+    for p in ["web", "counter", "finisher", "reader"] {
+        c.wait_running(p);
+    }
+
+    // --- logs ---
+    c.wait("web's first line", Duration::from_secs(10), || c.env.run(&["logs", "web"]).stdout == "started\n");
+    assert_eq!(c.env.clean(&["logs", "web", "-c", "main"]), "started\n");
+    let stamped = c.env.clean(&["logs", "pod/web", "--timestamps"]);
+    let (ts, line) = stamped.split_once(' ').expect("a timestamp");
+    assert!(ts.parse::<jiff::Timestamp>().is_ok() && line == "started\n", "{stamped:?}");
+    let tail = c.env.clean(&["logs", "counter", "--tail=2"]);
+    assert_eq!(tail.lines().count(), 2, "{tail:?}");
+    assert!(tail.lines().all(|l| l.starts_with("tick ")), "{tail:?}");
+    assert_eq!(c.env.clean(&["logs", "counter", "--limit-bytes=6"]), "tick 1");
+    assert!(c.env.clean(&["logs", "counter", "--since=1h"]).starts_with("tick 1\ntick 2\n"));
+    // -f streams new lines as they are written.
+    let (follow, lines) = c.lines(&["logs", "-f", "counter", "--tail=1"]);
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        got.push(lines.recv_timeout(Duration::from_secs(10)).expect("a followed line within 10 s"));
+    }
+    kill(follow);
+    let n: Vec<u64> = got.iter().map(|l| l.trim_start_matches("tick ").parse().expect("tick N")).collect();
+    assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "followed lines out of order: {got:?}");
+    // -f of a container that exits returns by itself, with everything it wrote.
+    let started = Instant::now();
+    let out = c.env.run(&["logs", "-f", "finisher"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "one\ntwo\n"), "stderr: {}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // --previous: the instance before the restart.
+    c.wait("crasher to restart", Duration::from_secs(60), || {
+        c.env
+            .run(&["get", "pod", "crasher", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"])
+            .stdout
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 1
+    });
+    let previous = c.env.clean(&["logs", "crasher", "--previous"]);
+    assert!(previous.starts_with("run at "), "{previous:?}");
+
+    // --- exec (WebSocket refused, silent fallback to SPDY) ---
+    assert_eq!(c.env.clean(&["exec", "web", "--", "echo", "hi"]), "hi\n");
+    let out = c.env.run(&["exec", "web", "--", "sh", "-c", "echo to-err >&2; exit 3"]);
+    // kubectl itself adds the last line, as against Kubernetes.
+    assert_eq!((out.code, out.stderr.as_str()), (3, "to-err\ncommand terminated with exit code 3\n"), "{}", out.stdout);
+    let out = c.with_stdin(&["exec", "-i", "web", "--", "sh", "-c", "cat; echo eof"], "from\nstdin\n");
+    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "from\nstdin\neof\n", ""));
+    // A TTY (kubectl on a pseudo-terminal), its window size sent over the resize stream.
+    let inner = format!(
+        "stty cols 91 rows 27; {} --kubeconfig {} --cache-dir {} exec -it web -- sh -c 'tty; sleep 1; stty size'",
+        c.env.kubectl.display(),
+        c.env.kubeconfig.display(),
+        c.env.dir.path().join("kube-cache").display()
+    );
+    let out =
+        Command::new("script").args(["-qefc", &inner, "/dev/null"]).stdin(Stdio::null()).output().expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success() && text.contains("/dev/pts/") && text.contains("27 91"), "exec -it: {text:?}");
+
+    // --- port-forward to the busybox httpd ---
+    let (pf, forwarded) = c.lines(&["port-forward", "pod/web", ":8080"]);
+    let first = forwarded.recv_timeout(Duration::from_secs(20)).expect("port-forward prints its port");
+    let local: u16 = first
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward output {first:?}"));
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect to the forwarded port");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").expect("request");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        assert!(resp.starts_with("HTTP/1.") && resp.ends_with("\r\n\r\nhello-from-pod\n"), "{resp:?}");
+    }
+    kill(pf);
+
+    // --- attach: one kubectl watches the output while another feeds stdin ---
+    let (watcher, seen) = c.lines(&["attach", "reader"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut echoed = false;
+    while !echoed && Instant::now() < deadline {
+        let out = c.with_stdin(&["attach", "-i", "reader"], "ping\n");
+        assert_eq!(out.code, 0, "attach -i: {}", out.stderr);
+        while let Ok(line) = seen.recv_timeout(Duration::from_millis(500)) {
+            echoed |= line == "got ping";
+        }
+    }
+    kill(watcher);
+    assert!(echoed, "the attached kubectl never saw what the other sent");
+}
