@@ -267,7 +267,8 @@ impl VolumeManager {
     /// Rewrites configMap/secret/downwardAPI/projected contents when their sources changed.
     ///
     /// A source that disappeared leaves the old contents in place (an error) unless the
-    /// volume is optional, in which case the files go away.
+    /// volume is optional, in which case the files go away. Claims not yet resolved by this
+    /// manager (a pod adopted after a restart) are resolved too.
     pub async fn refresh(&self, pod: &Pod, host_ip: &str, pod_ips: &[String]) -> Result<(), VolumeError> {
         self.pass(pod, host_ip, pod_ips, Pass::Refresh).await
     }
@@ -373,7 +374,10 @@ impl VolumeManager {
                 check_host_path(Path::new(&hp.path), hp.type_.as_deref().unwrap_or_default())?;
             }
         } else if let Some(src) = &v.persistent_volume_claim {
-            if !refresh {
+            // A refresh resolves only claims this manager has not seen, e.g. those of a pod
+            // adopted after a kubelet restart, so that its containers can still be mounted.
+            let known = self.claims_lock().get(ctx.uid).is_some_and(|m| m.contains_key(&v.name));
+            if !refresh || !known {
                 let resolved = self.resolve_claim(ctx.namespace, src).await?;
                 self.claims_lock().entry(ctx.uid.to_string()).or_default().insert(v.name.clone(), resolved);
             }

@@ -63,6 +63,19 @@ impl Cluster {
     }
 }
 
+/// A failed test must not leave tmpfs mounts on the machine: whatever is still mounted under
+/// the root directory is detached before the directory goes.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let root = std::fs::canonicalize(self.root.path()).unwrap_or_else(|_| self.root.path().to_path_buf());
+        let mut left: Vec<PathBuf> = mounts_under(&root).into_iter().map(|(p, _)| p).collect();
+        left.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in left {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&m).status();
+        }
+    }
+}
+
 /// A pod object as the kubelet sees it (the API server is not needed for the pod itself).
 fn pod(uid: &str, spec: Value) -> Pod {
     let mut spec = spec;
@@ -253,7 +266,7 @@ async fn secrets_and_memory_volumes_live_on_tmpfs_and_unmount_cleanly() {
     let vm = c.manager();
     vm.mount_pod(&p, "", &[]).await.expect("mounted");
     // A second set-up (a kubelet restart) must not stack another tmpfs on the first.
-    vm.mount_pod(&p, "", &[]).await.expect("mounted again");
+    c.manager().mount_pod(&p, "", &[]).await.expect("mounted again");
     let pod_dir = vm.root_dir().join("pods/uid-sec");
     let vols = pod_dir.join("volumes");
     let mut found = mounts_under(&pod_dir);
@@ -265,7 +278,8 @@ async fn secrets_and_memory_volumes_live_on_tmpfs_and_unmount_cleanly() {
     ];
     assert_eq!(found, want);
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let fast_line = mountinfo.lines().find(|l| l.contains("kubernetes.io~empty-dir/fast")).unwrap();
+    let fast = vols.join("kubernetes.io~empty-dir/fast");
+    let fast_line = mountinfo.lines().find(|l| l.split(' ').nth(4) == fast.to_str()).unwrap();
     assert!(fast_line.contains("size=16384k"), "{fast_line}");
 
     let creds = vols.join("kubernetes.io~secret/creds");
@@ -536,6 +550,13 @@ async fn claims_are_provisioned_bound_and_reclaimed() {
     let m = vm.container_mounts(&q, &container(&q, "app"), &[]).unwrap();
     assert_eq!(Path::new(&m[0].host_path), static_dir.path());
     assert!(m[0].readonly);
+    // After a kubelet restart the pod is adopted and only refreshed: that resolves its claims.
+    let restarted = c.manager();
+    let err = restarted.container_mounts(&q, &container(&q, "app"), &[]).unwrap_err();
+    assert!(matches!(err, VolumeError::NotSetUp(ref v) if v == "s"), "{err}");
+    restarted.refresh(&q, "", &[]).await.expect("refresh");
+    let m = restarted.container_mounts(&q, &container(&q, "app"), &[]).unwrap();
+    assert_eq!(Path::new(&m[0].host_path), static_dir.path());
 
     // Missing claim, unbound claim of a foreign class, volume of an unsupported kind.
     let missing = pod(
@@ -786,4 +807,141 @@ async fn environments_resolve_every_source() {
     );
     let err = container_env(&c.client, &p, &container(&p, "app"), "", &[]).await.unwrap_err();
     assert_eq!(err.to_string(), "secret \"missing\" not found");
+}
+
+/// Runs `script` in container `id` of `containerd`; (exit success, stdout + stderr).
+fn exec_in(containerd: &rkube_testkit::Containerd, id: &str, script: &str) -> (bool, String) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let exec_id = format!("v{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let out = std::process::Command::new("ctr")
+        .args(["-a", containerd.socket().to_str().unwrap(), "-n", "k8s.io", "tasks", "exec", "--exec-id", &exec_id, id])
+        .args(["sh", "-c", script])
+        .output()
+        .expect("ctr runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text.trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_reach_a_real_container_and_follow_their_sources() {
+    use rkube_testkit::{Containerd, Daemon, images};
+    let c = Cluster::start().await;
+    let containerd = Containerd::start().expect("containerd starts");
+    let root_dir = c.root.path().join("kubelet");
+    let kubelet = Daemon::start(
+        "rkube-kubelet",
+        &c.api,
+        &[
+            "--hostname-override",
+            NODE,
+            "--node-ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--healthz-port",
+            "0",
+            "--container-runtime-endpoint",
+            &containerd.endpoint(),
+            "--root-dir",
+            root_dir.to_str().unwrap(),
+            "--pod-logs-dir",
+            containerd.logs_dir().to_str().unwrap(),
+            "--sync-frequency",
+            "1s",
+        ],
+    )
+    .expect("kubelet starts");
+    c.create::<ConfigMap>(Some("default"), json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}})).await;
+    c.create::<Secret>(Some("default"), json!({"metadata": {"name": "db"}, "stringData": {"password": "pw"}})).await;
+    c.create::<PersistentVolumeClaim>(
+        Some("default"),
+        json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}}),
+    )
+    .await;
+    let pods = c.client.api::<Pod>(Some("default"));
+    let manifest: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "vols", "labels": {"app": "vols"}},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": images::BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+                "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                    {"name": "cfg", "mountPath": "/etc/color", "subPath": "color"},
+                    {"name": "creds", "mountPath": "/etc/creds"},
+                    {"name": "info", "mountPath": "/etc/info"},
+                    {"name": "fast", "mountPath": "/fast"},
+                    {"name": "data", "mountPath": "/data"},
+                    {"name": "data", "mountPath": "/per-pod", "subPathExpr": "pods/$(POD)"},
+                ]}],
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+                {"name": "creds", "secret": {"secretName": "db"}},
+                {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                {"name": "fast", "emptyDir": {"medium": "Memory"}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+            ],
+        },
+    }))
+    .unwrap();
+    let created = pods.create(&manifest).await.expect("pod created");
+    let uid = created.metadata.uid.clone().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let p = pods.get("vols").await.unwrap();
+        let status = p.status.and_then(|s| s.container_statuses).and_then(|cs| cs.into_iter().next());
+        if let Some(id) =
+            status.filter(|s| s.state.as_ref().is_some_and(|st| st.running.is_some())).and_then(|s| s.container_id)
+        {
+            break id.trim_start_matches("containerd://").to_string();
+        }
+        assert!(Instant::now() < deadline, "pod never ran\n--- kubelet log ---\n{}", kubelet.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let run = |script: &str| exec_in(&containerd, &id, script);
+    assert_eq!(run("cat /etc/cfg/color"), (true, "blue".into()));
+    assert_eq!(run("cat /etc/color"), (true, "blue".into()));
+    assert_eq!(run("cat /etc/creds/password"), (true, "pw".into()));
+    assert_eq!(run("cat /etc/info/labels"), (true, "app=\"vols\"".into()));
+    let (ok, out) = run("grep ' /fast ' /proc/mounts");
+    assert!(ok && out.contains("tmpfs"), "{out}");
+    let (ok, out) = run("grep ' /etc/creds ' /proc/mounts");
+    assert!(ok && out.contains("tmpfs") && out.contains("ro"), "{out}");
+    let (ok, _) = run("echo x > /etc/cfg/new");
+    assert!(!ok, "configMap volumes are read-only");
+    assert_eq!(run("echo kept > /data/f && echo mine > /per-pod/f && cat /data/f").1, "kept");
+    let claim = c.client.api::<PersistentVolumeClaim>(Some("default")).get("data").await.unwrap();
+    let pv_dir = std::fs::canonicalize(&root_dir)
+        .unwrap()
+        .join(format!("local-path/default_data_{}", claim.metadata.uid.as_deref().unwrap()));
+    assert_eq!(read(pv_dir.join("f")).trim(), "kept");
+    assert_eq!(read(pv_dir.join("pods/vols/f")).trim(), "mine");
+
+    // The ConfigMap changes: the running container sees the new value in place.
+    let cms = c.client.api::<ConfigMap>(Some("default"));
+    let mut cm = cms.get("cfg").await.unwrap();
+    cm.data = Some([("color".to_string(), "red".to_string())].into_iter().collect());
+    cms.update(&cm).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run("cat /etc/cfg/color").1 != "red" {
+        assert!(Instant::now() < deadline, "configMap update never arrived\n{}", kubelet.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleting the pod tears its volumes down: no mount and no directory left; the claim's data stays.
+    pods.delete("vols", &DeleteParams::default()).await.unwrap();
+    let pod_dir = std::fs::canonicalize(&root_dir).unwrap().join("pods").join(&uid);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pods.get_opt("vols").await.unwrap().is_some() || pod_dir.exists() {
+        assert!(Instant::now() < deadline, "pod teardown never finished\n{}", kubelet.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(mounts_under(&pod_dir).is_empty(), "{:?}", mounts_under(&pod_dir));
+    assert_eq!(read(pv_dir.join("f")).trim(), "kept");
+    drop(kubelet);
 }
