@@ -242,6 +242,24 @@ fn kubectl_streams_reach_pods_run_by_the_kubelet() {
     }
     kill(pf);
 
+    // --- the official Python client: WebSocket v4.channel.k8s.io, relayed as it is ---
+    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/python");
+    assert!(
+        site.join("kubernetes").exists(),
+        "the kubernetes Python package is missing from {} (scripts/install-deps)",
+        site.display()
+    );
+    let mut py = Command::new("python3");
+    py.args(["-c", PYTHON_STREAMS, &c.env.api.url()]).env("PYTHONPATH", &site);
+    let out = c.env.run_command(py, "python3 (exec and port-forward over WebSocket)");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "exec: 'py-hi\\n'\ncode: 4\npf: b'hello-from-pod\\n'\n"),
+        "stderr: {}\n--- kubelet log ---\n{}",
+        out.stderr,
+        c.kubelet.log_tail()
+    );
+
     // --- attach: one kubectl watches the output while another feeds stdin ---
     let (watcher, seen) = c.lines(&["attach", "reader"]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -256,3 +274,31 @@ fn kubectl_streams_reach_pods_run_by_the_kubelet() {
     kill(watcher);
     assert!(echoed, "the attached kubectl never saw what the other sent");
 }
+
+/// The Python client's exec (output, then an exit code) and port-forward, over WebSocket.
+const PYTHON_STREAMS: &str = r#"
+import sys
+from kubernetes import client
+from kubernetes.stream import stream, portforward
+cfg = client.Configuration()
+cfg.host = sys.argv[1]
+api = client.CoreV1Api(client.ApiClient(cfg))
+out = stream(api.connect_get_namespaced_pod_exec, "web", "default", command=["sh", "-c", "echo py-hi"],
+             stderr=True, stdin=False, stdout=True, tty=False)
+print("exec:", repr(out))
+r = stream(api.connect_get_namespaced_pod_exec, "web", "default", command=["sh", "-c", "exit 4"],
+           stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+r.run_forever(timeout=10)
+print("code:", r.returncode)
+pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
+sock = pf.socket(8080)
+sock.setblocking(True)
+sock.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    chunk = sock.recv(1024)
+    if not chunk:
+        break
+    data += chunk
+print("pf:", repr(data[data.index(b"\r\n\r\n") + 4:]))
+"#;
