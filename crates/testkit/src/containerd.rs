@@ -14,8 +14,8 @@
 //!
 //! Dropping the instance leaves nothing behind: its tasks, shims and containerd are killed,
 //! pods' network is torn down (CNI DEL), mounts under the temp dir are unmounted, the bridge and
-//! container cgroups are removed, then the temp dir. A test process that dies without dropping
-//! is cleaned up after by the next instance that takes the same slot.
+//! container cgroups are removed, then the temp dir. What a test process that died without
+//! dropping left (its slot's lock file names its dir) is cleaned up by the next `start`.
 //!
 //! Uses `std::process` rather than tokio so it works from sync tests, any tokio flavour and
 //! `Drop`. Needs root, containerd 1.6, runc and the CNI plugins in `/usr/lib/cni`
