@@ -59,3 +59,28 @@ where
     all.sort();
     Ok((elapsed, all))
 }
+
+/// Busy and total CPU seconds of the whole machine since boot, from the aggregate `cpu` line of
+/// /proc/stat; the difference of two readings says how saturated the cores were in between.
+pub fn machine_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else { return (0.0, 0.0) };
+    let ticks: Vec<f64> = line.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already inside user).
+    let field = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+    let idle = field(3) + field(4);
+    let total: f64 = (0..8).map(field).sum();
+    ((total - idle) / 100.0, total / 100.0)
+}
+
+/// The 50th and 99th percentiles of unsorted samples.
+pub fn p50_p99(samples: &[Duration]) -> (Duration, Duration) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    (percentile(&sorted, 0.5), percentile(&sorted, 0.99))
+}
+
+/// A duration in milliseconds, for printing.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
