@@ -24,6 +24,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
+/// A CRI mount, as [`VolumeManager::container_mounts`] returns them.
 pub use crate::cri::api::Mount;
 
 /// Plugin directory names, as the kubelet spells them on disk.
