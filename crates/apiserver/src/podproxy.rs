@@ -14,6 +14,7 @@ use crate::rest::error_response;
 use axum::body::Body;
 use axum::extract::{Query, Request};
 use axum::response::Response;
+use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rkube_api::{ApiError, FieldError, registry};
@@ -359,7 +360,7 @@ async fn serve(server: &Arc<Server>, req: Request) -> Result<Response, ApiError>
     let target = if kubelet_query.is_empty() { kubelet_path } else { format!("{kubelet_path}?{kubelet_query}") };
     tracing::debug!(namespace = %namespace, pod = %name, node, kubelet = %address, target = %target, "forwarding to the kubelet");
     match sub {
-        Sub::Log => forward_log(&address, &target).await,
+        Sub::Log => forward_log(&address, &target, server.shutdown.clone()).await,
         _ => forward_upgrade(req, &address, &target, server.shutdown.clone()).await,
     }
 }
@@ -426,8 +427,13 @@ fn kubelet_request(
     Ok(req)
 }
 
-/// Streams the kubelet's log answer to the client as it comes (a follow never ends early).
-async fn forward_log(address: &str, target: &str) -> Result<Response, ApiError> {
+/// Streams the kubelet's log answer to the client as it comes; a follow ends with the kubelet's
+/// stream or at shutdown (which would otherwise wait for it).
+async fn forward_log(
+    address: &str,
+    target: &str,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<Response, ApiError> {
     let mut sender = dial(address).await?;
     let req = kubelet_request(Method::GET, address, target, HeaderMap::new())?;
     let resp = sender
@@ -437,7 +443,15 @@ async fn forward_log(address: &str, target: &str) -> Result<Response, ApiError> 
     if resp.status() != StatusCode::OK {
         return Ok(refusal(resp).await);
     }
-    let mut out = Response::new(Body::new(resp.into_body()));
+    let chunks = http_body_util::BodyStream::new(resp.into_body())
+        .filter_map(|frame| async move {
+            match frame {
+                Ok(f) => f.into_data().ok().map(Ok),
+                Err(e) => Some(Err(e)),
+            }
+        })
+        .take_until(shutdown.cancelled_owned());
+    let mut out = Response::new(Body::from_stream(chunks));
     out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(out)
 }

@@ -339,63 +339,35 @@ impl StreamOpts {
 }
 
 async fn exec(State(s): Shared, Path(p): Path<HashMap<String, String>>, req: Request) -> Response {
-    let t = Target::from_path(p);
-    let run = async {
-        streaming::check(req.headers())?;
-        let q = query(&req)?;
-        let o = StreamOpts::from_query(&q)?;
-        let cmd: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
-        if cmd.is_empty() {
-            return Err(ServerError::BadRequest("you must specify at least one command for the container".into()));
-        }
-        let c = running_container(&s.cri, &t).await?;
-        tracing::debug!(namespace = %t.namespace, pod = %t.pod, container = %t.container, ?cmd, tty = o.tty, "exec");
-        let url = s
-            .cri
-            .runtime
-            .clone()
-            .exec(api::ExecRequest {
-                container_id: c.id,
-                cmd,
-                tty: o.tty,
-                stdin: o.stdin,
-                stdout: o.stdout,
-                stderr: o.stderr,
-            })
-            .await
-            .map_err(CriError::from)?
-            .into_inner()
-            .url;
-        Ok(streaming::relay(req, &url, None, s.token.clone()).await?)
-    };
-    run.await.unwrap_or_else(|e: ServerError| e.into_response())
+    session(&s, Target::from_path(p), req, true).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn attach(State(s): Shared, Path(p): Path<HashMap<String, String>>, req: Request) -> Response {
-    let t = Target::from_path(p);
-    let run = async {
-        streaming::check(req.headers())?;
-        let o = StreamOpts::from_query(&query(&req)?)?;
-        let c = running_container(&s.cri, &t).await?;
-        tracing::debug!(namespace = %t.namespace, pod = %t.pod, container = %t.container, tty = o.tty, "attach");
-        let url = s
-            .cri
-            .runtime
-            .clone()
-            .attach(api::AttachRequest {
-                container_id: c.id,
-                stdin: o.stdin,
-                tty: o.tty,
-                stdout: o.stdout,
-                stderr: o.stderr,
-            })
-            .await
-            .map_err(CriError::from)?
-            .into_inner()
-            .url;
-        Ok(streaming::relay(req, &url, None, s.token.clone()).await?)
+    session(&s, Target::from_path(p), req, false).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// An exec (a new process, `command` from the query) or an attach (to the container's own
+/// process) in the current, running instance of the container.
+async fn session(s: &AppState, t: Target, req: Request, exec: bool) -> Result<Response, ServerError> {
+    streaming::check(req.headers())?;
+    let q = query(&req)?;
+    let o = StreamOpts::from_query(&q)?;
+    let cmd: Vec<String> = q.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
+    if exec && cmd.is_empty() {
+        return Err(ServerError::BadRequest("you must specify at least one command for the container".into()));
+    }
+    let c = running_container(&s.cri, &t).await?;
+    tracing::debug!(namespace = %t.namespace, pod = %t.pod, container = %t.container, exec, ?cmd, tty = o.tty, "stream session");
+    let mut runtime = s.cri.runtime.clone();
+    let (container_id, tty, stdin, stdout, stderr) = (c.id, o.tty, o.stdin, o.stdout, o.stderr);
+    let url = if exec {
+        let r = api::ExecRequest { container_id, cmd, tty, stdin, stdout, stderr };
+        runtime.exec(r).await.map_err(CriError::from)?.into_inner().url
+    } else {
+        let r = api::AttachRequest { container_id, stdin, tty, stdout, stderr };
+        runtime.attach(r).await.map_err(CriError::from)?.into_inner().url
     };
-    run.await.unwrap_or_else(|e: ServerError| e.into_response())
+    Ok(streaming::relay(req, &url, None, s.token.clone()).await?)
 }
 
 async fn port_forward(State(s): Shared, Path(p): Path<HashMap<String, String>>, req: Request) -> Response {

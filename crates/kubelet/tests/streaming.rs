@@ -577,3 +577,41 @@ fn errors_read_like_kubernetes() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("container zzz is not valid for pod two"), "{}", out.stderr);
 }
+
+/// Whether the process has exited (gone, or a zombie its parent has not reaped yet).
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+#[test]
+fn an_open_follow_does_not_hold_up_shutdown() {
+    let c = Cluster::start();
+    c.running_pod("ticker", &[("main", &["sh", "-c", "while true; do echo tick; sleep 0.2; done"], false)]);
+    wait_for("a tick", Duration::from_secs(10), || c.run(&["logs", "ticker"], None).stdout.starts_with("tick\n"));
+
+    // Through the API server: a SIGTERM ends the server even with kubectl following.
+    let mut follow = c
+        .command(&["logs", "-f", "ticker"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("tick"));
+    let pid = c.api.pid().expect("API server pid");
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    wait_for("the API server to exit", Duration::from_secs(10), || exited(pid));
+    wait_for("kubectl logs -f to end", Duration::from_secs(10), || follow.try_wait().ok().flatten().is_some());
+
+    // On the kubelet: its shutdown ends a follow too.
+    let url = c.node.url("/containerLogs/default/ticker/main?follow=true&tailLines=1");
+    let direct = c.node.rt.spawn(async move { reqwest::get(&url).await.expect("follow").text().await });
+    std::thread::sleep(Duration::from_millis(500));
+    c.node.token.cancel();
+    let body = c.node.rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), direct).await });
+    let body = body.expect("the follow ended at shutdown").expect("task").unwrap_or_default();
+    assert!(body.starts_with("tick\n"), "{body:?}");
+}
