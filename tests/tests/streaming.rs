@@ -224,6 +224,19 @@ fn kubectl_streams_reach_pods_run_by_the_kubelet() {
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(out.status.success() && text.contains("/dev/pts/") && text.contains("27 91"), "exec -it: {text:?}");
 
+    // kubectl cp: tar through exec's stdin and stdout, both ways, 2 MB intact.
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let local = c.env.dir.path().join("blob.bin");
+    std::fs::write(&local, &data).expect("blob written");
+    c.env.ok(&["cp", &local.to_string_lossy(), "web:/tmp/blob.bin"]);
+    assert_eq!(
+        c.env.clean(&["exec", "web", "--", "wc", "-c", "/tmp/blob.bin"]).split_whitespace().next(),
+        Some("2000000")
+    );
+    let back = c.env.dir.path().join("blob.back");
+    c.env.ok(&["cp", "web:/tmp/blob.bin", &back.to_string_lossy()]);
+    assert!(std::fs::read(&back).expect("copied back") == data, "kubectl cp changed the bytes");
+
     // --- port-forward to the busybox httpd ---
     let (pf, forwarded) = c.lines(&["port-forward", "pod/web", ":8080"]);
     let first = forwarded.recv_timeout(Duration::from_secs(20)).expect("port-forward prints its port");
