@@ -83,10 +83,11 @@ impl Cluster {
 
     fn wait_running(&self, name: &str) {
         self.wait(&format!("pod {name} to run"), Duration::from_secs(60), || {
-            self.env
+            !self
+                .env
                 .run(&["get", "pod", name, "-o", "jsonpath={.status.containerStatuses[0].state.running.startedAt}"])
                 .stdout
-                != ""
+                .is_empty()
         });
     }
 
