@@ -108,7 +108,7 @@ impl ImageManager {
         if let Some(tx) = leader {
             let result = {
                 let _slot = self.slots.acquire().await.map_err(|e| e.to_string())?;
-                self.cri.pull_image(image, None).await.map_err(|e: CriError| describe_pull_error(image, &e))
+                self.cri.pull_image(image, None).await.map_err(|e: CriError| e.to_string())
             };
             self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(image);
             let _ = tx.send(Some(result.clone()));
@@ -123,11 +123,6 @@ impl ImageManager {
             }
         }
     }
-}
-
-/// containerd's pull errors are long; keep them but say what was pulled.
-fn describe_pull_error(image: &str, e: &CriError) -> String {
-    format!("failed to pull and unpack image \"{image}\": {e}")
 }
 
 #[cfg(test)]

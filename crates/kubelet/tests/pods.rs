@@ -5,7 +5,7 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use rkube_client::{Client, DeleteParams, ListParams};
-use rkube_testkit::{ApiServer, Containerd, Daemon, Etcd, images};
+use rkube_testkit::{ApiServer, Containerd, Daemon, Etcd, Registry, images};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -23,34 +23,38 @@ const NODE: &str = "node-a";
 
 impl TestNode {
     async fn start() -> TestNode {
+        Self::start_with(&[]).await
+    }
+
+    /// A node whose kubelet gets `extra` flags.
+    async fn start_with(extra: &[&str]) -> TestNode {
         let etcd = Etcd::start().expect("etcd starts");
         let api = ApiServer::start(&etcd).expect("apiserver starts");
         let containerd = Containerd::start().expect("containerd starts");
         let root = tempfile::Builder::new().prefix("rkube-kubelet-").tempdir().expect("temp dir");
         let root_dir = root.path().join("kubelet");
-        let kubelet = Daemon::start(
-            "rkube-kubelet",
-            &api,
-            &[
-                "--hostname-override",
-                NODE,
-                "--node-ip",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--container-runtime-endpoint",
-                &containerd.endpoint(),
-                "--root-dir",
-                root_dir.to_str().unwrap(),
-                "--pod-logs-dir",
-                containerd.logs_dir().to_str().unwrap(),
-                "--sync-frequency",
-                "2s",
-                "--log-level",
-                "info,rkube_kubelet=debug",
-            ],
-        )
-        .expect("kubelet starts");
+        let logs_dir = containerd.logs_dir();
+        let endpoint = containerd.endpoint();
+        let mut args = vec![
+            "--hostname-override",
+            NODE,
+            "--node-ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--container-runtime-endpoint",
+            &endpoint,
+            "--root-dir",
+            root_dir.to_str().unwrap(),
+            "--pod-logs-dir",
+            logs_dir.to_str().unwrap(),
+            "--sync-frequency",
+            "2s",
+            "--log-level",
+            "info,rkube_kubelet=debug",
+        ];
+        args.extend_from_slice(extra);
+        let kubelet = Daemon::start("rkube-kubelet", &api, &args).expect("kubelet starts");
         let client = Client::new(&api.url()).unwrap();
         let node = TestNode { kubelet, containerd, client, _api: api, _etcd: etcd, _root: root };
         node.wait("node Ready", Duration::from_secs(30), || async {
@@ -92,7 +96,25 @@ impl TestNode {
 
     /// Waits until `pred` holds for the pod, returning it.
     async fn pod_until(&self, name: &str, what: &str, limit: Duration, pred: impl Fn(&Pod) -> bool) -> Pod {
-        self.wait(what, limit, || async { self.pod(name).await.filter(|p| pred(p)) }).await
+        let what = format!("{what} (pod {name})");
+        let last = std::sync::Mutex::new(None);
+        let found = tokio::time::timeout(
+            limit,
+            self.wait(&what, limit + Duration::from_secs(1), || async {
+                let p = self.pod(name).await;
+                *last.lock().unwrap() = p.as_ref().and_then(|p| p.status.clone());
+                p.filter(|p| pred(p))
+            }),
+        )
+        .await;
+        match found {
+            Ok(p) => p,
+            Err(_) => panic!(
+                "timed out waiting for {what}; last status {:#?}\n--- kubelet log ---\n{}",
+                last.lock().unwrap(),
+                self.kubelet.log_tail()
+            ),
+        }
     }
 
     async fn events(&self, name: &str) -> Vec<(String, String)> {
@@ -279,6 +301,82 @@ async fn a_kubelet_restart_keeps_running_containers() {
     // And the restarted kubelet still owns the pod: deleting it works.
     node.client.api::<Pod>(Some("default")).delete("steady", &DeleteParams::default()).await.unwrap();
     node.wait("pod gone", Duration::from_secs(20), || async { node.pod("steady").await.is_none().then_some(()) }).await;
+}
+
+fn waiting_reason(p: &Pod) -> String {
+    container(p, 0).state.and_then(|s| s.waiting).and_then(|w| w.reason).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_pulled_by_policy_with_kubernetes_reasons() {
+    let node = TestNode::start().await;
+    let registry = Registry::start().expect("registry starts");
+    registry.push(&images::archive(images::BUSYBOX_ARCHIVE).unwrap(), "rkube/busybox:v1").unwrap();
+    let pod = |name: &str, image: &str, policy: &str| {
+        let mut p = busybox(name, "trap 'exit 0' TERM; while true; do sleep 1; done");
+        p["spec"]["containers"][0]["image"] = json!(image);
+        p["spec"]["containers"][0]["imagePullPolicy"] = json!(policy);
+        p
+    };
+    let image = registry.image("rkube/busybox:v1");
+    node.create(pod("pulled", &image, "IfNotPresent")).await;
+    node.pod_until("pulled", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
+    let events = node.events("pulled").await;
+    assert!(events.iter().any(|(r, m)| r == "Pulling" && m == &format!("Pulling image \"{image}\"")), "{events:?}");
+    assert!(events.iter().any(|(r, m)| r == "Pulled" && m.starts_with("Successfully pulled image")), "{events:?}");
+
+    node.create(pod("present", &image, "IfNotPresent")).await;
+    node.pod_until("present", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
+    let events = node.events("present").await;
+    assert!(events.iter().any(|(r, m)| r == "Pulled" && m.contains("already present on machine")), "{events:?}");
+
+    let missing = registry.image("rkube/absent:v1");
+    node.create(pod("absent", &missing, "IfNotPresent")).await;
+    node.pod_until("absent", "ErrImagePull", Duration::from_secs(30), |p| waiting_reason(p) == "ErrImagePull").await;
+    node.pod_until("absent", "ImagePullBackOff", Duration::from_secs(30), |p| waiting_reason(p) == "ImagePullBackOff")
+        .await;
+    let events = node.events("absent").await;
+    assert!(
+        events.iter().any(|(r, m)| r == "Failed" && m.starts_with(&format!("Failed to pull image \"{missing}\""))),
+        "{events:?}"
+    );
+
+    node.create(pod("never", "docker.io/rkube/not-here:1", "Never")).await;
+    node.pod_until("never", "ErrImageNeverPull", Duration::from_secs(30), |p| waiting_reason(p) == "ErrImageNeverPull")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_pressure_evicts_best_effort_pods_first() {
+    // A threshold above all memory makes the node short of memory at once.
+    let node = TestNode::start_with(&["--eviction-hard", "memory.available<100%"]).await;
+    let mut guaranteed = busybox("guaranteed", "trap 'exit 0' TERM; while true; do sleep 1; done");
+    let both = json!({"cpu": "100m", "memory": "64Mi"});
+    guaranteed["spec"]["containers"][0]["resources"] = json!({"requests": both, "limits": both});
+    node.create(guaranteed).await;
+    node.create(busybox("besteffort", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
+    let n = node
+        .wait("MemoryPressure", Duration::from_secs(30), || async {
+            let n = node.client.api::<Node>(None).get(NODE).await.ok()?;
+            let c = n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "MemoryPressure")?.clone();
+            (c.status == "True").then_some(c)
+        })
+        .await;
+    assert_eq!(n.reason.as_deref(), Some("KubeletHasInsufficientMemory"));
+    let p = node
+        .wait("a pod evicted", Duration::from_secs(40), || async {
+            for name in ["besteffort", "guaranteed"] {
+                let p = node.pod(name).await?;
+                if p.status.as_ref()?.reason.as_deref() == Some("Evicted") {
+                    return Some(p);
+                }
+            }
+            None
+        })
+        .await;
+    assert_eq!(p.metadata.name.as_deref(), Some("besteffort"));
+    assert_eq!(phase(&p), "Failed");
+    assert!(p.status.unwrap().message.unwrap().contains("low on resource: memory"));
 }
 
 fn rand_suffix() -> u64 {

@@ -52,6 +52,16 @@ struct Handle {
     notify: Arc<Notify>,
 }
 
+/// Metadata without what every write changes (resourceVersion, managedFields).
+fn without_status(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+    let mut m = m.clone();
+    m.resource_version = None;
+    m.managed_fields = None;
+    m
+}
+
 /// Runs one worker per pod bound to this node.
 pub struct PodManager {
     shared: Arc<Shared>,
@@ -85,7 +95,24 @@ impl PodManager {
     fn update(self: &Arc<Self>, pod: Option<Arc<Pod>>, uid: &str) {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = workers.get(uid) {
-            let _ = h.pod.send(pod);
+            // The worker's own status writes come back as updates: keep the newest copy, but
+            // only wake the worker when something other than status changed.
+            h.pod.send_if_modified(|current| {
+                let wake = match (current.as_deref(), pod.as_deref()) {
+                    (Some(a), Some(b)) => {
+                        // A pod failed from outside (eviction) must stop now, not at the next sync.
+                        let finished = |p: &Pod| {
+                            matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+                        };
+                        a.spec != b.spec
+                            || without_status(&a.metadata) != without_status(&b.metadata)
+                            || finished(a) != finished(b)
+                    }
+                    _ => true,
+                };
+                *current = pod;
+                wake
+            });
             return;
         }
         let Some(pod) = pod else { return };

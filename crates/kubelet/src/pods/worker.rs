@@ -487,6 +487,7 @@ impl PodWorker {
                     return Some(wait);
                 }
                 recorder.record(pod, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\""));
+                tracing::debug!(pod = %self.uid, %image, "pulling image");
                 match self.shared.images.ensure(&image, "Always").await {
                     Ok(p) => {
                         self.pulls.remove(&image);
@@ -503,6 +504,7 @@ impl PodWorker {
                         p.image_ref().to_string()
                     }
                     Err(e) => {
+                        tracing::info!(pod = %self.uid, %image, error = %e, "image pull failed");
                         self.pulls.insert(image.clone(), Retry::bump(self.pulls.get(&image).copied()));
                         recorder.record(
                             pod,
@@ -512,7 +514,8 @@ impl PodWorker {
                         );
                         recorder.record(pod, EventType::Warning, "Failed", "Error: ErrImagePull");
                         self.waiting.insert(c.name.clone(), ("ErrImagePull".into(), e.to_string()));
-                        return Retry::waiting(self.pulls.get(&image));
+                        // The next sync, soon, reports the back-off (ImagePullBackOff) until it ends.
+                        return Some(Duration::from_secs(1));
                     }
                 }
             }
