@@ -197,6 +197,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE),
     res("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE),
     res("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"]).stored_as("", "events"),
+    res("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false, &["sc"]),
 ];
 
 /// Looks a resource up by group, version and plural name.

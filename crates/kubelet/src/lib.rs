@@ -117,6 +117,11 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         http: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
         sync_frequency: config.sync_frequency,
     });
+    // The built-in local-path provisioner: its StorageClass, and the clean-up of released volumes.
+    if let Err(e) = provisioner::ensure_storage_class(&client).await {
+        tracing::warn!(error = %e, "creating the local-path StorageClass failed");
+    }
+    tokio::spawn(provisioner::run(client.clone(), node_name.clone(), config.root_dir.clone(), token.clone()));
     let manager = pods::PodManager::new(shared, &node_name, token.clone());
     let _ = manager_slot.set(manager.clone());
     tokio::spawn(eviction::run(
