@@ -379,6 +379,57 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
     assert!(p.status.unwrap().message.unwrap().contains("low on resource: memory"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_over_http_and_tcp_gate_readiness_and_restart_on_liveness_failure() {
+    let node = TestNode::start().await;
+    node.create(json!({
+        "metadata": {"name": "served"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": images::BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www"],
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
+                "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]
+        }
+    }))
+    .await;
+    node.pod_until("served", "Ready over HTTP", Duration::from_secs(30), |p| condition(p, "Ready") == "True").await;
+
+    // A liveness probe that fails three times restarts the container.
+    node.create(json!({
+        "metadata": {"name": "sick"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": images::BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+                "livenessProbe": {"exec": {"command": ["test", "-f", "/nonexistent"]}, "periodSeconds": 1, "failureThreshold": 2}}]
+        }
+    }))
+    .await;
+    node.pod_until("sick", "a liveness restart", Duration::from_secs(40), |p| container(p, 0).restart_count >= 1).await;
+    let events = node.events("sick").await;
+    assert!(events.iter().any(|(r, m)| r == "Unhealthy" && m.starts_with("Liveness probe failed")), "{events:?}");
+    assert!(
+        events.iter().any(|(r, m)| r == "Killing" && m == "Container main failed liveness probe, will be restarted"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_rides_out_a_containerd_restart() {
+    let mut node = TestNode::start().await;
+    node.create(busybox("before", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
+    let p = node.pod_until("before", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
+    let id = container(&p, 0).container_id.unwrap();
+    node.containerd.restart().expect("containerd restarts");
+    node.create(busybox("after", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
+    node.pod_until("after", "Running after the restart", Duration::from_secs(40), |p| phase(p) == "Running").await;
+    let p = node.pod("before").await.unwrap();
+    assert_eq!(container(&p, 0).container_id.unwrap(), id, "containers survive a containerd restart");
+    assert_eq!(container(&p, 0).restart_count, 0);
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
