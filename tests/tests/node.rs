@@ -44,8 +44,12 @@ impl Cluster {
         )
         .expect("kubelet starts");
         let scheduler = Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler");
-        let controllers =
-            Daemon::start("rkube-controller-manager", &env.api, &["--leader-elect=false"]).expect("controller-manager");
+        let controllers = Daemon::start(
+            "rkube-controller-manager",
+            &env.api,
+            &["--leader-elect=false", "--horizontal-pod-autoscaler-sync-period=2s"],
+        )
+        .expect("controller-manager");
         let c = Cluster { env, scheduler, controllers, kubelet, _containerd: containerd, _root: root };
         c.until(&["get", "nodes"], "node-1 Ready", |o| o.contains("node-1") && o.contains(" Ready"));
         c
@@ -143,6 +147,21 @@ fn pods_run_for_real_behind_kubectl() {
     let mounts = c.ok(&["exec", "vault", "--", "sh", "-c", "grep /etc/creds /proc/mounts; cat /etc/creds/password"]);
     assert!(mounts.contains("tmpfs"), "{mounts}");
     assert!(mounts.contains("s3cret"), "{mounts}");
+
+    // The HPA reads real usage through metrics.k8s.io: a busy pod at 10x its request scales out.
+    let busy = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: busy\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: busy}}\n  template:\n    metadata:\n      labels: {{app: busy}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      containers:\n      - name: main\n        image: {}\n        imagePullPolicy: IfNotPresent\n        command: [sh, -c, \"trap 'exit 0' TERM; while true; do :; done\"]\n        resources:\n          requests: {{cpu: 20m}}\n          limits: {{cpu: 200m}}\n",
+        images::BUSYBOX_IMAGE
+    );
+    c.ok(&["apply", "-f", &c.env.manifest("busy.yaml", &busy)]);
+    c.ok(&["rollout", "status", "deployment/busy", "--timeout=60s"]);
+    c.ok(&["autoscale", "deployment", "busy", "--cpu-percent=50", "--min=1", "--max=2"]);
+    let hpa = c.until(&["get", "hpa", "busy"], "a measured utilization", |o| {
+        o.lines().nth(1).is_some_and(|l| l.contains("cpu: ") && !l.contains("<unknown>"))
+    });
+    assert!(hpa.contains("/50%"), "{hpa}");
+    c.until(&["get", "deployment", "busy", "-o", "jsonpath={.spec.replicas}"], "scaled out to 2", |o| o == "2");
+    c.ok(&["delete", "deployment", "busy"]);
 
     // Deleting the Deployment takes its pods off the node.
     c.ok(&["delete", "deployment", "app"]);

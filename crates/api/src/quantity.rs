@@ -30,6 +30,8 @@ pub fn parse_quantity(s: &str) -> Result<i128, String> {
     // The value is mantissa * binary * 10^pow10 units, i.e. mantissa * binary * 10^(pow10+3) milli-units.
     let (binary, pow10): (i128, i64) = match suffix {
         "" => (1, 0),
+        "n" => (1, -9),
+        "u" => (1, -6),
         "m" => (1, -3),
         "k" => (1, 3),
         "M" => (1, 6),
@@ -93,6 +95,9 @@ mod tests {
         assert_eq!(parse_quantity("+2"), Ok(2000));
         assert_eq!(parse_quantity("0.1m"), Ok(1));
         assert_eq!(parse_quantity("0"), Ok(0));
+        // Nano and micro units, as metrics.k8s.io writes CPU: round up to a milli-unit.
+        assert_eq!(parse_quantity("197175386n"), Ok(198));
+        assert_eq!(parse_quantity("250000u"), Ok(250));
     }
 
     #[test]
