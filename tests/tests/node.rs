@@ -5,7 +5,7 @@
 
 mod support;
 
-use rkube_testkit::{Containerd, Daemon, images};
+use rkube_testkit::{Daemon, KubeletNode, images};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -13,36 +13,13 @@ struct Cluster {
     env: Env,
     scheduler: Daemon,
     controllers: Daemon,
-    kubelet: Daemon,
-    _containerd: Containerd,
-    _root: tempfile::TempDir,
+    node: KubeletNode,
 }
 
 impl Cluster {
     fn start() -> Cluster {
         let env = Env::start();
-        let containerd = Containerd::start().expect("containerd starts");
-        let root = tempfile::Builder::new().prefix("rkube-node-e2e-").tempdir().expect("temp dir");
-        let root_dir = root.path().join("kubelet");
-        let kubelet = Daemon::start(
-            "rkube-kubelet",
-            &env.api,
-            &[
-                "--hostname-override",
-                "node-1",
-                "--node-ip",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--container-runtime-endpoint",
-                &containerd.endpoint(),
-                "--root-dir",
-                root_dir.to_str().expect("utf-8 path"),
-                "--pod-logs-dir",
-                containerd.logs_dir().to_str().expect("utf-8 path"),
-            ],
-        )
-        .expect("kubelet starts");
+        let node = KubeletNode::start(&env.api, "node-1", &[]).expect("kubelet starts");
         let scheduler = Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler");
         let controllers = Daemon::start(
             "rkube-controller-manager",
@@ -50,7 +27,7 @@ impl Cluster {
             &["--leader-elect=false", "--horizontal-pod-autoscaler-sync-period=2s"],
         )
         .expect("controller-manager");
-        let c = Cluster { env, scheduler, controllers, kubelet, _containerd: containerd, _root: root };
+        let c = Cluster { env, scheduler, controllers, node };
         c.until(&["get", "nodes"], "node-1 Ready", |o| o.contains("node-1") && o.contains(" Ready"));
         c
     }
@@ -58,7 +35,7 @@ impl Cluster {
     fn logs(&self) -> String {
         format!(
             "kubelet:\n{}\nscheduler:\n{}\ncontroller-manager:\n{}",
-            self.kubelet.log_tail(),
+            self.node.kubelet.log_tail(),
             self.scheduler.log_tail(),
             self.controllers.log_tail()
         )

@@ -6,7 +6,7 @@
 mod support;
 
 use rkube_testkit::images::BUSYBOX_IMAGE;
-use rkube_testkit::{Containerd, Daemon};
+use rkube_testkit::{Daemon, KubeletNode};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -18,41 +18,18 @@ const NODE: &str = "stream-node";
 /// The control plane plus one real node.
 struct Cluster {
     env: Env,
-    kubelet: Daemon,
+    node: KubeletNode,
     _scheduler: Daemon,
-    _containerd: Containerd,
-    _root: tempfile::TempDir,
 }
 
 impl Cluster {
     fn start() -> Cluster {
         let env = Env::start();
-        let containerd = Containerd::start().expect("containerd starts");
-        let root = tempfile::Builder::new().prefix("rkube-e2e-kubelet-").tempdir().expect("temp dir");
-        let root_dir = root.path().join("kubelet");
-        let logs_dir = containerd.logs_dir();
-        let kubelet = Daemon::start(
-            "rkube-kubelet",
-            &env.api,
-            &[
-                "--hostname-override",
-                NODE,
-                "--node-ip",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--container-runtime-endpoint",
-                &containerd.endpoint(),
-                "--root-dir",
-                &root_dir.to_string_lossy(),
-                "--pod-logs-dir",
-                &logs_dir.to_string_lossy(),
-            ],
-        )
-        .expect("kubelet starts (cargo build -p rkube-kubelet --bins)");
+        let node =
+            KubeletNode::start(&env.api, NODE, &[]).expect("kubelet starts (cargo build -p rkube-kubelet --bins)");
         let scheduler =
             Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler starts");
-        let c = Cluster { env, kubelet, _scheduler: scheduler, _containerd: containerd, _root: root };
+        let c = Cluster { env, node, _scheduler: scheduler };
         c.wait("the node to be Ready", Duration::from_secs(60), || {
             c.env.run(&["get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout
                 == "True"
@@ -66,7 +43,7 @@ impl Cluster {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}\n--- kubelet log ---\n{}\n--- API server log ---\n{}",
-                self.kubelet.log_tail(),
+                self.node.kubelet.log_tail(),
                 self.env.api.log_tail()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -115,7 +92,7 @@ impl Cluster {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("kubectl {args:?} hung\n--- kubelet log ---\n{}", self.kubelet.log_tail());
+                panic!("kubectl {args:?} hung\n--- kubelet log ---\n{}", self.node.kubelet.log_tail());
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -271,7 +248,7 @@ fn kubectl_streams_reach_pods_run_by_the_kubelet() {
         (0, "exec: 'py-hi\\n'\ncode: 4\npf: b'hello-from-pod\\n'\n"),
         "stderr: {}\n--- kubelet log ---\n{}",
         out.stderr,
-        c.kubelet.log_tail()
+        c.node.kubelet.log_tail()
     );
 
     // --- attach: one kubectl watches the output while another feeds stdin ---

@@ -5,18 +5,16 @@
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use rkube_client::{Client, DeleteParams, ListParams};
-use rkube_testkit::{ApiServer, Containerd, Daemon, Etcd, Registry, images};
+use rkube_testkit::{ApiServer, Etcd, KubeletNode, Registry, images};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// One real node: etcd, API server, containerd and the kubelet under test.
+/// One real node: etcd, API server, and the kubelet under test on its own containerd.
 struct TestNode {
-    kubelet: Daemon,
-    containerd: Containerd,
+    node: KubeletNode,
     client: Client,
     _api: ApiServer,
     _etcd: Etcd,
-    _root: tempfile::TempDir,
 }
 
 const NODE: &str = "node-a";
@@ -30,33 +28,11 @@ impl TestNode {
     async fn start_with(extra: &[&str]) -> TestNode {
         let etcd = Etcd::start().expect("etcd starts");
         let api = ApiServer::start(&etcd).expect("apiserver starts");
-        let containerd = Containerd::start().expect("containerd starts");
-        let root = tempfile::Builder::new().prefix("rkube-kubelet-").tempdir().expect("temp dir");
-        let root_dir = root.path().join("kubelet");
-        let logs_dir = containerd.logs_dir();
-        let endpoint = containerd.endpoint();
-        let mut args = vec![
-            "--hostname-override",
-            NODE,
-            "--node-ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--container-runtime-endpoint",
-            &endpoint,
-            "--root-dir",
-            root_dir.to_str().unwrap(),
-            "--pod-logs-dir",
-            logs_dir.to_str().unwrap(),
-            "--sync-frequency",
-            "2s",
-            "--log-level",
-            "info,rkube_kubelet=debug",
-        ];
+        let mut args = vec!["--sync-frequency", "2s", "--log-level", "info,rkube_kubelet=debug"];
         args.extend_from_slice(extra);
-        let kubelet = Daemon::start("rkube-kubelet", &api, &args).expect("kubelet starts");
+        let node = KubeletNode::start(&api, NODE, &args).expect("kubelet starts");
         let client = Client::new(&api.url()).unwrap();
-        let node = TestNode { kubelet, containerd, client, _api: api, _etcd: etcd, _root: root };
+        let node = TestNode { node, client, _api: api, _etcd: etcd };
         node.wait("node Ready", Duration::from_secs(30), || async {
             let n = node.client.api::<Node>(None).get_opt(NODE).await.ok()??;
             let ready = n.status?.conditions?.into_iter().any(|c| c.type_ == "Ready" && c.status == "True");
@@ -78,7 +54,7 @@ impl TestNode {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}\n--- kubelet log ---\n{}", self.kubelet.log_tail());
+                panic!("timed out waiting for {what}\n--- kubelet log ---\n{}", self.node.kubelet.log_tail());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -112,7 +88,7 @@ impl TestNode {
             Err(_) => panic!(
                 "timed out waiting for {what}; last status {:#?}\n--- kubelet log ---\n{}",
                 last.lock().unwrap(),
-                self.kubelet.log_tail()
+                self.node.kubelet.log_tail()
             ),
         }
     }
@@ -177,7 +153,11 @@ async fn registers_the_node_runs_a_pod_and_deletes_it_gracefully() {
         })
         .await;
     let st = p.status.clone().unwrap();
-    assert!(st.pod_ip.as_deref().is_some_and(|ip| ip.starts_with(node.containerd.subnet().split('.').next().unwrap())));
+    assert!(
+        st.pod_ip
+            .as_deref()
+            .is_some_and(|ip| ip.starts_with(node.node.containerd().subnet().split('.').next().unwrap()))
+    );
     assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
     let c = container(&p, 0);
     assert!(c.container_id.as_deref().is_some_and(|id| id.starts_with("containerd://")));
@@ -267,7 +247,15 @@ async fn init_containers_env_volumes_and_readiness() {
     let id = container(&p, 0).container_id.unwrap().trim_start_matches("containerd://").to_string();
     let exec = |script: &str| {
         let out = std::process::Command::new("ctr")
-            .args(["-a", node.containerd.socket().to_str().unwrap(), "-n", "k8s.io", "tasks", "exec", "--exec-id"])
+            .args([
+                "-a",
+                node.node.containerd().socket().to_str().unwrap(),
+                "-n",
+                "k8s.io",
+                "tasks",
+                "exec",
+                "--exec-id",
+            ])
             .arg(format!("t{}", rand_suffix()))
             .arg(&id)
             .args(["sh", "-c", script])
@@ -289,8 +277,8 @@ async fn a_kubelet_restart_keeps_running_containers() {
     node.create(busybox("steady", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
     let p = node.pod_until("steady", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
     let id = container(&p, 0).container_id.unwrap();
-    node.kubelet.kill();
-    node.kubelet.restart().unwrap();
+    node.node.kubelet.kill();
+    node.node.kubelet.restart().unwrap();
     // Give the new kubelet a few syncs; the container must be the same one, never restarted.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let p = node.pod("steady").await.unwrap();
@@ -422,7 +410,7 @@ async fn the_kubelet_rides_out_a_containerd_restart() {
     node.create(busybox("before", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
     let p = node.pod_until("before", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
     let id = container(&p, 0).container_id.unwrap();
-    node.containerd.restart().expect("containerd restarts");
+    node.node.containerd_mut().restart().expect("containerd restarts");
     node.create(busybox("after", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
     node.pod_until("after", "Running after the restart", Duration::from_secs(40), |p| phase(p) == "Running").await;
     let p = node.pod("before").await.unwrap();

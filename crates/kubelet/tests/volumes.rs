@@ -825,33 +825,11 @@ fn exec_in(containerd: &rkube_testkit::Containerd, id: &str, script: &str) -> (b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volumes_reach_a_real_container_and_follow_their_sources() {
-    use rkube_testkit::{Containerd, Daemon, images};
+    use rkube_testkit::{KubeletNode, images};
     let c = Cluster::start().await;
-    let containerd = Containerd::start().expect("containerd starts");
-    let root_dir = c.root.path().join("kubelet");
-    let kubelet = Daemon::start(
-        "rkube-kubelet",
-        &c.api,
-        &[
-            "--hostname-override",
-            NODE,
-            "--node-ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--healthz-port",
-            "0",
-            "--container-runtime-endpoint",
-            &containerd.endpoint(),
-            "--root-dir",
-            root_dir.to_str().unwrap(),
-            "--pod-logs-dir",
-            containerd.logs_dir().to_str().unwrap(),
-            "--sync-frequency",
-            "1s",
-        ],
-    )
-    .expect("kubelet starts");
+    let node =
+        KubeletNode::start(&c.api, NODE, &["--healthz-port", "0", "--sync-frequency", "1s"]).expect("kubelet starts");
+    let (kubelet, containerd, root_dir) = (&node.kubelet, node.containerd(), node.root_dir());
     c.create::<ConfigMap>(Some("default"), json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}})).await;
     c.create::<Secret>(Some("default"), json!({"metadata": {"name": "db"}, "stringData": {"password": "pw"}})).await;
     c.create::<PersistentVolumeClaim>(
@@ -943,5 +921,5 @@ async fn volumes_reach_a_real_container_and_follow_their_sources() {
     }
     assert!(mounts_under(&pod_dir).is_empty(), "{:?}", mounts_under(&pod_dir));
     assert_eq!(read(pv_dir.join("f")).trim(), "kept");
-    drop(kubelet);
+    drop(node);
 }

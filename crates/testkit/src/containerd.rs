@@ -835,7 +835,7 @@ fn is_alive(pid: u32) -> bool {
 
 /// Lazily unmounts every mount point under `dir`, deepest first (rootfs overlays, sandbox
 /// shm, netns bind mounts).
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let mut targets: Vec<PathBuf> = mount_points().into_iter().filter(|m| m.starts_with(dir)).collect();
     if targets.is_empty() {
         return;

@@ -6,6 +6,7 @@ pub mod containerd;
 pub mod daemon;
 pub mod etcd;
 pub mod images;
+pub mod kubelet;
 pub mod podstatus;
 pub mod registry;
 
@@ -13,6 +14,7 @@ pub use apiserver::ApiServer;
 pub use containerd::Containerd;
 pub use daemon::Daemon;
 pub use etcd::Etcd;
+pub use kubelet::KubeletNode;
 pub use registry::Registry;
 
 /// Kills a child process and reaps it, if there is one.
