@@ -539,9 +539,14 @@ struct Marks {
     bound: Option<Instant>,
     running: Option<Instant>,
     ready: Option<Instant>,
+    /// ADDED and MODIFIED events seen until Ready: the create, the binding, each status write.
+    events: u32,
 }
 
 fn update_marks(marks: &mut Marks, pod: &Pod, now: Instant) {
+    if marks.ready.is_none() {
+        marks.events += 1;
+    }
     if marks.bound.is_none() && pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()) {
         marks.bound = Some(now);
     }
@@ -689,8 +694,9 @@ async fn rkube_round(
     }
     let (r50, r99) = p50_p99(&running);
     let (y50, y99) = p50_p99(&ready);
+    let events = marks.values().map(|m| f64::from(m.events)).sum::<f64>() / n as f64;
     println!(
-        "rkube     N={n:<3} round {}: create->Running p50 {:>7.1} ms p99 {:>7.1} ms, create->Ready p50 {:>7.1} ms p99 {:>7.1} ms | {cpu}",
+        "rkube     N={n:<3} round {}: create->Running p50 {:>7.1} ms p99 {:>7.1} ms, create->Ready p50 {:>7.1} ms p99 {:>7.1} ms, {events:.1} writes/pod seen | {cpu}",
         round + 1,
         ms(r50),
         ms(r99),
