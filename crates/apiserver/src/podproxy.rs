@@ -486,33 +486,7 @@ async fn forward_upgrade(
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(refusal(resp).await);
     }
-    let upstream_upgrade = hyper::upgrade::on(&mut resp);
-    let mut out = Response::new(Body::empty());
-    *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    for (k, v) in resp.headers() {
-        if k != header::CONTENT_LENGTH && k != header::TRANSFER_ENCODING {
-            out.headers_mut().append(k.clone(), v.clone());
-        }
-    }
-    tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade to the kubelet did not complete");
-                return;
-            }
-        };
-        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-        tokio::select! {
-            r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "stream to the kubelet ended with an error");
-                }
-            }
-            _ = shutdown.cancelled() => {}
-        }
-    });
-    Ok(out)
+    Ok(rkube_daemon::upgrade::splice(client_upgrade, &mut resp, shutdown))
 }
 
 #[cfg(test)]

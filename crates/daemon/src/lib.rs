@@ -2,6 +2,8 @@
 //! come from a YAML config file, the tracing subscriber, SIGTERM/SIGINT handling, Go-style
 //! durations, and the `/healthz`, `/readyz` and `/metrics` endpoints.
 
+pub mod upgrade;
+
 use serde_json::Value;
 use std::ffi::OsString;
 use std::path::Path;

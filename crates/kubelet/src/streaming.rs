@@ -213,32 +213,7 @@ pub async fn relay(
         return Ok(out);
     }
 
-    let upstream_upgrade = hyper::upgrade::on(&mut resp);
-    let mut out = Response::new(Body::empty());
-    *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    for (name, value) in resp.headers() {
-        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
-            out.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade did not complete");
-                return;
-            }
-        };
-        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-        tokio::select! {
-            r = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match r {
-                Ok((up, down)) => tracing::debug!(bytes_up = up, bytes_down = down, "stream closed"),
-                Err(e) => tracing::debug!(error = %e, "stream ended with an error"),
-            },
-            _ = token.cancelled() => tracing::debug!("stream cut by shutdown"),
-        }
-    });
-    Ok(out)
+    Ok(rkube_daemon::upgrade::splice(client_upgrade, &mut resp, token))
 }
 
 /// The body of a refusal, or a note that it could not be read (it is only an error message).
