@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 struct TestNode {
     node: KubeletNode,
     client: Client,
-    _api: ApiServer,
+    api: ApiServer,
     _etcd: Etcd,
 }
 
@@ -32,7 +32,7 @@ impl TestNode {
         args.extend_from_slice(extra);
         let node = KubeletNode::start(&api, NODE, &args).expect("kubelet starts");
         let client = Client::new(&api.url()).unwrap();
-        let node = TestNode { node, client, _api: api, _etcd: etcd };
+        let node = TestNode { node, client, api, _etcd: etcd };
         node.wait("node Ready", Duration::from_secs(30), || async {
             let n = node.client.api::<Node>(None).get_opt(NODE).await.ok()??;
             let ready = n.status?.conditions?.into_iter().any(|c| c.type_ == "Ready" && c.status == "True");
@@ -416,6 +416,20 @@ async fn the_kubelet_rides_out_a_containerd_restart() {
     let p = node.pod("before").await.unwrap();
     assert_eq!(container(&p, 0).container_id.unwrap(), id, "containers survive a containerd restart");
     assert_eq!(container(&p, 0).restart_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_rides_out_an_api_server_restart() {
+    let mut node = TestNode::start().await;
+    node.create(busybox("before", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
+    node.pod_until("before", "Running", Duration::from_secs(30), |p| phase(p) == "Running").await;
+    node.api.restart().expect("apiserver restarts");
+    node.create(busybox("after", "trap 'exit 0' TERM; while true; do sleep 1; done")).await;
+    node.pod_until("after", "Running after the restart", Duration::from_secs(40), |p| phase(p) == "Running").await;
+    node.client.api::<Pod>(Some("default")).delete("before", &DeleteParams::default()).await.unwrap();
+    node.wait("pod gone", Duration::from_secs(20), || async { node.pod("before").await.is_none().then_some(()) }).await;
+    let lease = node.client.api::<Lease>(Some("kube-node-lease")).get(NODE).await.unwrap();
+    assert!(lease.spec.unwrap().renew_time.is_some());
 }
 
 fn rand_suffix() -> u64 {
