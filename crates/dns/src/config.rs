@@ -130,7 +130,8 @@ mod tests {
 
     #[test]
     fn resolv_conf_parsing() {
-        let text = "# comment\nsearch a.b\nnameserver 10.1.2.3\nnameserver fe80::1%eth0\nnameserver ::1\noptions ndots:2\n";
+        let text =
+            "# comment\nsearch a.b\nnameserver 10.1.2.3\nnameserver fe80::1%eth0\nnameserver ::1\noptions ndots:2\n";
         let got: Vec<String> = resolv_conf_nameservers(text).iter().map(|a| a.to_string()).collect();
         assert_eq!(got, ["10.1.2.3:53", "[::1]:53"]);
     }

@@ -58,9 +58,7 @@ impl Forwarder {
         message.edns = Some(edns);
         let mut last = Err(ForwardError::NoUpstreams);
         for &upstream in self.upstreams.iter() {
-            let bytes = message
-                .to_vec()
-                .map_err(|e| ForwardError::Message { upstream, message: e.to_string() })?;
+            let bytes = message.to_vec().map_err(|e| ForwardError::Message { upstream, message: e.to_string() })?;
             let reply = if tcp {
                 self.exchange_tcp(upstream, &bytes, id, query).await
             } else {
@@ -89,7 +87,13 @@ impl Forwarder {
         last
     }
 
-    async fn exchange_udp(&self, upstream: SocketAddr, bytes: &[u8], id: u16, query: &Query) -> Result<Message, ForwardError> {
+    async fn exchange_udp(
+        &self,
+        upstream: SocketAddr,
+        bytes: &[u8],
+        id: u16,
+        query: &Query,
+    ) -> Result<Message, ForwardError> {
         let io = |source| ForwardError::Io { upstream, source };
         let local: SocketAddr = match upstream {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -115,7 +119,13 @@ impl Forwarder {
         tokio::time::timeout(self.timeout, exchange).await.map_err(|_| ForwardError::Timeout(upstream))?
     }
 
-    async fn exchange_tcp(&self, upstream: SocketAddr, bytes: &[u8], id: u16, query: &Query) -> Result<Message, ForwardError> {
+    async fn exchange_tcp(
+        &self,
+        upstream: SocketAddr,
+        bytes: &[u8],
+        id: u16,
+        query: &Query,
+    ) -> Result<Message, ForwardError> {
         let io = |source| ForwardError::Io { upstream, source };
         let bad = |message: String| ForwardError::Message { upstream, message };
         let exchange = async {
@@ -142,8 +152,6 @@ impl Forwarder {
 fn answers(reply: &Message, id: u16, query: &Query) -> bool {
     reply.metadata.id == id
         && reply.queries.first().is_some_and(|q| {
-            q.query_type() == query.query_type()
-                && q.query_class() == query.query_class()
-                && q.name() == query.name()
+            q.query_type() == query.query_type() && q.query_class() == query.query_class() && q.name() == query.name()
         })
 }

@@ -152,7 +152,11 @@ impl Zone {
     /// The `namespace/name` keys of the Services the zone holds.
     pub fn service_keys(&self) -> Vec<String> {
         let inner = self.read();
-        inner.namespaces.iter().flat_map(|(ns, services)| services.keys().map(move |name| format!("{ns}/{name}"))).collect()
+        inner
+            .namespaces
+            .iter()
+            .flat_map(|(ns, services)| services.keys().map(move |name| format!("{ns}/{name}")))
+            .collect()
     }
 
     /// Declares the zone complete (the caches have been filled): from now on unknown names
@@ -235,7 +239,8 @@ impl Zone {
                 let (Some(port), Some(proto)) = (port.strip_prefix('_'), proto.strip_prefix('_')) else {
                     return self.nxdomain(inner);
                 };
-                let Some(set) = entry.srv.iter().find(|s| !port.is_empty() && s.port == port && s.proto == proto) else {
+                let Some(set) = entry.srv.iter().find(|s| !port.is_empty() && s.port == port && s.proto == proto)
+                else {
                     return self.nxdomain(inner);
                 };
                 match qtype {
@@ -259,7 +264,8 @@ impl Zone {
                 let record = address_record(owner, self.settings.zone.ttl, ip);
                 let fits = matches!(
                     (qtype, ip),
-                    (RecordType::A | RecordType::ANY, IpAddr::V4(_)) | (RecordType::AAAA | RecordType::ANY, IpAddr::V6(_))
+                    (RecordType::A | RecordType::ANY, IpAddr::V4(_))
+                        | (RecordType::AAAA | RecordType::ANY, IpAddr::V6(_))
                 );
                 self.records(inner, if fits { vec![record] } else { vec![] }, vec![])
             }
@@ -279,7 +285,8 @@ impl Zone {
         let targets = inner.reverse.get(&net.addr())?;
         let owner = Name::from(name);
         let ttl = self.settings.zone.ttl;
-        let answers = targets.iter().map(|t| Record::from_rdata(owner.clone(), ttl, RData::PTR(PTR(t.clone())))).collect();
+        let answers =
+            targets.iter().map(|t| Record::from_rdata(owner.clone(), ttl, RData::PTR(PTR(t.clone())))).collect();
         Some(Answer { answers, ..Answer::default() })
     }
 
@@ -503,7 +510,11 @@ fn build_entry(
             }
         }
     } else {
-        let ips = spec.cluster_ips.clone().filter(|ips| !ips.is_empty()).or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]));
+        let ips = spec
+            .cluster_ips
+            .clone()
+            .filter(|ips| !ips.is_empty())
+            .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]));
         for ip in ips.unwrap_or_default().iter().filter_map(|ip| ip.parse::<IpAddr>().ok()) {
             push_address(&mut entry, address_record(fqdn.clone(), ttl, ip));
             entry.ptrs.push((ip, fqdn.clone()));
@@ -541,7 +552,9 @@ fn ready_endpoints(service: &Service, slices: &[Arc<EndpointSlice>]) -> Vec<Read
     let mut out = Vec::new();
     let mut slices: Vec<&Arc<EndpointSlice>> = slices
         .iter()
-        .filter(|s| s.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str) == Some(name))
+        .filter(|s| {
+            s.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str) == Some(name)
+        })
         .filter(|s| matches!(s.address_type.as_str(), "IPv4" | "IPv6"))
         .collect();
     // Stable order across rebuilds, so answers do not reshuffle on unrelated changes.
@@ -664,10 +677,15 @@ mod tests {
     #[test]
     fn cluster_ip_service_records() {
         let zone = zone();
-        let s = slice("web", "web-1", json!([{"name": "http", "port": 8080}]), json!([
-            {"addresses": ["10.250.0.5"], "conditions": {"ready": true}},
-            {"addresses": ["10.250.0.6"], "conditions": {"ready": false}},
-        ]));
+        let s = slice(
+            "web",
+            "web-1",
+            json!([{"name": "http", "port": 8080}]),
+            json!([
+                {"addresses": ["10.250.0.5"], "conditions": {"ready": true}},
+                {"addresses": ["10.250.0.6"], "conditions": {"ready": false}},
+            ]),
+        );
         zone.apply_service(&web(), &[s]);
         let a = q(&zone, "web.demo.svc.cluster.local.", T::A);
         assert_eq!(a.code, ResponseCode::NoError);
@@ -696,7 +714,9 @@ mod tests {
         assert!(zone.lookup(&LowerName::from(Name::from_ascii("6.0.250.10.in-addr.arpa.").unwrap()), T::PTR).is_none());
         assert!(zone.lookup(&LowerName::from(Name::from_ascii("example.com.").unwrap()), T::A).is_none());
         // Unknown names inside are NXDOMAIN with the SOA; search-path misses too.
-        for name in ["nope.demo.svc.cluster.local.", "web.demo.svc.cluster.local.demo.svc.cluster.local.", "x.cluster.local."] {
+        for name in
+            ["nope.demo.svc.cluster.local.", "web.demo.svc.cluster.local.demo.svc.cluster.local.", "x.cluster.local."]
+        {
             let a = q(&zone, name, T::A);
             assert_eq!(a.code, ResponseCode::NXDomain, "{name}");
             assert_eq!(a.authorities[0].record_type(), T::SOA);
@@ -716,20 +736,29 @@ mod tests {
         let zone = zone();
         let db = svc(json!({"metadata": {"name": "db", "namespace": "demo"},
             "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}}));
-        let s = slice("db", "db-1", json!([{"name": "pg", "port": 5432, "protocol": "TCP"}]), json!([
-            {"addresses": ["10.250.0.10"], "hostname": "db-0", "conditions": {"ready": true}},
-            {"addresses": ["10.250.0.11"], "hostname": "db-1"},
-            {"addresses": ["10.250.0.12"], "hostname": "db-2", "conditions": {"ready": false}},
-        ]));
+        let s = slice(
+            "db",
+            "db-1",
+            json!([{"name": "pg", "port": 5432, "protocol": "TCP"}]),
+            json!([
+                {"addresses": ["10.250.0.10"], "hostname": "db-0", "conditions": {"ready": true}},
+                {"addresses": ["10.250.0.11"], "hostname": "db-1"},
+                {"addresses": ["10.250.0.12"], "hostname": "db-2", "conditions": {"ready": false}},
+            ]),
+        );
         zone.apply_service(&db, &[s]);
         assert_eq!(data(&q(&zone, "db.demo.svc.cluster.local.", T::A)), ["10.250.0.10", "10.250.0.11"]);
         assert_eq!(data(&q(&zone, "db-0.db.demo.svc.cluster.local.", T::A)), ["10.250.0.10"]);
         assert_eq!(q(&zone, "db-2.db.demo.svc.cluster.local.", T::A).code, ResponseCode::NXDomain);
         let srv = q(&zone, "_pg._tcp.db.demo.svc.cluster.local.", T::SRV);
-        assert_eq!(data(&srv), ["0 50 5432 db-0.db.demo.svc.cluster.local.", "0 50 5432 db-1.db.demo.svc.cluster.local."]);
+        assert_eq!(
+            data(&srv),
+            ["0 50 5432 db-0.db.demo.svc.cluster.local.", "0 50 5432 db-1.db.demo.svc.cluster.local."]
+        );
         assert_eq!(srv.additionals.len(), 2);
         assert_eq!(q(&zone, "_tcp.db.demo.svc.cluster.local.", T::A).code, ResponseCode::NoError);
-        let ptr = zone.lookup(&LowerName::from(Name::from_ascii("11.0.250.10.in-addr.arpa.").unwrap()), T::PTR).unwrap();
+        let ptr =
+            zone.lookup(&LowerName::from(Name::from_ascii("11.0.250.10.in-addr.arpa.").unwrap()), T::PTR).unwrap();
         assert_eq!(data(&ptr), ["db-1.db.demo.svc.cluster.local."]);
     }
 
@@ -753,9 +782,8 @@ mod tests {
     #[test]
     fn answers_rotate_and_shared_endpoints_keep_their_ptrs() {
         let zone = zone();
-        let headless = |name: &str| {
-            svc(json!({"metadata": {"name": name, "namespace": "demo"}, "spec": {"clusterIP": "None"}}))
-        };
+        let headless =
+            |name: &str| svc(json!({"metadata": {"name": name, "namespace": "demo"}, "spec": {"clusterIP": "None"}}));
         let eps = json!([{"addresses": ["10.250.0.1"]}, {"addresses": ["10.250.0.2"]}, {"addresses": ["10.250.0.3"]}]);
         zone.apply_service(&headless("a"), &[slice("a", "a-1", json!([]), eps.clone())]);
         zone.apply_service(&headless("b"), &[slice("b", "b-1", json!([]), eps)]);
