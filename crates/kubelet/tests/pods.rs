@@ -204,6 +204,21 @@ async fn exits_restarts_and_back_off_follow_the_restart_policy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_context_sets_the_user_and_a_read_only_root() {
+    let node = TestNode::start().await;
+    let mut pod = busybox(
+        "locked",
+        "id -u > /dev/termination-log; if touch /probe 2>/dev/null; then echo writable; else echo read-only; fi >> /dev/termination-log",
+    );
+    pod["spec"]["restartPolicy"] = json!("Never");
+    pod["spec"]["containers"][0]["securityContext"] = json!({"runAsUser": 65534, "readOnlyRootFilesystem": true});
+    node.create(pod).await;
+    let p = node.pod_until("locked", "Succeeded", Duration::from_secs(30), |p| phase(p) == "Succeeded").await;
+    let t = container(&p, 0).state.unwrap().terminated.unwrap();
+    assert_eq!(t.message.as_deref(), Some("65534\nread-only\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_limit_containers_are_oom_killed() {
     let node = TestNode::start().await;
     let mut pod = busybox("hog", "dd if=/dev/zero of=/dev/null bs=64M count=1");

@@ -544,7 +544,10 @@ impl PodWorker {
         if let Some(dir) = term_log.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        if std::fs::write(&term_log, b"").is_ok() {
+        // World-writable, so a container running as any user can leave its message.
+        let written = std::fs::write(&term_log, b"")
+            .and_then(|()| std::fs::set_permissions(&term_log, std::os::unix::fs::PermissionsExt::from_mode(0o666)));
+        if written.is_ok() {
             mounts.push(api::Mount {
                 container_path: c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into()),
                 host_path: term_log.to_string_lossy().into_owned(),
