@@ -191,15 +191,15 @@ impl Zone {
         if !inner.synced {
             return Some(Answer { code: ResponseCode::ServFail, ..Answer::default() });
         }
-        // Every label of a name we hold is ASCII; anything else does not exist.
+        // Every label of a name we hold is ASCII; anything else does not exist. A LowerName's
+        // labels are lowercase already.
         let Ok(rel) = labels[..labels.len() - domain.len()]
             .iter()
-            .map(|l| std::str::from_utf8(l).map(str::to_ascii_lowercase))
-            .collect::<Result<Vec<String>, _>>()
+            .map(|l| std::str::from_utf8(l))
+            .collect::<Result<Vec<&str>, _>>()
         else {
             return Some(self.nxdomain(&inner));
         };
-        let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
         let answer = match rel.as_slice() {
             [] => self.apex(&inner, qtype),
             [rest @ .., "svc"] => self.lookup_svc(&inner, rest, qtype, name),
