@@ -7,7 +7,7 @@
 //! - per Service port: `svc-<id>` (cluster IP traffic, marks off-cluster clients for
 //!   masquerade), `ext-<id>` (node port and external traffic, applying externalTrafficPolicy),
 //!   `cluster-<id>` / `local-<id>` (pick an endpoint of all / of this node's: first a
-//!   client's sticky endpoint under session affinity, else `numgen random`), and one
+//!   client's sticky endpoint under session affinity, else a `numgen random` ladder), and one
 //!   `ep-<id>__<ip>/<port>` per endpoint (hairpin mark, affinity update, DNAT);
 //! - `nat-postrouting` masquerades what was marked;
 //! - filter chains on input, forward and output reject new connections to Service ports that
@@ -15,7 +15,6 @@
 
 use crate::model::{Endpoint, ServicePort};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 /// The packet mark bit for "masquerade this" (Kubernetes' 0x4000; CNI's portmap uses 0x2000).
 pub const MASQUERADE_MARK: &str = "0x4000";
@@ -265,21 +264,34 @@ fn add_service_port(rs: &mut Ruleset, config: &RulesConfig, cluster_cidrs: Optio
 }
 
 /// A chain choosing among `endpoints`, and the endpoints' own chains and affinity sets.
+///
+/// The choice is a ladder: endpoint i (of n) is taken with probability 1/(n-i) when none
+/// before it was, which gives each 1/n. A `numgen random mod n vmap { ... }` does it in one
+/// rule, but every such vmap is an anonymous set, and the kernel names each new anonymous
+/// set by scanning all the table's sets: loading 10,000 Services took 5x longer that way
+/// (and every later `nft` run has to read those sets back into its cache).
 fn add_dispatch(rs: &mut Ruleset, sp: &ServicePort, name: &str, endpoints: &[&Endpoint]) {
     let id = sp.id();
     let mut rules = Vec::new();
-    let mut vmap = String::new();
-    for (i, e) in endpoints.iter().enumerate() {
-        let ep_chain = endpoint_chain(&id, e);
-        if let Some(timeout) = sp.affinity_timeout {
-            rules.push(format!("ip saddr @{} goto {ep_chain}", affinity_set(timeout, &ep_chain)));
-        }
-        let _ = write!(vmap, "{}{i} : goto {ep_chain}", if i == 0 { "" } else { ", " });
-        if !rs.chains.contains_key(&ep_chain) {
-            add_endpoint(rs, sp, &ep_chain, e);
+    let chains: Vec<String> = endpoints.iter().map(|e| endpoint_chain(&id, e)).collect();
+    if let Some(timeout) = sp.affinity_timeout {
+        for ep_chain in &chains {
+            rules.push(format!("ip saddr @{} goto {ep_chain}", affinity_set(timeout, ep_chain)));
         }
     }
-    rules.push(format!("numgen random mod {} vmap {{ {vmap} }}", endpoints.len()));
+    let n = chains.len();
+    for (i, ep_chain) in chains.iter().enumerate() {
+        rules.push(if i + 1 < n {
+            format!("numgen random mod {} == 0 goto {ep_chain}", n - i)
+        } else {
+            format!("goto {ep_chain}")
+        });
+    }
+    for (e, ep_chain) in endpoints.iter().zip(&chains) {
+        if !rs.chains.contains_key(ep_chain) {
+            add_endpoint(rs, sp, ep_chain, e);
+        }
+    }
     rs.chains.insert(name.to_string(), Chain { hook: None, rules });
 }
 
@@ -373,7 +385,8 @@ mod tests {
         assert_eq!(
             rules(&rs, "cluster-demo/web/tcp/80"),
             [
-                "numgen random mod 2 vmap { 0 : goto ep-demo/web/tcp/80__10.244.0.2/8080, 1 : goto ep-demo/web/tcp/80__10.244.1.2/8080 }"
+                "numgen random mod 2 == 0 goto ep-demo/web/tcp/80__10.244.0.2/8080",
+                "goto ep-demo/web/tcp/80__10.244.1.2/8080"
             ]
         );
         assert_eq!(
@@ -430,10 +443,7 @@ mod tests {
                 "goto local-demo/web/tcp/80",
             ]
         );
-        assert_eq!(
-            rules(&rs, "local-demo/web/tcp/80"),
-            ["numgen random mod 1 vmap { 0 : goto ep-demo/web/tcp/80__10.244.0.2/8080 }"]
-        );
+        assert_eq!(rules(&rs, "local-demo/web/tcp/80"), ["goto ep-demo/web/tcp/80__10.244.0.2/8080"]);
 
         let mut c = config();
         c.node_name = "n3".into();

@@ -44,7 +44,7 @@ async fn cluster_ip_reaches_every_ready_endpoint_and_follows_changes_within_a_se
     ]);
     cp.slice("web-1", "web", http_port(), eps).await;
     let proxy = Proxy::start(&net, &cp, &[]).await;
-    proxy.wait_rules("three endpoints", |t| t.contains("numgen random mod 3")).await;
+    proxy.wait_rules("three endpoints", |t| t.contains("numgen random mod 3 0 goto")).await;
 
     let seen = responders(vip, 90).await;
     assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["ep0", "ep1", "ep2"], "from the host: {seen:?}");
@@ -71,7 +71,9 @@ async fn cluster_ip_reaches_every_ready_endpoint_and_follows_changes_within_a_se
     cp.slice("web-1", "web", http_port(), eps).await;
     let ep0 = ips[0].to_string();
     proxy
-        .wait_rules("ep0 gone", move |t| t.contains("numgen random mod 2") && !t.contains(&format!("dnat to {ep0}:")))
+        .wait_rules("ep0 gone", move |t| {
+            t.contains("numgen random mod 2 0 goto") && !t.contains(&format!("dnat to {ep0}:"))
+        })
         .await;
     let took = changed.elapsed();
     assert!(took < Duration::from_secs(1), "endpoint change took {took:?} to reach the rules");
