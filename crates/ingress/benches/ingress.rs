@@ -212,6 +212,18 @@ async fn setup(client: &Client, backend: SocketAddr, crt: &str, key: &str) -> an
     Ok(())
 }
 
+/// CPU time (user + system) a process has used so far, in microseconds (USER_HZ is 100 on
+/// Linux).
+fn cpu_micros(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    ticks * 10_000
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -273,20 +285,40 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!(
-        "{:>5}  {:<14} {:>10} {:>9} {:>9} {:>9} {:>7}   {:>11} {:>10}",
-        "conns", "path", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "rate/direct", "p99/direct"
+        "{:>5}  {:<14} {:>10} {:>9} {:>9} {:>9} {:>7}   {:>11} {:>10}   {:>14}",
+        "conns",
+        "path",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "errors",
+        "rate/direct",
+        "p99/direct",
+        "ingress cpu/req"
     );
     for &clients in &o.concurrency {
         // Warm up connections and caches on every path first.
         for t in [Target::Plain(backend), Target::Plain(via_http), Target::Tls(via_https, tls.clone())] {
             load(t, clients, 0.5).await;
         }
+        let pid = ingress.pid();
         let direct = load(Target::Plain(backend), clients, o.seconds).await;
+        let cpu = cpu_micros(pid);
         let http = load(Target::Plain(via_http), clients, o.seconds).await;
+        let http_cpu = cpu_micros(pid) - cpu;
+        let cpu = cpu_micros(pid);
         let https = load(Target::Tls(via_https, tls.clone()), clients, o.seconds).await;
-        for (name, run) in [("direct", &direct), ("ingress http", &http), ("ingress https", &https)] {
+        let https_cpu = cpu_micros(pid) - cpu;
+        let per_request = |micros: u64, run: &Run| format!("{:.1} us", micros as f64 / run.requests.max(1) as f64);
+        let rows = [
+            ("direct", &direct, "-".to_string()),
+            ("ingress http", &http, per_request(http_cpu, &http)),
+            ("ingress https", &https, per_request(https_cpu, &https)),
+        ];
+        for (name, run, cpu) in rows {
             println!(
-                "{:>5}  {:<14} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}   {:>11.2} {:>10.2}",
+                "{:>5}  {:<14} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}   {:>11.2} {:>10.2}   {:>14}",
                 clients,
                 name,
                 run.rate(),
@@ -296,6 +328,7 @@ async fn main() -> anyhow::Result<()> {
                 run.errors,
                 run.rate() / direct.rate(),
                 run.percentile(0.99) / direct.percentile(0.99),
+                cpu,
             );
         }
     }
