@@ -2,7 +2,9 @@
 //! backends on loopback ports through Services without selectors and hand-written
 //! EndpointSlices: two hosts to two Services over HTTP and HTTPS (the SNI picks the right
 //! certificate), Exact vs Prefix, round-robin over kept-alive connections, forwarded headers,
-//! the status address, and Ingress, EndpointSlice and Secret updates taking effect.
+//! the status address, Ingress, EndpointSlice and Secret updates taking effect, the default
+//! backend, 503 and retries, protocol upgrades, HTTP/2, and the real binary with a default
+//! IngressClass.
 
 mod common;
 
@@ -392,4 +394,108 @@ async fn ingresses_without_a_class_are_served_when_our_class_is_the_default() {
     assert_eq!(hostname, "lb.example.com");
     assert!(daemon.is_running(), "{}", daemon.log_tail());
     daemon.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_http2_and_backends_that_close_idle_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let etcd = Etcd::start().unwrap();
+    let api = ApiServer::start(&etcd).unwrap();
+    let client = Client::new(&api.url()).unwrap();
+    let ws = TestBackend::start("ws").await;
+    let closer = TestBackend::start_with("closer", Some(Duration::from_millis(50))).await;
+    service_for(&client, NS, "ws", &[&ws]).await;
+    service_for(&client, NS, "closer", &[&closer]).await;
+    let ca = TestCa::new();
+    let (_, crt, key) = ca.issue(&["ws.example.com"]);
+    put_tls_secret(&client, NS, "ws-tls", &crt, &key).await;
+    put_ingress(
+        &client,
+        NS,
+        json!({
+            "metadata": {"name": "misc"},
+            "spec": {
+                "ingressClassName": "rkube",
+                "tls": [{"hosts": ["ws.example.com"], "secretName": "ws-tls"}],
+                "rules": [
+                    rule("ws.example.com", json!([path("Prefix", "/", "ws", json!({"number": 80}))])),
+                    rule("closer.example.com", json!([path("Prefix", "/", "closer", json!({"number": 80}))])),
+                ],
+            },
+        }),
+    )
+    .await;
+    let cancel = CancellationToken::new();
+    let ingress = rkube_ingress::start(ingress_config(&api.url(), &[]), cancel.clone()).await.unwrap();
+    let (http, https) = (ingress.http, ingress.https);
+    eventually(Duration::from_secs(20), "the ingress to serve", || async move {
+        (http_get(http, "ws.example.com", "/").await.status == 200).then_some(())
+    })
+    .await;
+
+    // An upgraded connection is relayed both ways.
+    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(s.read(&mut byte).await.unwrap(), 1, "connection closed in the response head: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    s.write_all(b"ping-123").await.unwrap();
+    let mut echoed = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut echoed)).await.unwrap().unwrap();
+    assert_eq!(&echoed, b"ping-123");
+
+    // HTTP/2 by ALPN over TLS, and with prior knowledge on the plain port.
+    let mut tls = (*ca.client_config()).clone();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let stream = tokio::net::TcpStream::connect(https).await.unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(rustls_pki_types::ServerName::try_from("ws.example.com").unwrap(), stream)
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let plain = tokio::net::TcpStream::connect(http).await.unwrap();
+    for (echo, scheme) in [(h2_get(stream, "https").await, "https"), (h2_get(plain, "http").await, "http")] {
+        assert!(echo["backend"].as_str().unwrap().starts_with("ws@"), "{echo}");
+        assert_eq!(echo["host"], "ws.example.com", "HTTP/2's :authority becomes the backend's Host");
+        assert_eq!(echo["x-forwarded-proto"], scheme);
+    }
+
+    // A backend closing idle kept-alive connections costs no request.
+    for i in 0..6 {
+        let r = http_get(http, "closer.example.com", &format!("/{i}")).await;
+        assert_eq!(r.status, 200, "request {i}: {r:?}");
+        tokio::time::sleep(Duration::from_millis(if i % 2 == 0 { 50 } else { 120 })).await;
+    }
+    assert!(closer.connections.load(Ordering::SeqCst) >= 2, "the backend did close idle connections");
+    cancel.cancel();
+    ingress.wait().await;
+}
+
+/// GET `<scheme>://ws.example.com/h2` over HTTP/2 on `io`; the backend's echo.
+async fn h2_get<S>(io: S, scheme: &str) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(io))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::get(format!("{scheme}://ws.example.com/h2"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.status(), 200, "{scheme}");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    conn.abort();
+    serde_json::from_slice(&body).unwrap()
 }

@@ -42,6 +42,12 @@ impl Drop for TestBackend {
 impl TestBackend {
     /// Starts a backend named `name` on a free loopback port.
     pub async fn start(name: &str) -> TestBackend {
+        Self::start_with(name, None).await
+    }
+
+    /// Like [`TestBackend::start`]; with `idle_close`, connections idle that long are closed
+    /// by the backend (as many servers do), racing the proxy's reuse of them.
+    pub async fn start_with(name: &str, idle_close: Option<Duration>) -> TestBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -53,10 +59,25 @@ impl TestBackend {
                 c.fetch_add(1, Ordering::SeqCst);
                 let (r, name) = (r.clone(), name.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                         let (r, name) = (r.clone(), name.clone());
                         async move {
                             r.fetch_add(1, Ordering::SeqCst);
+                            if req.headers().get("upgrade").is_some_and(|v| v == "echo") {
+                                // An "echo" protocol: after 101, every byte comes back.
+                                let upgrade = hyper::upgrade::on(&mut req);
+                                tokio::spawn(async move {
+                                    if let Ok(upgraded) = upgrade.await {
+                                        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+                                        let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                                    }
+                                });
+                                let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                                *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+                                response.headers_mut().insert("connection", "upgrade".parse().unwrap());
+                                response.headers_mut().insert("upgrade", "echo".parse().unwrap());
+                                return Ok(response);
+                            }
                             let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(String::from);
                             let mut echo = json!({
                                 "backend": name,
@@ -76,10 +97,11 @@ impl TestBackend {
                             ))))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await;
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    if let Some(idle) = idle_close {
+                        builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(idle);
+                    }
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).with_upgrades().await;
                 });
             }
         });
