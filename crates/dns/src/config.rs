@@ -11,6 +11,8 @@ use std::time::Duration;
 /// Flags of the cluster DNS server (every long name starts with `dns-`, except the kubelet's
 /// `--cluster-domain`, so they flatten into another daemon's flags without clashing).
 #[derive(Args, Debug, Clone)]
+// Its own group id: the host's flags struct is often also called `Config`.
+#[group(id = "rkube-dns")]
 pub struct Config {
     /// Addresses the cluster DNS server answers on, UDP and TCP (comma-separated). rkube-proxy
     /// sends the cluster DNS Service IP here; port 0 picks a free port.
