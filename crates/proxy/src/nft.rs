@@ -4,7 +4,7 @@
 //! kernel commits every command of a file or none. Only the named table is ever touched.
 
 use crate::error::ProxyError;
-use crate::rules::{Chain, Map, Ruleset, Set};
+use crate::rules::{Chain, Map, Ruleset};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -19,10 +19,30 @@ const ELEMENTS_PER_COMMAND: usize = 1000;
 pub struct Applied {
     /// Chains by name.
     pub chains: BTreeMap<String, Option<Chain>>,
-    /// Maps by name.
-    pub maps: BTreeMap<String, Option<Map>>,
-    /// Sets by name.
-    pub sets: BTreeMap<String, Option<Set>>,
+    /// Sets and maps by name.
+    pub maps: BTreeMap<String, MapState>,
+}
+
+/// A set or map in the kernel.
+#[derive(Debug, Clone)]
+pub enum MapState {
+    /// Written by this process, with this content.
+    Known(Map),
+    /// Found in the kernel; `is_map` tells a map from a set.
+    Unknown {
+        /// True for a map.
+        is_map: bool,
+    },
+}
+
+impl MapState {
+    fn keyword(&self) -> &'static str {
+        match self {
+            MapState::Known(m) => m.keyword(),
+            MapState::Unknown { is_map: true } => "map",
+            MapState::Unknown { is_map: false } => "set",
+        }
+    }
 }
 
 impl Applied {
@@ -30,8 +50,7 @@ impl Applied {
     pub fn known(ruleset: Ruleset) -> Applied {
         Applied {
             chains: ruleset.chains.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-            maps: ruleset.maps.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-            sets: ruleset.sets.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            maps: ruleset.maps.into_iter().map(|(k, v)| (k, MapState::Known(v))).collect(),
         }
     }
 
@@ -46,11 +65,8 @@ impl Applied {
                 "chain" => {
                     applied.chains.insert(name.to_string(), None);
                 }
-                "map" => {
-                    applied.maps.insert(name.to_string(), None);
-                }
-                "set" => {
-                    applied.sets.insert(name.to_string(), None);
+                "map" | "set" => {
+                    applied.maps.insert(name.to_string(), MapState::Unknown { is_map: kind == "map" });
                 }
                 _ => {}
             }
@@ -60,31 +76,33 @@ impl Applied {
 
     /// True when nothing is known to exist.
     pub fn is_empty(&self) -> bool {
-        self.chains.is_empty() && self.maps.is_empty() && self.sets.is_empty()
+        self.chains.is_empty() && self.maps.is_empty()
     }
 }
 
 /// The `nft -f` script that turns `applied` into `desired` in table `ip <table>`, or None
 /// when they are equal. Commands are ordered so every reference resolves inside the
 /// transaction: objects are declared first, rules and elements filled in, and what is stale
-/// flushed before it is deleted.
+/// flushed before it is deleted. Sets the kernel fills (session affinity) keep their entries.
 pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<String> {
     let t = format!("ip {table}");
     let mut out = String::new();
     let mut changed = false;
     let _ = writeln!(out, "add table {t}");
 
-    for (name, set) in &desired.sets {
-        if !applied.sets.contains_key(name) {
-            let _ = writeln!(out, "add set {t} {name} {{ {} }}", set.spec);
-            changed = true;
-        }
-    }
     for (name, map) in &desired.maps {
-        if !applied.maps.contains_key(name) {
-            let _ = writeln!(out, "add map {t} {name} {{ {} }}", map.spec);
-            changed = true;
+        let replace = match applied.maps.get(name) {
+            None => false,
+            // A set became a map or the other way round (never by this code, but by hand):
+            // the name can only be reused after a delete.
+            Some(state) if state.keyword() != map.keyword() => true,
+            Some(_) => continue,
+        };
+        if replace {
+            let _ = writeln!(out, "delete {} {t} {name}", applied.maps[name].keyword());
         }
+        let _ = writeln!(out, "add {} {t} {name} {{ {} }}", map.keyword(), map.spec);
+        changed = true;
     }
     for (name, chain) in &desired.chains {
         if applied.chains.contains_key(name) {
@@ -112,18 +130,18 @@ pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<
         }
     }
 
-    for (name, map) in &desired.maps {
+    for (name, map) in desired.maps.iter().filter(|(_, m)| !m.dynamic) {
         let (removed, added): (Vec<&String>, Vec<(&String, &String)>) = match applied.maps.get(name) {
-            Some(Some(old)) => (
+            Some(MapState::Known(old)) if old.keyword() == map.keyword() => (
                 old.elements.iter().filter(|(k, v)| map.elements.get(*k) != Some(v)).map(|(k, _)| k).collect(),
                 map.elements.iter().filter(|(k, v)| old.elements.get(*k) != Some(v)).collect(),
             ),
-            Some(None) => {
-                let _ = writeln!(out, "flush map {t} {name}");
+            Some(MapState::Unknown { is_map }) if *is_map == map.is_map => {
+                let _ = writeln!(out, "flush {} {t} {name}", map.keyword());
                 changed = true;
                 (Vec::new(), map.elements.iter().collect())
             }
-            None => (Vec::new(), map.elements.iter().collect()),
+            _ => (Vec::new(), map.elements.iter().collect()),
         };
         for chunk in removed.chunks(ELEMENTS_PER_COMMAND) {
             let keys: Vec<&str> = chunk.iter().map(|k| k.as_str()).collect();
@@ -131,8 +149,9 @@ pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<
             changed = true;
         }
         for chunk in added.chunks(ELEMENTS_PER_COMMAND) {
-            let pairs: Vec<String> = chunk.iter().map(|(k, v)| format!("{k} : {v}")).collect();
-            let _ = writeln!(out, "add element {t} {name} {{ {} }}", pairs.join(", "));
+            let items: Vec<String> =
+                chunk.iter().map(|(k, v)| if map.is_map { format!("{k} : {v}") } else { k.to_string() }).collect();
+            let _ = writeln!(out, "add element {t} {name} {{ {} }}", items.join(", "));
             changed = true;
         }
     }
@@ -142,16 +161,12 @@ pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<
     for name in &stale_chains {
         let _ = writeln!(out, "flush chain {t} {name}");
     }
-    for name in applied.maps.keys().filter(|k| !desired.maps.contains_key(*k)) {
-        let _ = writeln!(out, "delete map {t} {name}");
+    for (name, state) in applied.maps.iter().filter(|(k, _)| !desired.maps.contains_key(*k)) {
+        let _ = writeln!(out, "delete {} {t} {name}", state.keyword());
         changed = true;
     }
     for name in &stale_chains {
         let _ = writeln!(out, "delete chain {t} {name}");
-        changed = true;
-    }
-    for name in applied.sets.keys().filter(|k| !desired.sets.contains_key(*k)) {
-        let _ = writeln!(out, "delete set {t} {name}");
         changed = true;
     }
     changed.then_some(out)
@@ -228,11 +243,15 @@ mod tests {
         );
         rs.chains.insert("a".into(), chain(&["goto b"]));
         rs.chains.insert("b".into(), chain(&["update @s { ip saddr }", "meta l4proto tcp dnat to 10.0.0.1:80"]));
-        rs.sets.insert("s".into(), Set { spec: "type ipv4_addr;".into() });
-        let mut m = Map { spec: "type inet_proto . inet_service : verdict;".into(), ..Default::default() };
+        rs.maps.insert("s".into(), Map { spec: "type ipv4_addr;".into(), dynamic: true, ..Default::default() });
+        let mut m =
+            Map { is_map: true, spec: "type inet_proto . inet_service : verdict;".into(), ..Default::default() };
         m.elements.insert("tcp . 1".into(), "goto a".into());
         m.elements.insert("tcp . 2".into(), "goto b".into());
         rs.maps.insert("m".into(), m);
+        let mut h = Map { spec: "type ipv4_addr . ipv4_addr;".into(), ..Default::default() };
+        h.elements.insert("10.0.0.1 . 10.0.0.1".into(), String::new());
+        rs.maps.insert("h".into(), h);
         rs
     }
 
@@ -244,8 +263,9 @@ mod tests {
             lines,
             [
                 "add table ip t",
-                "add set ip t s { type ipv4_addr; }",
+                "add set ip t h { type ipv4_addr . ipv4_addr; }",
                 "add map ip t m { type inet_proto . inet_service : verdict; }",
+                "add set ip t s { type ipv4_addr; }",
                 "add chain ip t a",
                 "add chain ip t b",
                 "add chain ip t base { type nat hook output priority -100; }",
@@ -253,6 +273,7 @@ mod tests {
                 "add rule ip t b update @s { ip saddr }",
                 "add rule ip t b meta l4proto tcp dnat to 10.0.0.1:80",
                 "add rule ip t base jump a",
+                "add element ip t h { 10.0.0.1 . 10.0.0.1 }",
                 "add element ip t m { tcp . 1 : goto a, tcp . 2 : goto b }",
             ]
         );
@@ -266,13 +287,16 @@ mod tests {
 
         let mut new = old.clone();
         new.chains.remove("b");
-        new.sets.remove("s");
+        new.maps.remove("s");
         new.chains.insert("a".into(), chain(&["goto c"]));
         new.chains.insert("c".into(), chain(&["meta l4proto tcp dnat to 10.0.0.2:80"]));
         let m = new.maps.get_mut("m").unwrap();
         m.elements.remove("tcp . 2");
         m.elements.insert("tcp . 1".into(), "goto c".into());
         m.elements.insert("tcp . 3".into(), "goto c".into());
+        let h = new.maps.get_mut("h").unwrap();
+        h.elements.clear();
+        h.elements.insert("10.0.0.2 . 10.0.0.2".into(), String::new());
         let script = transaction("t", &applied, &new).unwrap();
         let lines: Vec<&str> = script.lines().collect();
         assert_eq!(
@@ -283,25 +307,30 @@ mod tests {
                 "flush chain ip t a",
                 "add rule ip t a goto c",
                 "add rule ip t c meta l4proto tcp dnat to 10.0.0.2:80",
+                "delete element ip t h { 10.0.0.1 . 10.0.0.1 }",
+                "add element ip t h { 10.0.0.2 . 10.0.0.2 }",
                 "delete element ip t m { tcp . 1, tcp . 2 }",
                 "add element ip t m { tcp . 1 : goto c, tcp . 3 : goto c }",
                 "flush chain ip t b",
-                "delete chain ip t b",
                 "delete set ip t s",
+                "delete chain ip t b",
             ]
         );
     }
 
     #[test]
     fn objects_found_in_the_kernel_are_rewritten_or_removed() {
-        let listing = "table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n\tset old {\n\t}\n\tmap m {\n\t}\n\tchain a {\n\t\tgoto b\n\t}\n\tchain gone {\n\t}\n}\n";
+        let listing = "table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n\tset old {\n\t}\n\tmap m {\n\t}\n\tset h {\n\t}\n\tchain a {\n\t\tgoto b\n\t}\n\tchain gone {\n\t}\n}\n";
         let applied = Applied::from_listing(listing);
         assert_eq!(applied.chains.keys().collect::<Vec<_>>(), ["a", "gone"]);
         let script = transaction("t", &applied, &ruleset()).unwrap();
         assert!(!script.contains("add set ip t s"), "the existing affinity set is kept:\n{script}");
+        assert!(!script.contains("flush set ip t s"), "and keeps its entries:\n{script}");
         for line in [
             "flush chain ip t a",
             "flush map ip t m",
+            "flush set ip t h",
+            "add element ip t h { 10.0.0.1 . 10.0.0.1 }",
             "delete chain ip t gone",
             "delete set ip t old",
             "add chain ip t b",

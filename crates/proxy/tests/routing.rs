@@ -44,7 +44,7 @@ async fn cluster_ip_reaches_every_ready_endpoint_and_follows_changes_within_a_se
     ]);
     cp.slice("web-1", "web", http_port(), eps).await;
     let proxy = Proxy::start(&net, &cp, &[]).await;
-    proxy.wait_rules("three endpoints", |t| t.contains("numgen random mod 3 0 goto")).await;
+    proxy.wait_rules("three endpoints", |t| t.contains("numgen random mod 3 0 meta l4proto tcp dnat")).await;
 
     let seen = responders(vip, 90).await;
     assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["ep0", "ep1", "ep2"], "from the host: {seen:?}");
@@ -72,7 +72,7 @@ async fn cluster_ip_reaches_every_ready_endpoint_and_follows_changes_within_a_se
     let ep0 = ips[0].to_string();
     proxy
         .wait_rules("ep0 gone", move |t| {
-            t.contains("numgen random mod 2 0 goto") && !t.contains(&format!("dnat to {ep0}:"))
+            t.contains("numgen random mod 2 0 meta l4proto tcp dnat") && !t.contains(&format!("dnat to {ep0}:"))
         })
         .await;
     let took = changed.elapsed();
@@ -250,7 +250,7 @@ async fn client_ip_session_affinity_sticks() {
     let eps: Vec<_> = ips.iter().map(|ip| endpoint(*ip, true, NODE)).collect();
     cp.slice("sticky-1", "sticky", http_port(), json!(eps)).await;
     let proxy = Proxy::start(&net, &cp, &[]).await;
-    proxy.wait_rules("affinity sets", |t| t.contains("set affinity-60-ep-default/sticky/")).await;
+    proxy.wait_rules("affinity sets", |t| t.contains("set affinity-60-default/sticky/")).await;
 
     let vip = SocketAddr::from(SocketAddrV4::new(cluster_ip(&sticky), 80));
     let from_host = responders(vip, 30).await;
