@@ -359,7 +359,8 @@ impl Controller {
             Err(e) => return Err(e),
         }
         self.metrics.status_updates.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(ingress = %key, addresses = ?publish.iter().map(|p| p.ip.as_ref().or(p.hostname.as_ref())).collect::<Vec<_>>(), "wrote Ingress status");
+        let shown: Vec<&str> = publish.iter().filter_map(|p| p.ip.as_deref().or(p.hostname.as_deref())).collect();
+        tracing::info!(ingress = %key, addresses = %shown.join(","), "wrote Ingress status");
         let mut patched = self.patched();
         patched.insert(key.to_string(), rv);
         patched.retain(|k, _| self.sources.ingresses.get(k).is_some());
