@@ -47,6 +47,11 @@ struct Args {
     /// Log level of the kubelet and the scheduler (their logging costs CPU on the measured path).
     #[arg(long, default_value = "warn")]
     daemon_log_level: String,
+    /// Alternate raw and rkube rounds (the kubelet stopped during raw ones, so it cannot touch
+    /// their sandboxes) instead of all raw rounds first, so that load from other work on the
+    /// machine falls on both sides alike.
+    #[arg(long)]
+    interleave: bool,
 }
 
 /// The container every pod runs: exits at once on SIGTERM, so teardown is not the grace period.
@@ -98,26 +103,63 @@ async fn main() -> anyhow::Result<()> {
     println!("runtime: {} {}", version.runtime_name, version.runtime_version);
 
     let mut samples = Samples::new();
-    for &n in &args.pods {
-        for round in 0..args.rounds {
-            let result = raw_round(&runtime, &containerd, n, round, &mut samples).await;
-            let teardown = teardown_raw(&runtime).await;
-            result?;
-            println!("  teardown of {n} raw pods: {:.0} ms", ms(teardown?));
+    if args.interleave {
+        let mut cluster = Cluster::start(&containerd, &args).await?;
+        for &n in &args.pods {
+            for round in 0..args.rounds {
+                // The kubelet's housekeeping removes sandboxes of pods it does not know.
+                cluster.kubelet.kill();
+                raw_and_teardown(&runtime, &containerd, n, round, &mut samples).await?;
+                cluster.restart_kubelet().await?;
+                rkube_and_cleanup(&cluster, &runtime, &containerd, n, round, &args, &mut samples).await?;
+            }
+        }
+    } else {
+        for &n in &args.pods {
+            for round in 0..args.rounds {
+                raw_and_teardown(&runtime, &containerd, n, round, &mut samples).await?;
+            }
+        }
+        let cluster = Cluster::start(&containerd, &args).await?;
+        for &n in &args.pods {
+            for round in 0..args.rounds {
+                rkube_and_cleanup(&cluster, &runtime, &containerd, n, round, &args, &mut samples).await?;
+            }
         }
     }
-
-    let cluster = Cluster::start(&containerd, &args).await?;
-    for &n in &args.pods {
-        for round in 0..args.rounds {
-            let result = rkube_round(&cluster, &runtime, &containerd, n, round, &args, &mut samples).await;
-            let cleanup = cluster.delete_all(&runtime, Duration::from_secs(args.timeout)).await;
-            result?;
-            println!("  deletion of {n} pods until gone from the API and containerd: {:.0} ms", ms(cleanup?));
-        }
-    }
-    drop(cluster);
     report(&args, &samples);
+    Ok(())
+}
+
+/// One raw round, then its teardown whether or not the round succeeded.
+async fn raw_and_teardown(
+    runtime: &RuntimeServiceClient<Channel>,
+    containerd: &Containerd,
+    n: usize,
+    round: usize,
+    samples: &mut Samples,
+) -> anyhow::Result<()> {
+    let result = raw_round(runtime, containerd, n, round, samples).await;
+    let teardown = teardown_raw(runtime).await;
+    result?;
+    println!("  teardown of {n} raw pods: {:.0} ms", ms(teardown?));
+    Ok(())
+}
+
+/// One rkube round, then the deletion of its pods whether or not the round succeeded.
+async fn rkube_and_cleanup(
+    cluster: &Cluster,
+    runtime: &RuntimeServiceClient<Channel>,
+    containerd: &Containerd,
+    n: usize,
+    round: usize,
+    args: &Args,
+    samples: &mut Samples,
+) -> anyhow::Result<()> {
+    let result = rkube_round(cluster, runtime, containerd, n, round, args, samples).await;
+    let cleanup = cluster.delete_all(runtime, Duration::from_secs(args.timeout)).await;
+    result?;
+    println!("  deletion of {n} pods until gone from the API and containerd: {:.0} ms", ms(cleanup?));
     Ok(())
 }
 
@@ -385,6 +427,7 @@ struct Cluster {
     api: ApiServer,
     etcd: Etcd,
     containerd_pid: u32,
+    kubelet_health: String,
     client: Client,
     _root: tempfile::TempDir,
 }
@@ -409,6 +452,7 @@ impl Cluster {
         )?;
         let root = tempfile::Builder::new().prefix("rkube-pod-bench-").tempdir()?;
         let root_dir = root.path().join("kubelet");
+        let kubelet_health = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port().to_string();
         let kubelet = Daemon::start(
             "rkube-kubelet",
             &api,
@@ -425,6 +469,10 @@ impl Cluster {
                 &root_dir.to_string_lossy(),
                 "--pod-logs-dir",
                 &containerd.logs_dir().to_string_lossy(),
+                "--address",
+                "127.0.0.1",
+                "--secure-port",
+                &kubelet_health,
                 "--log-level",
                 &args.daemon_log_level,
             ],
@@ -436,11 +484,28 @@ impl Cluster {
             api,
             etcd,
             containerd_pid: containerd.pid().unwrap_or(0),
+            kubelet_health,
             client,
             _root: root,
         };
         cluster.wait_ready(&health).await?;
         Ok(cluster)
+    }
+
+    /// Starts the kubelet again (after a raw round) and waits until it serves /readyz, which it
+    /// does once its pod manager exists.
+    async fn restart_kubelet(&mut self) -> anyhow::Result<()> {
+        self.kubelet.restart()?;
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/readyz", self.kubelet_health);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            if Instant::now() > deadline {
+                bail!("the restarted kubelet did not become ready\n--- kubelet ---\n{}", self.kubelet.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
     }
 
     /// Waits for the scheduler's /readyz and the node's Ready condition.
