@@ -64,13 +64,20 @@ pub struct Net {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// A number unique among the tests running at once (process id and a counter), as
+/// (high, low) parts: high < 16. Tests name their addresses and devices after it.
+pub fn unique_slot() -> (usize, u8, u8) {
+    let pid = std::process::id() as usize;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let index = (pid * 8 + n) % 4096;
+    (n, (index / 256) as u8, (index % 256) as u8)
+}
+
 impl Net {
     /// Creates the bridge and the client namespace.
     pub fn new() -> Net {
         let pid = std::process::id();
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let index = ((pid as usize) * 8 + n) % 4096;
-        let (hi, lo) = ((index / 256) as u8, (index % 256) as u8);
+        let (n, hi, lo) = unique_slot();
         let prefix = [172, 16 + hi, lo];
         let bridge = format!("rkp{pid:x}{n}");
         let mut net = Net {
@@ -537,4 +544,14 @@ pub fn dns_a(server: SocketAddr, name: &str) -> std::io::Result<Vec<Ipv4Addr>> {
         at += len;
     }
     Ok(out)
+}
+
+/// Deletes an nftables table on drop: for a proxy run as a separate process, declare it before
+/// the process so the process is killed first.
+pub struct TableGuard(pub String);
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        let _ = sh_out(&["nft", "delete", "table", "ip", &self.0]);
+    }
 }
