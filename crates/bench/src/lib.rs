@@ -84,3 +84,55 @@ pub fn p50_p99(samples: &[Duration]) -> (Duration, Duration) {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
+
+/// One live process: its parent, command line, and the CPU seconds it and the children it
+/// has reaped used.
+struct ProcCpu {
+    pid: u32,
+    ppid: u32,
+    cmdline: String,
+    seconds: f64,
+}
+
+fn live_processes() -> Vec<ProcCpu> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        // A process may exit between listing and reading: skip it.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let ppid = fields.get(1).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        // utime, stime, cutime, cstime in USER_HZ (100).
+        out.push(ProcCpu { pid, ppid, cmdline, seconds: (num(11) + num(12) + num(13) + num(14)) / 100.0 });
+    }
+    out
+}
+
+/// CPU seconds of the live processes `pick(pid, cmdline)` selects and all their live
+/// descendants, each counted with the children it has reaped. Short-lived helpers (runc, CNI
+/// plugins) thus count once their parent has waited for them; a process that reparents itself
+/// to init (a containerd shim) must be picked by its command line.
+pub fn tree_cpu_seconds(pick: impl Fn(u32, &str) -> bool) -> f64 {
+    let procs = live_processes();
+    let mut children: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
+    for (i, p) in procs.iter().enumerate() {
+        children.entry(p.ppid).or_default().push(i);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<usize> = (0..procs.len()).filter(|&i| pick(procs[i].pid, &procs[i].cmdline)).collect();
+    let mut total = 0.0;
+    while let Some(i) = stack.pop() {
+        if !seen.insert(i) {
+            continue;
+        }
+        total += procs[i].seconds;
+        stack.extend(children.get(&procs[i].pid).into_iter().flatten().copied());
+    }
+    total
+}

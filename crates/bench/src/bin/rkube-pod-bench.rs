@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use rkube_bench::{cpu_seconds, machine_cpu_seconds, ms, p50_p99};
+use rkube_bench::{cpu_seconds, machine_cpu_seconds, ms, p50_p99, tree_cpu_seconds};
 use rkube_client::{Api, Client, DeleteParams, ListParams, WatchEvent};
 use rkube_testkit::{ApiServer, Containerd, Daemon, Etcd, images};
 use serde_json::json;
@@ -324,8 +324,8 @@ async fn raw_round(
     round: usize,
     samples: &mut Samples,
 ) -> anyhow::Result<()> {
-    let (logs_dir, containerd_pid) = (containerd.logs_dir(), containerd.pid().unwrap_or(0));
-    let cpu = CpuMeter::start(&[("containerd", containerd_pid), ("bench", std::process::id())]);
+    let logs_dir = containerd.logs_dir();
+    let cpu = CpuMeter::start(&[("bench", std::process::id())], &RuntimeTree::new(containerd));
     let tasks: Vec<_> =
         (0..n).map(|i| tokio::spawn(raw_pod(rt.clone(), logs_dir.clone(), format!("raw-{n}-{round}-{i}")))).collect();
     let mut pods = Vec::with_capacity(n);
@@ -386,34 +386,64 @@ async fn teardown_raw(rt: &RuntimeServiceClient<Channel>) -> anyhow::Result<Dura
     Ok(t.elapsed())
 }
 
-/// CPU used by named processes and by the whole machine between `start` and `stop`.
+/// CPU used between `start` and `stop` by named processes, by the container runtime's whole
+/// process tree, and by the whole machine.
 struct CpuMeter {
     pids: Vec<(&'static str, u32, f64)>,
+    runtime: RuntimeTree,
+    runtime_before: f64,
     machine: (f64, f64),
 }
 
-impl CpuMeter {
-    fn start(named: &[(&'static str, u32)]) -> CpuMeter {
-        let pids = named.iter().map(|&(n, p)| (n, p, cpu_seconds(p))).collect();
-        CpuMeter { pids, machine: machine_cpu_seconds() }
+/// containerd and everything it runs: its shims (found by the socket on their command line,
+/// since they reparent themselves to init), runc and CNI plugins, and the containers.
+#[derive(Clone)]
+struct RuntimeTree {
+    containerd_pid: u32,
+    socket: String,
+}
+
+impl RuntimeTree {
+    fn new(containerd: &Containerd) -> RuntimeTree {
+        RuntimeTree { containerd_pid: containerd.pid().unwrap_or(0), socket: containerd.socket().display().to_string() }
     }
 
-    /// CPU ms per pod of each process, and how busy the machine was.
+    fn cpu_seconds(&self) -> f64 {
+        tree_cpu_seconds(|pid, cmdline| {
+            pid == self.containerd_pid || (cmdline.contains("containerd-shim") && cmdline.contains(&self.socket))
+        })
+    }
+}
+
+impl CpuMeter {
+    /// `named` are processes outside the runtime tree (the bench, the rkube daemons).
+    fn start(named: &[(&'static str, u32)], runtime: &RuntimeTree) -> CpuMeter {
+        let pids = named.iter().map(|&(n, p)| (n, p, cpu_seconds(p))).collect();
+        let runtime_before = runtime.cpu_seconds();
+        CpuMeter { pids, runtime: runtime.clone(), runtime_before, machine: machine_cpu_seconds() }
+    }
+
+    /// CPU ms per pod of each named process, of the runtime tree, of all of them together
+    /// ("ours") and of the whole machine, whose excess over ours is other work on the machine.
     fn stop(self, pods: usize) -> String {
         let (busy, total) = machine_cpu_seconds();
-        let parts: Vec<String> = self
-            .pids
-            .iter()
-            .map(|(name, pid, before)| format!("{name} {:.1}", (cpu_seconds(*pid) - before) * 1e3 / pods as f64))
-            .collect();
+        let per_pod = |seconds: f64| seconds * 1e3 / pods as f64;
+        let runtime = self.runtime.cpu_seconds() - self.runtime_before;
+        let mut ours = runtime;
+        let mut parts: Vec<String> = Vec::new();
+        for (name, pid, before) in &self.pids {
+            let used = cpu_seconds(*pid) - before;
+            ours += used;
+            parts.push(format!("{name} {:.1}", per_pod(used)));
+        }
+        parts.push(format!("runtime tree {:.1}", per_pod(runtime)));
         let busy = busy - self.machine.0;
         let share = if total > self.machine.1 { busy / (total - self.machine.1) } else { 0.0 };
-        // The machine's figure also counts shims, runc and CNI plugins, which no pid above
-        // covers, and whatever else runs on the machine meanwhile.
         format!(
-            "cpu ms/pod: {}; whole machine {:.0} ms/pod, busy {:.0}%",
+            "cpu ms/pod: {}; ours {:.0}, whole machine {:.0} (busy {:.0}%)",
             parts.join(", "),
-            busy * 1e3 / pods as f64,
+            per_pod(ours),
+            per_pod(busy),
             share * 100.0
         )
     }
@@ -426,7 +456,6 @@ struct Cluster {
     scheduler: Daemon,
     api: ApiServer,
     etcd: Etcd,
-    containerd_pid: u32,
     kubelet_health: String,
     client: Client,
     _root: tempfile::TempDir,
@@ -478,16 +507,7 @@ impl Cluster {
             ],
         )?;
         let client = Client::new(&api.url())?;
-        let cluster = Cluster {
-            kubelet,
-            scheduler,
-            api,
-            etcd,
-            containerd_pid: containerd.pid().unwrap_or(0),
-            kubelet_health,
-            client,
-            _root: root,
-        };
+        let cluster = Cluster { kubelet, scheduler, api, etcd, kubelet_health, client, _root: root };
         cluster.wait_ready(&health).await?;
         Ok(cluster)
     }
@@ -541,16 +561,18 @@ impl Cluster {
         self.client.api::<Pod>(Some(NAMESPACE))
     }
 
-    fn cpu_meter(&self) -> CpuMeter {
+    fn cpu_meter(&self, containerd: &Containerd) -> CpuMeter {
         let pid = |p: Option<u32>| p.unwrap_or(0);
-        CpuMeter::start(&[
-            ("etcd", pid(self.etcd.pid())),
-            ("apiserver", pid(self.api.pid())),
-            ("scheduler", pid(self.scheduler.pid())),
-            ("kubelet", pid(self.kubelet.pid())),
-            ("containerd", self.containerd_pid),
-            ("bench", std::process::id()),
-        ])
+        CpuMeter::start(
+            &[
+                ("etcd", pid(self.etcd.pid())),
+                ("apiserver", pid(self.api.pid())),
+                ("scheduler", pid(self.scheduler.pid())),
+                ("kubelet", pid(self.kubelet.pid())),
+                ("bench", std::process::id()),
+            ],
+            &RuntimeTree::new(containerd),
+        )
     }
 
     /// Deletes every bench pod and waits until the API and containerd have none left.
@@ -698,7 +720,7 @@ async fn rkube_round(
     // Let the watch register before the first create, so no event precedes it.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let cpu = cluster.cpu_meter();
+    let cpu = cluster.cpu_meter(containerd);
     let sent: Arc<Mutex<HashMap<String, (Instant, SystemTime)>>> = Arc::default();
     let creates: Vec<_> = (0..n)
         .map(|i| {
