@@ -4,8 +4,8 @@
 //! kernel commits every command of a file or none. Only the named table is ever touched.
 
 use crate::error::ProxyError;
-use crate::rules::{Chain, Map, Ruleset};
-use std::collections::BTreeMap;
+use crate::rules::{Chain, Ruleset};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -13,45 +13,29 @@ use std::process::{Command, Stdio};
 /// Map elements per `add element` command (nft handles big commands, this keeps lines sane).
 const ELEMENTS_PER_COMMAND: usize = 1000;
 
-/// What the table holds, as far as this process knows: content None means the object exists
-/// but its content is unknown (found in the kernel at start-up), so it is rewritten whole.
+/// What the table holds, as far as this process knows: what it wrote itself (`known`), and
+/// objects found in the kernel at start-up whose content is unknown, so they are rewritten whole.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
-    /// Chains by name.
-    pub chains: BTreeMap<String, Option<Chain>>,
-    /// Sets and maps by name.
-    pub maps: BTreeMap<String, MapState>,
+    /// What the last successful sync wrote.
+    pub known: Ruleset,
+    /// Chains found in the kernel.
+    pub unknown_chains: BTreeSet<String>,
+    /// Sets and maps found in the kernel (true for a map).
+    pub unknown_maps: BTreeMap<String, bool>,
 }
 
-/// A set or map in the kernel.
-#[derive(Debug, Clone)]
-pub enum MapState {
-    /// Written by this process, with this content.
-    Known(Map),
-    /// Found in the kernel; `is_map` tells a map from a set.
-    Unknown {
-        /// True for a map.
-        is_map: bool,
-    },
-}
-
-impl MapState {
-    fn keyword(&self) -> &'static str {
-        match self {
-            MapState::Known(m) => m.keyword(),
-            MapState::Unknown { is_map: true } => "map",
-            MapState::Unknown { is_map: false } => "set",
-        }
-    }
+/// What is known about one chain.
+enum ChainState<'a> {
+    Absent,
+    Unknown,
+    Known(&'a Chain),
 }
 
 impl Applied {
     /// The state after `ruleset` has been applied.
     pub fn known(ruleset: Ruleset) -> Applied {
-        Applied {
-            chains: ruleset.chains.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-            maps: ruleset.maps.into_iter().map(|(k, v)| (k, MapState::Known(v))).collect(),
-        }
+        Applied { known: ruleset, ..Default::default() }
     }
 
     /// The objects named in `nft -t list table` output, content unknown.
@@ -63,10 +47,10 @@ impl Applied {
             let (Some(kind), Some(name), None) = (words.next(), words.next(), words.next()) else { continue };
             match kind {
                 "chain" => {
-                    applied.chains.insert(name.to_string(), None);
+                    applied.unknown_chains.insert(name.to_string());
                 }
                 "map" | "set" => {
-                    applied.maps.insert(name.to_string(), MapState::Unknown { is_map: kind == "map" });
+                    applied.unknown_maps.insert(name.to_string(), kind == "map");
                 }
                 _ => {}
             }
@@ -76,7 +60,36 @@ impl Applied {
 
     /// True when nothing is known to exist.
     pub fn is_empty(&self) -> bool {
-        self.chains.is_empty() && self.maps.is_empty()
+        self.known.chains.is_empty()
+            && self.known.maps.is_empty()
+            && self.unknown_chains.is_empty()
+            && self.unknown_maps.is_empty()
+    }
+
+    fn chain(&self, name: &str) -> ChainState<'_> {
+        match self.known.chains.get(name) {
+            Some(c) => ChainState::Known(c),
+            None if self.unknown_chains.contains(name) => ChainState::Unknown,
+            None => ChainState::Absent,
+        }
+    }
+
+    /// `Some(keyword)` when a set or map of that name exists.
+    fn map_keyword(&self, name: &str) -> Option<&'static str> {
+        match (self.known.maps.get(name), self.unknown_maps.get(name)) {
+            (Some(m), _) => Some(m.keyword()),
+            (None, Some(true)) => Some("map"),
+            (None, Some(false)) => Some("set"),
+            (None, None) => None,
+        }
+    }
+
+    fn chain_names(&self) -> impl Iterator<Item = &String> {
+        self.known.chains.keys().chain(self.unknown_chains.iter().filter(|n| !self.known.chains.contains_key(*n)))
+    }
+
+    fn map_names(&self) -> impl Iterator<Item = &String> {
+        self.known.maps.keys().chain(self.unknown_maps.keys().filter(|n| !self.known.maps.contains_key(*n)))
     }
 }
 
@@ -91,21 +104,20 @@ pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<
     let _ = writeln!(out, "add table {t}");
 
     for (name, map) in &desired.maps {
-        let replace = match applied.maps.get(name) {
-            None => false,
+        match applied.map_keyword(name) {
+            None => {}
+            Some(k) if k == map.keyword() => continue,
             // A set became a map or the other way round (never by this code, but by hand):
             // the name can only be reused after a delete.
-            Some(state) if state.keyword() != map.keyword() => true,
-            Some(_) => continue,
-        };
-        if replace {
-            let _ = writeln!(out, "delete {} {t} {name}", applied.maps[name].keyword());
+            Some(k) => {
+                let _ = writeln!(out, "delete {k} {t} {name}");
+            }
         }
         let _ = writeln!(out, "add {} {t} {name} {{ {} }}", map.keyword(), map.spec);
         changed = true;
     }
     for (name, chain) in &desired.chains {
-        if applied.chains.contains_key(name) {
+        if !matches!(applied.chain(name), ChainState::Absent) {
             continue;
         }
         match &chain.hook {
@@ -117,12 +129,12 @@ pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<
     }
 
     for (name, chain) in &desired.chains {
-        match applied.chains.get(name) {
-            Some(Some(old)) if old == chain => continue,
-            Some(_) => {
+        match applied.chain(name) {
+            ChainState::Known(old) if old == chain => continue,
+            ChainState::Known(_) | ChainState::Unknown => {
                 let _ = writeln!(out, "flush chain {t} {name}");
             }
-            None => {}
+            ChainState::Absent => {}
         }
         changed = true;
         for rule in &chain.rules {
@@ -131,17 +143,20 @@ pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<
     }
 
     for (name, map) in desired.maps.iter().filter(|(_, m)| !m.dynamic) {
-        let (removed, added): (Vec<&String>, Vec<(&String, &String)>) = match applied.maps.get(name) {
-            Some(MapState::Known(old)) if old.keyword() == map.keyword() => (
+        let known = applied.known.maps.get(name).filter(|old| old.keyword() == map.keyword());
+        let unknown = applied.unknown_maps.get(name) == Some(&map.is_map);
+        let (removed, added): (Vec<&String>, Vec<(&String, &String)>) = match known {
+            Some(old) => (
                 old.elements.iter().filter(|(k, v)| map.elements.get(*k) != Some(v)).map(|(k, _)| k).collect(),
                 map.elements.iter().filter(|(k, v)| old.elements.get(*k) != Some(v)).collect(),
             ),
-            Some(MapState::Unknown { is_map }) if *is_map == map.is_map => {
-                let _ = writeln!(out, "flush {} {t} {name}", map.keyword());
-                changed = true;
+            None => {
+                if unknown {
+                    let _ = writeln!(out, "flush {} {t} {name}", map.keyword());
+                    changed = true;
+                }
                 (Vec::new(), map.elements.iter().collect())
             }
-            _ => (Vec::new(), map.elements.iter().collect()),
         };
         for chunk in removed.chunks(ELEMENTS_PER_COMMAND) {
             let keys: Vec<&str> = chunk.iter().map(|k| k.as_str()).collect();
@@ -157,13 +172,15 @@ pub fn transaction(table: &str, applied: &Applied, desired: &Ruleset) -> Option<
     }
 
     // Stale objects: every rule that could refer to them is flushed first.
-    let stale_chains: Vec<&String> = applied.chains.keys().filter(|k| !desired.chains.contains_key(*k)).collect();
+    let stale_chains: Vec<&String> = applied.chain_names().filter(|k| !desired.chains.contains_key(*k)).collect();
     for name in &stale_chains {
         let _ = writeln!(out, "flush chain {t} {name}");
     }
-    for (name, state) in applied.maps.iter().filter(|(k, _)| !desired.maps.contains_key(*k)) {
-        let _ = writeln!(out, "delete {} {t} {name}", state.keyword());
-        changed = true;
+    for name in applied.map_names().filter(|k| !desired.maps.contains_key(*k)) {
+        if let Some(keyword) = applied.map_keyword(name) {
+            let _ = writeln!(out, "delete {keyword} {t} {name}");
+            changed = true;
+        }
     }
     for name in &stale_chains {
         let _ = writeln!(out, "delete chain {t} {name}");
@@ -230,6 +247,7 @@ fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<String, ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Map;
 
     fn chain(rules: &[&str]) -> Chain {
         Chain { hook: None, rules: rules.iter().map(|r| r.to_string()).collect() }
@@ -322,7 +340,7 @@ mod tests {
     fn objects_found_in_the_kernel_are_rewritten_or_removed() {
         let listing = "table ip t {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n\tset old {\n\t}\n\tmap m {\n\t}\n\tset h {\n\t}\n\tchain a {\n\t\tgoto b\n\t}\n\tchain gone {\n\t}\n}\n";
         let applied = Applied::from_listing(listing);
-        assert_eq!(applied.chains.keys().collect::<Vec<_>>(), ["a", "gone"]);
+        assert_eq!(applied.unknown_chains.iter().collect::<Vec<_>>(), ["a", "gone"]);
         let script = transaction("t", &applied, &ruleset()).unwrap();
         assert!(!script.contains("add set ip t s"), "the existing affinity set is kept:\n{script}");
         assert!(!script.contains("flush set ip t s"), "and keeps its entries:\n{script}");

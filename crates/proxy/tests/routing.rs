@@ -346,3 +346,60 @@ async fn a_restarted_proxy_restores_rules_and_established_connections_survive() 
     assert_eq!(responders(vip, 20).await.len(), 2);
     daemon.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_dns_service_is_created_and_routed_to_this_nodes_dns_server() {
+    let mut net = Net::new();
+    net.endpoint(0, "pod");
+    let cp = ControlPlane::start(&net);
+    let web = cp.service("web", json!({"ports": [{"port": 80, "protocol": "TCP"}]})).await;
+    let dns_ip = net.service_range.replace(".0/24", ".10");
+    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("0.0.0.0:{port}");
+    let node_ip = net.node_ip().to_string();
+    let proxy = Proxy::start(
+        &net,
+        &cp,
+        &[
+            "--dns=true",
+            "--cluster-dns-ip",
+            &dns_ip,
+            "--dns-listen",
+            &listen,
+            "--dns-upstream",
+            "none",
+            "--node-ip",
+            &node_ip,
+        ],
+    )
+    .await;
+
+    // The Service exists with the wanted IP and no selector, and both ports go to this node.
+    let target = format!("dnat to {node_ip}:{port}");
+    proxy
+        .wait_rules("DNS routed", move |t| {
+            t.contains(&format!("meta l4proto udp {target}")) && t.contains(&format!("meta l4proto tcp {target}"))
+        })
+        .await;
+    let svc = cp.client.api::<k8s_openapi::api::core::v1::Service>(Some("kube-system")).get("kube-dns").await.unwrap();
+    assert_eq!(cluster_ip(&svc).to_string(), dns_ip);
+    assert!(svc.spec.as_ref().unwrap().selector.is_none());
+
+    // A pod-like client outside asks the Service IP; the answer comes from the informer cache.
+    let server = SocketAddr::from((dns_ip.parse::<std::net::Ipv4Addr>().unwrap(), 53));
+    let want = cluster_ip(&web);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = Net::in_ns(&net.client_ns(), move || dns_a(server, "web.default.svc.cluster.local"));
+        match got {
+            Ok(ips) if ips == [want] => break,
+            other if Instant::now() > deadline => panic!("no answer {want} via {server}: {other:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    // From a pod on the bridge (its answer leaves through another interface than the node
+    // IP's) and from the node itself (output hook).
+    let from_pod = Net::in_ns(&net.endpoint_ns(0), move || dns_a(server, "web.default.svc.cluster.local"));
+    assert_eq!(from_pod.expect("a pod gets an answer"), [want]);
+    assert_eq!(blocking(move || dns_a(server, "web.default.svc.cluster.local")).await.unwrap(), [want]);
+}
