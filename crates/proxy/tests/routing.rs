@@ -3,6 +3,8 @@
 
 mod support;
 
+use k8s_openapi::api::core::v1::Service;
+use rkube_client::PatchType;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, SocketAddrV4};
@@ -189,11 +191,44 @@ async fn node_ports_external_ips_and_external_traffic_policy_local() {
     let local_svc = cp
         .service("local", json!({"type": "NodePort", "externalTrafficPolicy": "Local", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}))
         .await;
+    let internal = cp
+        .service(
+            "internal",
+            json!({"internalTrafficPolicy": "Local", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+        )
+        .await;
+    let lb = cp
+        .service("lb", json!({"type": "LoadBalancer", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}))
+        .await;
+    let lb_ip = net.ip(101);
+    cp.client
+        .api::<Service>(Some("default"))
+        .patch_status(
+            "lb",
+            PatchType::Merge,
+            &json!({"status": {"loadBalancer": {"ingress": [{"ip": lb_ip.to_string()}]}}}),
+        )
+        .await
+        .expect("load-balancer status");
     let eps = json!([endpoint(local, true, NODE), endpoint(remote, true, "node-b")]);
-    cp.slice("cluster-1", "cluster", http_port(), eps.clone()).await;
-    cp.slice("local-1", "local", http_port(), eps).await;
+    for name in ["cluster", "local", "internal", "lb"] {
+        cp.slice(&format!("{name}-1"), name, http_port(), eps.clone()).await;
+    }
     let proxy = Proxy::start(&net, &cp, &[]).await;
-    proxy.wait_rules("both services", |t| t.contains("ext-default/local/") && t.contains("ext-default/cluster/")).await;
+    let lb_key = format!("{lb_ip} . tcp . 80");
+    proxy
+        .wait_rules("all services", move |t| {
+            t.contains("ext-default/local/")
+                && t.contains("ext-default/cluster/")
+                && t.contains("local-default/internal/")
+                && t.contains(&lb_key)
+        })
+        .await;
+    assert!(node_port(&lb) >= 30000);
+
+    // internalTrafficPolicy Local: the cluster IP reaches only this node's endpoint.
+    let internal_vip = SocketAddr::from(SocketAddrV4::new(cluster_ip(&internal), 80));
+    assert_eq!(responders(internal_vip, 20).await.keys().collect::<Vec<_>>(), ["local"]);
 
     let node_ip = net.node_ip();
     let (np_cluster, np_local) = (node_port(&cluster), node_port(&local_svc));
@@ -206,6 +241,7 @@ async fn node_ports_external_ips_and_external_traffic_policy_local() {
             cluster.insert(tcp_hello(SocketAddr::from((node_ip, np_cluster))).expect("node port answers"));
             local.insert(tcp_hello(SocketAddr::from((node_ip, np_local))).expect("local node port answers"));
             external.insert(tcp_hello(SocketAddr::from((external_ip, 80))).expect("external IP answers").0);
+            external.insert(tcp_hello(SocketAddr::from((lb_ip, 80))).expect("load-balancer IP answers").0);
         }
         (cluster, local, external)
     });
@@ -402,4 +438,36 @@ async fn the_cluster_dns_service_is_created_and_routed_to_this_nodes_dns_server(
     let from_pod = Net::in_ns(&net.endpoint_ns(0), move || dns_a(server, "web.default.svc.cluster.local"));
     assert_eq!(from_pod.expect("a pod gets an answer"), [want]);
     assert_eq!(blocking(move || dns_a(server, "web.default.svc.cluster.local")).await.unwrap(), [want]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_ports_answer_on_every_local_address_but_loopback_by_default() {
+    let mut net = Net::new();
+    let ep = net.endpoint(0, "ep");
+    let cp = ControlPlane::start(&net);
+    // A node port of its own: without --nodeport-addresses the rules match every local
+    // address, so two tests must not pick the same one.
+    let np = 30000 + (std::process::id() % 2700) as u16;
+    cp.service(
+        "np",
+        json!({"type": "NodePort", "ports": [{"name": "http", "port": 80, "nodePort": np, "protocol": "TCP"}]}),
+    )
+    .await;
+    cp.slice("np-1", "np", http_port(), json!([endpoint(ep, true, NODE)])).await;
+    let mut flags = Proxy::flags(&net, &cp);
+    let at = flags.iter().position(|f| f == "--nodeport-addresses").expect("flag present");
+    flags.drain(at..at + 2);
+    let proxy = Proxy::start_with(flags).await;
+    proxy.wait_rules("node port", move |t| t.contains(&format!("tcp . {np} : goto ext-default/np/"))).await;
+    assert!(proxy.listing().contains("fib daddr type local ip daddr != 127.0.0.0/8"));
+
+    // The outside client on the node's address, a pod on the bridge's address.
+    let (node_ip, bridge_ip) = (net.node_ip(), net.ip(1));
+    let from_client = Net::in_ns(&net.client_ns(), move || tcp_hello(SocketAddr::from((node_ip, np))));
+    assert_eq!(from_client.expect("node address answers").0, "ep");
+    let from_pod = Net::in_ns(&net.endpoint_ns(0), move || tcp_hello(SocketAddr::from((bridge_ip, np))));
+    assert_eq!(from_pod.expect("bridge address answers").0, "ep");
+    // Loopback is left alone (a DNAT from 127.0.0.1 could not leave the node).
+    let err = blocking(move || tcp_hello(SocketAddr::from(([127, 0, 0, 1], np)))).await.expect_err("not routed");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
 }

@@ -418,9 +418,15 @@ impl Proxy {
 
     /// Starts the proxy with [`Proxy::flags`] plus `extra`, and waits for its table.
     pub async fn start(net: &Net, cp: &ControlPlane, extra: &[&str]) -> Proxy {
+        let mut flags = Self::flags(net, cp);
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        Self::start_with(flags).await
+    }
+
+    /// Starts the proxy with exactly `flags`, and waits for its table.
+    pub async fn start_with(flags: Vec<String>) -> Proxy {
         let mut args = vec!["rkube-proxy".to_string()];
-        args.extend(Self::flags(net, cp));
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(flags);
         // Later flags win, as with the daemon's own parsing.
         let config: rkube_proxy::Config =
             rkube_daemon::load_config_from(args.into_iter().map(Into::into).collect()).expect("flags parse");
