@@ -16,7 +16,7 @@
 //!
 //! Chains are few on purpose: `nft` reads every chain of the table before it applies even a
 //! one-line change, so a chain per endpoint (kube-proxy's layout) made a one-endpoint update
-//! against 10,000 Services cost 0.37 s of nft time instead of 0.04 s.
+//! against 10,000 Services cost 0.65 s of nft time instead of 0.11 s (`scripts/bench-proxy`).
 
 use crate::model::{Endpoint, ServicePort};
 use std::collections::BTreeMap;
@@ -281,7 +281,8 @@ fn add_service_port(rs: &mut Ruleset, config: &RulesConfig, cluster_cidrs: Optio
 /// The choice is a ladder: endpoint i (of n) is taken with probability 1/(n-i) when none
 /// before it was, which gives each 1/n. A `numgen random mod n vmap { ... }` does it in one
 /// rule, but every such vmap is an anonymous set, and the kernel names each new anonymous
-/// set by scanning all the table's sets: loading 10,000 Services took 5x longer that way.
+/// set by scanning all the table's sets: loading 10,000 Services took 5x longer that way
+/// (35.7 s instead of 6.4 s, both with a chain per endpoint).
 fn add_dispatch(rs: &mut Ruleset, sp: &ServicePort, name: &str, endpoints: &[&Endpoint]) {
     let id = sp.id();
     let proto = sp.protocol.nft();
