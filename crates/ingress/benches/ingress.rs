@@ -1,5 +1,6 @@
 //! Ingress throughput and latency beside a direct connection, in the same run: a small
-//! HTTP/1.1 backend in this process; the real rkube-ingress binary (release) routing to it
+//! HTTP/1.1 backend in a process of its own (this binary again, so the direct path crosses
+//! processes as the ingress path does); the real rkube-ingress binary (release) routing to it
 //! from a real etcd + rkube-apiserver (Service without selector, hand-written EndpointSlice,
 //! Ingress); then, for each concurrency level, N keep-alive clients hammer (1) the backend
 //! directly, (2) the backend through the ingress over HTTP and (3) over HTTPS (TLS
@@ -59,10 +60,14 @@ fn options() -> Options {
     o
 }
 
-/// The backend: answers every request with the same small body.
-async fn backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
-    let addr = listener.local_addr().expect("backend address");
+/// Set in the environment of the backend process.
+const BACKEND_ENV: &str = "RKUBE_INGRESS_BENCH_BACKEND";
+
+/// The backend process' main: answers every request with the same small body; prints its
+/// port, then serves until its stdin closes (the bench exited).
+async fn backend_main() -> anyhow::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?.port());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
@@ -75,7 +80,36 @@ async fn backend() -> SocketAddr {
             });
         }
     });
-    addr
+    let mut sink = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+    Ok(())
+}
+
+/// The backend process; killed on drop.
+struct BackendProcess(std::process::Child);
+
+impl Drop for BackendProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the backend process; its address.
+fn backend() -> anyhow::Result<(BackendProcess, SocketAddr)> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe()?)
+        .env(BACKEND_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("backend has no stdout"))?;
+    let process = BackendProcess(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let port: u16 = line.trim().parse().map_err(|_| anyhow::anyhow!("backend printed {line:?}, not a port"))?;
+    Ok((process, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
 /// How a client connects.
@@ -230,11 +264,14 @@ fn free_port() -> anyhow::Result<u16> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::var_os(BACKEND_ENV).is_some() {
+        return backend_main().await;
+    }
     let o = options();
     let etcd = Etcd::start()?;
     let api = ApiServer::start(&etcd)?;
     let client = Client::new(&api.url())?;
-    let backend = backend().await;
+    let (_backend_process, backend) = backend()?;
 
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
@@ -279,7 +316,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     println!(
-        "rkube-ingress benchmark: GET of a {}-byte body, keep-alive clients, {} s per run, {} cores",
+        "rkube-ingress benchmark: GET of a {}-byte body from a backend process, keep-alive clients, {} s per run, {} cores",
         BODY.len(),
         o.seconds,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
