@@ -385,6 +385,21 @@ async fn a_restarted_proxy_restores_rules_and_established_connections_survive() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_dns_service_is_created_and_routed_to_this_nodes_dns_server() {
+    // The node IP on another interface than the pods' bridge: a pod's answer must still come
+    // from it (the server binds it rather than the wildcard).
+    cluster_dns(|net| net.node_ip()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_dns_works_when_the_node_queries_from_the_dns_servers_own_address() {
+    // The bridge's address is also the node's source towards Service IPs (the test routes them
+    // into the bridge): its own queries are DNATed to its own address, the hairpin case of a
+    // host-network endpoint.
+    cluster_dns(|net| net.ip(1)).await;
+}
+
+/// Cluster DNS with the server on `node_ip(net)`.
+async fn cluster_dns(node_ip: impl Fn(&Net) -> std::net::Ipv4Addr) {
     let mut net = Net::new();
     net.endpoint(0, "pod");
     let cp = ControlPlane::start(&net);
@@ -392,7 +407,7 @@ async fn the_cluster_dns_service_is_created_and_routed_to_this_nodes_dns_server(
     let dns_ip = net.service_range.replace(".0/24", ".10");
     let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
     let listen = format!("0.0.0.0:{port}");
-    let node_ip = net.node_ip().to_string();
+    let node_ip = node_ip(&net).to_string();
     let proxy = Proxy::start(
         &net,
         &cp,
@@ -433,8 +448,7 @@ async fn the_cluster_dns_service_is_created_and_routed_to_this_nodes_dns_server(
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    // From a pod on the bridge (its answer leaves through another interface than the node
-    // IP's) and from the node itself (output hook).
+    // From a pod on the bridge and from the node itself (output hook).
     let from_pod = Net::in_ns(&net.endpoint_ns(0), move || dns_a(server, "web.default.svc.cluster.local"));
     assert_eq!(from_pod.expect("a pod gets an answer"), [want]);
     assert_eq!(blocking(move || dns_a(server, "web.default.svc.cluster.local")).await.unwrap(), [want]);
