@@ -90,6 +90,10 @@ impl Net {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
         };
+        // Devices left by a killed earlier run whose pid has come round again.
+        for stale in [format!("{bridge}c"), bridge.clone()] {
+            let _ = sh_out(&["ip", "link", "delete", &stale]);
+        }
         sh(&["ip", "link", "add", &bridge, "type", "bridge"]);
         sh(&["ip", "addr", "add", &format!("{}/25", net.ip(1)), "dev", &bridge]);
         sh(&["ip", "link", "set", &bridge, "up"]);
@@ -147,6 +151,7 @@ impl Net {
     pub fn endpoint(&mut self, i: u8, name: &str) -> Ipv4Addr {
         let ns = self.add_namespace(&format!("ep{i}"));
         let host_end = format!("{}v{i}", self.bridge);
+        let _ = sh_out(&["ip", "link", "delete", &host_end]);
         let ip = self.ip(10 + i);
         sh(&["ip", "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
         self.links.push(host_end.clone());
