@@ -137,15 +137,19 @@ async fn sync_loop(
     let caches = Arc::new(caches);
     let mut last_start: Option<Instant> = None;
     let mut retry: Option<Duration> = None;
-    // The first pass syncs at once.
+    // The first pass syncs at once; the table's presence is checked once per sync period
+    // however busy the syncs are.
     let mut due = true;
-    let mut periodic = false;
+    let mut next_check = Instant::now() + config.sync_period;
     loop {
         if !due {
-            let idle = retry.unwrap_or(config.sync_period);
+            let until = match (retry, last_start) {
+                (Some(delay), Some(t)) => t + delay,
+                _ => next_check,
+            };
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(idle) => periodic = retry.is_none(),
+                _ = tokio::time::sleep_until(until.into()) => {}
                 _ = token.cancelled() => return,
             }
         }
@@ -163,7 +167,10 @@ async fn sync_loop(
         last_start = Some(Instant::now());
         let Some(mut p) = proxier.take() else { return };
         let c = caches.clone();
-        let check = std::mem::take(&mut periodic);
+        let check = Instant::now() >= next_check;
+        if check {
+            next_check = Instant::now() + config.sync_period;
+        }
         let joined = tokio::task::spawn_blocking(move || {
             let result = if check { p.check_table() } else { Ok(()) }.and_then(|()| p.sync(c.ports()));
             (p, result)
