@@ -544,6 +544,43 @@ pub async fn bootstrap(registry: &crate::Registry, allocator: &Allocator, ip: &s
         }
         Err(e) => tracing::warn!(error = %e, "could not create the kubernetes Endpoints"),
     }
+    bootstrap_slice(registry, ip, port).await;
+}
+
+/// The `kubernetes` EndpointSlice (what proxies read), kept like the Endpoints: this server's
+/// address added to those of other servers on the same port.
+async fn bootstrap_slice(registry: &crate::Registry, ip: &str, port: u16) {
+    let opts = crate::objects::WriteOptions::default();
+    let Some(slices) = registry::lookup("discovery.k8s.io", "v1", "endpointslices") else { return };
+    let ports = json!([{"name": "https", "port": port, "protocol": "TCP"}]);
+    let endpoint =
+        |ip: &str| json!({"addresses": [ip], "conditions": {"ready": true, "serving": true, "terminating": false}});
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4", "endpoints": [endpoint(ip)], "ports": ports});
+    match registry.create(slices, Some("default"), slice, &opts).await {
+        Ok(_) => {}
+        Err(ApiError::AlreadyExists { .. }) => {
+            let result = registry
+                .write(slices, Some("default"), "kubernetes", crate::objects::Part::Main, &opts, |old| {
+                    let mut new = old.clone();
+                    let same_port = old.pointer("/ports/0/port").and_then(Value::as_i64) == Some(i64::from(port));
+                    let mut endpoints =
+                        if same_port { old["endpoints"].as_array().cloned().unwrap_or_default() } else { Vec::new() };
+                    if !endpoints.iter().any(|e| e["addresses"][0] == ip) {
+                        endpoints.push(endpoint(ip));
+                    }
+                    new["endpoints"] = json!(endpoints);
+                    new["ports"] = ports.clone();
+                    Ok(new)
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not update the kubernetes EndpointSlice");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not create the kubernetes EndpointSlice"),
+    }
 }
 
 #[cfg(test)]

@@ -145,6 +145,12 @@ async fn kubernetes_service_exists_and_allocations_survive_a_restart() {
     assert_eq!(r.code, 200, "{}", r.body);
     assert_eq!(r.body["subsets"][0]["addresses"][0]["ip"], "127.0.0.1");
     assert_eq!(r.body["subsets"][0]["ports"][0]["port"], c.api.port());
+    let r = c.get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes").await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.body["metadata"]["labels"]["kubernetes.io/service-name"], "kubernetes");
+    assert_eq!(r.body["endpoints"][0]["addresses"][0], "127.0.0.1");
+    assert_eq!(r.body["endpoints"][0]["conditions"]["ready"], true);
+    assert_eq!(r.body["ports"][0]["port"], c.api.port());
 
     let mut ips = HashSet::new();
     for i in 0..10 {
