@@ -51,9 +51,6 @@ pub struct Config {
     /// HTTP/1.1.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_http2: bool,
-    /// Threads serving requests, each with its own connections to backends; 0 is one per CPU.
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
     /// Address of the /healthz, /readyz and /metrics endpoints.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: String,

@@ -103,20 +103,22 @@ pub async fn start(config: Config, cancel: CancellationToken) -> Result<Running,
     let fallback = Arc::new(tls::self_signed(&provider)?);
     let resolver = Arc::new(tls::Resolver::new(router.clone(), fallback));
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver, config.enable_http2)?));
-    let pool_config = PoolConfig {
+    let pool = Pool::new(PoolConfig {
         connect_timeout: config.upstream_connect_timeout,
         max_idle_per_endpoint: config.upstream_keepalive_connections,
         idle_timeout: config.upstream_keepalive_timeout,
         fail_timeout: config.upstream_fail_timeout,
-    };
-    let proxy_config = ProxyConfig {
-        response_timeout: config.upstream_response_timeout,
-        max_attempts: config.upstream_max_attempts as usize,
-        trust_forwarded_headers: config.use_forwarded_headers,
-    };
-    let (r, m) = (router.clone(), metrics.clone());
-    let make_proxy =
-        move || Arc::new(Proxy::new(r.clone(), Pool::new(pool_config.clone()), m.clone(), proxy_config.clone()));
+    });
+    let proxy = Arc::new(Proxy::new(
+        router.clone(),
+        pool,
+        metrics.clone(),
+        ProxyConfig {
+            response_timeout: config.upstream_response_timeout,
+            max_attempts: config.upstream_max_attempts as usize,
+            trust_forwarded_headers: config.use_forwarded_headers,
+        },
+    ));
     let publish = config.update_status.then(|| load_balancer_status(&config.publish_addresses()));
     let controller = Controller::start(
         client,
@@ -135,81 +137,18 @@ pub async fn start(config: Config, cancel: CancellationToken) -> Result<Running,
     );
     tracing::info!(http = %http_addr, https = %https_addr, class = %config.ingress_class, "rkube-ingress starting");
     let http2 = config.enable_http2;
-    let workers = match config.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
-    let (http, https) = (std_listener(http)?, std_listener(https)?);
     let task = tokio::spawn(async move {
         tokio::select! {
             _ = controller.wait_built() => {}
             _ = cancel.cancelled() => return,
         }
         readiness.set(true);
-        tracing::info!(workers, "routing table built; serving");
-        let mut threads = Vec::new();
-        for i in 0..workers {
-            let listeners = (http.try_clone(), https.try_clone());
-            let (Ok(http), Ok(https)) = listeners else {
-                tracing::error!(worker = i, "cannot share the listeners with a worker");
-                continue;
-            };
-            let worker =
-                Worker { http, https, proxy: make_proxy(), tls: acceptor.clone(), http2, cancel: cancel.clone() };
-            match std::thread::Builder::new().name(format!("ingress-worker-{i}")).spawn(move || worker.run()) {
-                Ok(t) => threads.push(t),
-                Err(e) => tracing::error!(worker = i, error = %e, "cannot start a worker thread"),
-            }
-        }
-        let joined = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
-            }
-        });
-        let _ = joined.await;
+        tracing::info!("routing table built; serving");
+        let plain = server::serve(http, proxy.clone(), None, http2, cancel.clone());
+        let secure = server::serve(https, proxy, Some(acceptor), http2, cancel);
+        tokio::join!(plain, secure);
     });
     Ok(Running { http: http_addr, https: https_addr, health, metrics, task })
-}
-
-/// One serving thread: both listeners on a runtime of its own, with its own connection pool.
-/// A request and its backend connection stay on one thread, so the path through the proxy
-/// has no cross-thread wake-ups (measured: README, Performance); the kernel spreads new
-/// connections over the threads accepting on the shared sockets.
-struct Worker {
-    http: std::net::TcpListener,
-    https: std::net::TcpListener,
-    proxy: Arc<Proxy>,
-    tls: tokio_rustls::TlsAcceptor,
-    http2: bool,
-    cancel: CancellationToken,
-}
-
-impl Worker {
-    fn run(self) {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build a worker runtime");
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let (http, https) = match (TcpListener::from_std(self.http), TcpListener::from_std(self.https)) {
-                (Ok(a), Ok(b)) => (a, b),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::error!(error = %e, "cannot register the listeners with a worker");
-                    return;
-                }
-            };
-            let plain = server::serve(http, self.proxy.clone(), None, self.http2, self.cancel.clone());
-            let secure = server::serve(https, self.proxy, Some(self.tls), self.http2, self.cancel);
-            tokio::join!(plain, secure);
-        });
-    }
-}
-
-fn std_listener(listener: TcpListener) -> Result<std::net::TcpListener, IngressError> {
-    listener.into_std().map_err(|source| IngressError::Bind { address: "listener".into(), source })
 }
 
 fn local(listener: &TcpListener) -> Result<SocketAddr, IngressError> {
