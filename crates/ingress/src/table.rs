@@ -356,6 +356,9 @@ mod tests {
         let legacy: Arc<Ingress> = obj(json!({"metadata": {"name": "legacy", "namespace": "ns",
             "annotations": {LEGACY_CLASS_ANNOTATION: "other"}}, "spec": rule(json!({"number": 80}))}));
         assert!(!policy().handles(&legacy, &s.classes));
+        let legacy_ours: Arc<Ingress> = obj(json!({"metadata": {"name": "legacy", "namespace": "ns",
+            "annotations": {LEGACY_CLASS_ANNOTATION: "rkube"}}, "spec": rule(json!({"number": 80}))}));
+        assert!(policy().handles(&legacy_ours, &s.classes));
     }
 
     #[test]
