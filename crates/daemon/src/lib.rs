@@ -154,6 +154,20 @@ pub fn shutdown_token() -> CancellationToken {
     token
 }
 
+/// This machine's IPv4 address towards other machines: the source address the kernel would
+/// pick for an outside destination (no packet is sent); loopback when there is no route.
+pub fn node_address() -> std::net::Ipv4Addr {
+    let probe = || -> std::io::Result<std::net::IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect("10.255.255.255:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    match probe() {
+        Ok(std::net::IpAddr::V4(ip)) => ip,
+        _ => std::net::Ipv4Addr::LOCALHOST,
+    }
+}
+
 /// Whether the daemon is ready (`/readyz`); `/healthz` answers ok while the process serves.
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);

@@ -111,19 +111,8 @@ impl Config {
     pub fn publish_addresses(&self) -> Vec<String> {
         let given: Vec<String> =
             self.publish_address.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
-        if given.is_empty() { vec![node_address()] } else { given }
+        if given.is_empty() { vec![rkube_daemon::node_address().to_string()] } else { given }
     }
-}
-
-/// The address this machine reaches other machines from (the source address of its default
-/// route), found without sending anything.
-pub fn node_address() -> String {
-    let probe = || -> std::io::Result<std::net::IpAddr> {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
-        s.connect("10.255.255.255:9")?;
-        Ok(s.local_addr()?.ip())
-    };
-    probe().map(|ip| ip.to_string()).unwrap_or_else(|_| "127.0.0.1".into())
 }
 
 #[cfg(test)]

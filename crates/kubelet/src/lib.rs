@@ -48,7 +48,7 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     std::fs::create_dir_all(&config.pod_logs_dir)
         .with_context(|| format!("creating {}", config.pod_logs_dir.display()))?;
 
-    let host_ip = config.node_ip.clone().unwrap_or_else(node::detect_address);
+    let host_ip = config.node_ip.clone().unwrap_or_else(|| rkube_daemon::node_address().to_string());
     let listener = tokio::net::TcpListener::bind((config.address.as_str(), config.port))
         .await
         .with_context(|| format!("binding the kubelet port {}:{}", config.address, config.port))?;

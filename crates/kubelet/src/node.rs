@@ -546,17 +546,6 @@ fn go_arch() -> &'static str {
     }
 }
 
-/// The first non-loopback IPv4 address of this machine, found by asking the kernel which
-/// source address it would use for an outside destination (no packet is sent).
-pub fn detect_address() -> String {
-    let probe = || -> std::io::Result<std::net::IpAddr> {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
-        s.connect("10.255.255.255:9")?;
-        Ok(s.local_addr()?.ip())
-    };
-    probe().map(|ip| ip.to_string()).unwrap_or_else(|_| "127.0.0.1".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,7 +113,7 @@ impl Config {
             })?);
         }
         if node_ips.is_empty() {
-            node_ips.push(detect_address());
+            node_ips.push(rkube_daemon::node_address());
         }
         let cidrs = |flag: &'static str, list: &[String]| -> Result<Vec<String>, ProxyError> {
             list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| parse_cidr(flag, s)).collect()
@@ -157,20 +157,6 @@ pub fn parse_cidr(flag: &'static str, s: &str) -> Result<String, ProxyError> {
     let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address"))?;
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
     Ok(format!("{}/{len}", Ipv4Addr::from(u32::from(ip) & mask)))
-}
-
-/// The source address the kernel would pick for an outside destination (no packet is sent);
-/// loopback when there is no route at all.
-pub fn detect_address() -> Ipv4Addr {
-    let probe = || -> std::io::Result<std::net::IpAddr> {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
-        s.connect("10.255.255.255:9")?;
-        Ok(s.local_addr()?.ip())
-    };
-    match probe() {
-        Ok(std::net::IpAddr::V4(ip)) => ip,
-        _ => Ipv4Addr::LOCALHOST,
-    }
 }
 
 #[cfg(test)]
