@@ -136,3 +136,39 @@ pub fn tree_cpu_seconds(pick: impl Fn(u32, &str) -> bool) -> f64 {
     }
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_unsorted_samples() {
+        let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        assert_eq!(p50_p99(&samples), (Duration::from_millis(51), Duration::from_millis(99)));
+        assert_eq!(p50_p99(&[]), (Duration::ZERO, Duration::ZERO));
+    }
+
+    #[test]
+    fn tree_cpu_counts_children_the_picked_process_has_reaped() {
+        let marker = format!("rkube-bench-tree-test-{}", std::process::id());
+        // A subshell burns CPU and exits (reaped by the outer shell), then the shell idles.
+        let script = format!(": {marker}; (i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done); sleep 5");
+        let mut child = std::process::Command::new("sh").arg("-c").arg(&script).spawn().expect("sh runs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut used = 0.0;
+        while std::time::Instant::now() < deadline {
+            // Once the subshell (a fork carrying the same command line) is gone, its CPU is
+            // only in the outer shell's reaped-children time.
+            let marked = live_processes().iter().filter(|p| p.cmdline.contains(&marker)).count();
+            used = tree_cpu_seconds(|_, cmdline| cmdline.contains(&marker));
+            if marked == 1 && used >= 0.4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(used >= 0.4, "counted {used} s for a shell whose child burned CPU");
+        assert_eq!(tree_cpu_seconds(|_, cmdline| cmdline.contains("no-such-process-anywhere-xyz")), 0.0);
+    }
+}
