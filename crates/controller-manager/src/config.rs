@@ -3,23 +3,15 @@
 
 use clap::Parser;
 use rkube_daemon::parse_duration;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Command-line flags; every flag may also be a key of the `--config` file.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "rkube-controller-manager", version, about = "rkube controller manager: keeps declared state true")]
 pub struct Config {
-    /// YAML file whose keys are these flags' long names (flags on the command line win).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// API server URL; overrides the kubeconfig's server.
-    #[arg(long)]
-    pub master: Option<String>,
-    /// kubeconfig for the API server address (default: $KUBECONFIG, then ~/.kube/config,
-    /// then http://127.0.0.1:6443).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
+    /// Where the API server is: `--config`, `--master`, `--kubeconfig`.
+    #[command(flatten)]
+    pub api: rkube_daemon::ApiServerFlags,
     /// Controllers to run: `*` for all, names to add, `-name` to leave one out
     /// (e.g. `*,-garbagecollector`).
     #[arg(long, value_delimiter = ',', default_value = "*")]
@@ -90,7 +82,7 @@ pub struct Config {
 impl Config {
     /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
     pub fn server(&self) -> Result<String, rkube_client::ClientError> {
-        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+        self.api.server()
     }
 
     /// Whether the controller `name` is enabled by `--controllers`.
@@ -126,7 +118,7 @@ mod tests {
     fn the_example_config_file_loads() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/controller-manager.yaml");
         let c: Config = rkube_daemon::load_config_from(vec!["x".into(), "--config".into(), file.into()]).unwrap();
-        assert_eq!(c.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.api.master.as_deref(), Some("http://127.0.0.1:6443"));
         assert_eq!(c.leader_elect_resource_name, "kube-controller-manager");
     }
 }

@@ -154,6 +154,28 @@ pub fn shutdown_token() -> CancellationToken {
     token
 }
 
+/// The flags every daemon that talks to the API server shares (flattened into its own).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiServerFlags {
+    /// YAML file whose keys are these flags' long names (flags on the command line win).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// API server URL; overrides the kubeconfig's server.
+    #[arg(long)]
+    pub master: Option<String>,
+    /// kubeconfig for the API server address (default: $KUBECONFIG, then ~/.kube/config, then
+    /// http://127.0.0.1:6443).
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+}
+
+impl ApiServerFlags {
+    /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
+    pub fn server(&self) -> Result<String, rkube_client::ClientError> {
+        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+    }
+}
+
 /// This machine's IPv4 address towards other machines: the source address the kernel would
 /// pick for an outside destination (no packet is sent); loopback when there is no route.
 pub fn node_address() -> std::net::Ipv4Addr {

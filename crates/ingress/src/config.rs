@@ -3,7 +3,6 @@
 
 use clap::Parser;
 use rkube_daemon::parse_duration;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The `spec.controller` value of the IngressClasses this controller serves by default.
@@ -17,16 +16,9 @@ pub const CONTROLLER_NAME: &str = "rkube.io/ingress-controller";
     about = "rkube ingress controller: routes HTTP(S) by host and path to Services"
 )]
 pub struct Config {
-    /// YAML file whose keys are these flags' long names (flags on the command line win).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// API server URL; overrides the kubeconfig's server.
-    #[arg(long)]
-    pub master: Option<String>,
-    /// kubeconfig for the API server address (default: $KUBECONFIG, then ~/.kube/config,
-    /// then http://127.0.0.1:6443).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
+    /// Where the API server is: `--config`, `--master`, `--kubeconfig`.
+    #[command(flatten)]
+    pub api: rkube_daemon::ApiServerFlags,
     /// The IngressClass this controller serves; created at start (with `--controller-class`)
     /// when absent.
     #[arg(long, default_value = "rkube")]
@@ -99,7 +91,7 @@ pub struct Config {
 impl Config {
     /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
     pub fn server(&self) -> Result<String, rkube_client::ClientError> {
-        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+        self.api.server()
     }
 
     /// `--watch-namespace` as an optional namespace.
@@ -143,7 +135,7 @@ mod tests {
             "--secure-port=1".into(),
         ])
         .unwrap();
-        assert_eq!(c.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.api.master.as_deref(), Some("http://127.0.0.1:6443"));
         assert_eq!(c.ingress_class, "rkube");
         assert_eq!(c.http_port, 80);
         assert_eq!(c.secure_port, 1, "the command line wins over the file");

@@ -14,15 +14,9 @@ use std::time::Duration;
     about = "rkube kubelet: runs the pods bound to this node through containerd's CRI"
 )]
 pub struct Config {
-    /// YAML file whose keys are these flags' long names (flags on the command line win).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// API server URL; overrides the kubeconfig's server.
-    #[arg(long)]
-    pub master: Option<String>,
-    /// kubeconfig for the API server address.
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
+    /// Where the API server is: `--config`, `--master`, `--kubeconfig`.
+    #[command(flatten)]
+    pub api: rkube_daemon::ApiServerFlags,
     /// Name of this node (default: the host name).
     #[arg(long)]
     pub hostname_override: Option<String>,
@@ -94,7 +88,7 @@ pub struct Config {
 impl Config {
     /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
     pub fn server(&self) -> Result<String, rkube_client::ClientError> {
-        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+        self.api.server()
     }
 
     /// This node's name: `--hostname-override`, else the host name, lower-cased.

@@ -5,7 +5,6 @@ use crate::error::ProxyError;
 use clap::Parser;
 use rkube_daemon::parse_duration;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Command-line flags; every flag may also be a key of the `--config` file.
@@ -18,15 +17,9 @@ use std::time::Duration;
     about = "rkube proxy: routes Service IPs and node ports to endpoints with nftables, and serves cluster DNS"
 )]
 pub struct Config {
-    /// YAML file whose keys are these flags' long names (flags on the command line win).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// API server URL; overrides the kubeconfig's server.
-    #[arg(long)]
-    pub master: Option<String>,
-    /// kubeconfig for the API server address.
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
+    /// Where the API server is: `--config`, `--master`, `--kubeconfig`.
+    #[command(flatten)]
+    pub api: rkube_daemon::ApiServerFlags,
     /// Name of this node, for the Local traffic policies (default: the host name, lower-cased).
     #[arg(long)]
     pub hostname_override: Option<String>,
@@ -94,7 +87,7 @@ pub struct Resolved {
 impl Config {
     /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
     pub fn server(&self) -> Result<String, rkube_client::ClientError> {
-        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+        self.api.server()
     }
 
     /// Checks the flags and fills in the defaults that depend on the machine.
@@ -212,7 +205,7 @@ mod tests {
             "--healthz-port=1".into(),
         ])
         .unwrap();
-        assert_eq!(c.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.api.master.as_deref(), Some("http://127.0.0.1:6443"));
         assert_eq!(c.cluster_cidr, ["10.244.0.0/16"]);
         assert_eq!(c.healthz_port, 1, "the command line wins over the file");
         c.resolve().unwrap();

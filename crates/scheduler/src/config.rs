@@ -3,23 +3,15 @@
 
 use clap::Parser;
 use rkube_daemon::parse_duration;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Command-line flags; every flag may also be a key of the `--config` file.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "rkube-scheduler", version, about = "rkube scheduler: assigns pending pods to nodes")]
 pub struct Config {
-    /// YAML file whose keys are these flags' long names (flags on the command line win).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// API server URL; overrides the kubeconfig's server.
-    #[arg(long)]
-    pub master: Option<String>,
-    /// kubeconfig for the API server address (default: $KUBECONFIG, then ~/.kube/config,
-    /// then http://127.0.0.1:6443).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
+    /// Where the API server is: `--config`, `--master`, `--kubeconfig`.
+    #[command(flatten)]
+    pub api: rkube_daemon::ApiServerFlags,
     /// Pods whose spec.schedulerName is this are scheduled; others are left alone.
     #[arg(long, default_value = "default-scheduler")]
     pub scheduler_name: String,
@@ -58,7 +50,7 @@ pub struct Config {
 impl Config {
     /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
     pub fn server(&self) -> Result<String, rkube_client::ClientError> {
-        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+        self.api.server()
     }
 }
 
@@ -89,7 +81,7 @@ mod tests {
             "--secure-port=1".into(),
         ])
         .unwrap();
-        assert_eq!(c.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.api.master.as_deref(), Some("http://127.0.0.1:6443"));
         assert_eq!(c.leader_elect_resource_name, "kube-scheduler");
         assert_eq!(c.secure_port, 1, "the command line wins over the file");
     }
