@@ -86,9 +86,30 @@ impl Cri {
         Ok(Ok(()))
     }
 
-    /// Sandboxes, optionally only those carrying `label=value`.
+    /// Every sandbox.
     pub async fn list_sandboxes(&self) -> Result<Vec<api::PodSandbox>> {
         Ok(self.runtime.clone().list_pod_sandbox(api::ListPodSandboxRequest { filter: None }).await?.into_inner().items)
+    }
+
+    /// The sandboxes carrying `label=value`, filtered by the runtime (a pod's own, by its UID
+    /// label), so a pod's sync does not read every pod on the node.
+    pub async fn list_sandboxes_labelled(&self, label: &str, value: &str) -> Result<Vec<api::PodSandbox>> {
+        let filter = api::PodSandboxFilter {
+            label_selector: [(label.to_string(), value.to_string())].into(),
+            ..Default::default()
+        };
+        let req = api::ListPodSandboxRequest { filter: Some(filter) };
+        Ok(self.runtime.clone().list_pod_sandbox(req).await?.into_inner().items)
+    }
+
+    /// The containers carrying `label=value`, filtered by the runtime.
+    pub async fn list_containers_labelled(&self, label: &str, value: &str) -> Result<Vec<api::Container>> {
+        let filter = api::ContainerFilter {
+            label_selector: [(label.to_string(), value.to_string())].into(),
+            ..Default::default()
+        };
+        let req = api::ListContainersRequest { filter: Some(filter) };
+        Ok(self.runtime.clone().list_containers(req).await?.into_inner().containers)
     }
 
     /// Every container, running or not.

@@ -146,18 +146,10 @@ impl PodWorker {
     async fn runtime(&self) -> Result<Runtime, crate::cri::CriError> {
         let cri = &self.shared.cri;
         let mut rt = Runtime::default();
-        let mut sandboxes: Vec<_> = cri
-            .list_sandboxes()
-            .await?
-            .into_iter()
-            .filter(|s| s.labels.get(LABEL_POD_UID) == Some(&self.uid))
-            .collect();
+        let mut sandboxes = cri.list_sandboxes_labelled(LABEL_POD_UID, &self.uid).await?;
         sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         rt.sandboxes = sandboxes;
-        for c in cri.list_containers().await? {
-            if c.labels.get(LABEL_POD_UID) != Some(&self.uid) {
-                continue;
-            }
+        for c in cri.list_containers_labelled(LABEL_POD_UID, &self.uid).await? {
             let name = c.labels.get(LABEL_CONTAINER_NAME).cloned().unwrap_or_default();
             match cri.container_status(&c.id).await {
                 Ok(mut st) => {
