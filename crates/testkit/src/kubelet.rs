@@ -22,7 +22,10 @@ impl KubeletNode {
         let root = tempfile::Builder::new().prefix(&format!("rkube-node-{name}-")).tempdir()?;
         let root_dir = root.path().join("kubelet");
         let (endpoint, logs) = (containerd.endpoint(), containerd.logs_dir());
+        // No hard eviction by default: a test must not fail because the machine running it is
+        // short of disk. Eviction tests pass their own `--eviction-hard`, which wins.
         let mut args = vec![
+            "--eviction-hard=",
             "--hostname-override",
             name,
             "--node-ip",
