@@ -552,7 +552,7 @@ impl VolumeManager {
             let kind = serde_json::to_value(&pv_spec)
                 .ok()
                 .and_then(|v| {
-                    v.as_object().and_then(|o| o.keys().find(|k| PV_SOURCE_KEYS.contains(&k.as_str())).cloned())
+                    v.as_object().and_then(|o| o.keys().find(|k| rkube_api::validation::PV_SOURCES.contains(&k.as_str())).cloned())
                 })
                 .unwrap_or_else(|| "unknown".to_string());
             return Err(VolumeError::Unsupported { volume: format!("persistentvolume {pv_name}"), kind });
@@ -681,30 +681,6 @@ impl VolumeManager {
         uids
     }
 }
-
-/// The PersistentVolumeSpec fields that name a volume source.
-const PV_SOURCE_KEYS: &[&str] = &[
-    "awsElasticBlockStore",
-    "azureDisk",
-    "azureFile",
-    "cephfs",
-    "cinder",
-    "csi",
-    "fc",
-    "flexVolume",
-    "flocker",
-    "gcePersistentDisk",
-    "glusterfs",
-    "iscsi",
-    "nfs",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "quobyte",
-    "rbd",
-    "scaleIO",
-    "storageos",
-    "vsphereVolume",
-];
 
 /// The API's name of a volume's source field ("nfs", "csi", ...).
 fn volume_kind(v: &Volume) -> String {

@@ -11,7 +11,8 @@ const CONFIG_KEY_MSG: &str = "a valid config key must consist of alphanumeric ch
 /// Size limit of a ConfigMap's or Secret's data.
 const MAX_DATA_SIZE: usize = 1024 * 1024;
 const ACCESS_MODES: &[&str] = &["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"];
-const PV_SOURCES: &[&str] = &[
+/// The PersistentVolumeSpec fields that name a volume source (exactly one must be set).
+pub const PV_SOURCES: &[&str] = &[
     "awsElasticBlockStore",
     "azureDisk",
     "azureFile",
