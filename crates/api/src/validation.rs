@@ -14,8 +14,8 @@ mod workloads;
 use crate::{FieldError, ResourceInfo};
 use serde_json::{Map, Value};
 
-pub use misc::PV_SOURCES;
 pub use meta::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
+pub use misc::PV_SOURCES;
 
 /// Errors collected by the checks.
 type Errs = Vec<FieldError>;

@@ -549,12 +549,11 @@ impl VolumeManager {
             }
             PathBuf::from(&local.path)
         } else {
-            let kind = serde_json::to_value(&pv_spec)
-                .ok()
-                .and_then(|v| {
-                    v.as_object().and_then(|o| o.keys().find(|k| rkube_api::validation::PV_SOURCES.contains(&k.as_str())).cloned())
-                })
-                .unwrap_or_else(|| "unknown".to_string());
+            let spec = serde_json::to_value(&pv_spec).unwrap_or_default();
+            let kind = rkube_api::validation::PV_SOURCES
+                .iter()
+                .find(|k| spec.get(**k).is_some())
+                .map_or_else(|| "unknown".to_string(), |k| k.to_string());
             return Err(VolumeError::Unsupported { volume: format!("persistentvolume {pv_name}"), kind });
         };
         Ok(HostVolume { path, read_only: src.read_only == Some(true) })
