@@ -7,7 +7,7 @@
 mod support;
 
 use rkube_testkit::Daemon;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::kubelet::KubeletStandIn;
 use support::*;
 
@@ -56,21 +56,8 @@ impl ControlPlane {
 
     /// Polls `kubectl args` until its output satisfies `done`.
     fn until(&self, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.env.run(args);
-            if out.code == 0 && done(&out.stdout) {
-                return out.stdout;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: last output {:?} {:?}\ncontroller-manager:\n{}",
-                out.stdout,
-                out.stderr,
-                self.controllers.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let logs = || format!("controller-manager:\n{}", self.controllers.log_tail());
+        self.env.until(args, what, Duration::from_secs(60), done, logs)
     }
 }
 

@@ -6,7 +6,7 @@
 mod support;
 
 use rkube_testkit::{Daemon, KubeletNode, images};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 struct Cluster {
@@ -49,21 +49,7 @@ impl Cluster {
 
     /// Polls kubectl until its output satisfies `done`.
     fn until(&self, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let out = self.env.run(args);
-            if out.code == 0 && done(&out.stdout) {
-                return out.stdout;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: last output {:?} {:?}\n{}",
-                out.stdout,
-                out.stderr,
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        self.env.until(args, what, Duration::from_secs(90), done, || self.logs())
     }
 }
 

@@ -141,6 +141,27 @@ impl Env {
         out.stdout
     }
 
+    /// Polls `kubectl args` until it succeeds with output satisfying `done`, failing after
+    /// `limit` with the last output and `context()` (the daemons' logs).
+    pub fn until(
+        &self,
+        args: &[&str],
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&str) -> bool,
+        context: impl Fn() -> String,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let out = self.run(args);
+            if out.code == 0 && done(&out.stdout) {
+                return out.stdout;
+            }
+            assert!(Instant::now() < deadline, "{what}: last output {:?} {:?}\n{}", out.stdout, out.stderr, context());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Runs kubectl and asserts it failed; returns its output.
     pub fn fails(&self, args: &[&str]) -> Out {
         let out = self.run(args);
