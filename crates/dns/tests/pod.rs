@@ -15,26 +15,10 @@ use rkube_testkit::{ApiServer, Daemon, Etcd, KubeletNode, images};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const NODE: &str = "dns-node";
-
-/// Polls `f` until it gives Some, failing with `what` and the daemons' logs after `limit`.
-async fn wait<T, F, Fut>(what: &str, limit: Duration, logs: &dyn Fn() -> String, f: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn phase(p: &Pod) -> String {
     p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()
@@ -63,7 +47,7 @@ async fn a_pod_resolves_services_through_its_search_path() {
     let logs = || {
         format!("--- kubelet ---\n{}\n--- controller-manager ---\n{}", node.kubelet.log_tail(), controllers.log_tail())
     };
-    wait("node Ready", Duration::from_secs(60), &logs, || async {
+    rkube_testkit::eventually("node Ready", Duration::from_secs(60), &logs, || async {
         let n = client.api::<Node>(None).get_opt(NODE).await.ok()??;
         n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
     })
@@ -86,7 +70,7 @@ async fn a_pod_resolves_services_through_its_search_path() {
             "command": ["httpd", "-f", "-p", "8080"]}]}}))
         .unwrap();
     pods.create(&backend).await.unwrap();
-    let pod_ip = wait("web-0 Running with an IP", Duration::from_secs(60), &logs, || async {
+    let pod_ip = rkube_testkit::eventually("web-0 Running with an IP", Duration::from_secs(60), &logs, || async {
         let p = pods.get_opt("web-0").await.ok()??;
         (phase(&p) == "Running").then_some(())?;
         p.status?.pod_ip
@@ -115,10 +99,15 @@ async fn a_pod_resolves_services_through_its_search_path() {
         async move { rkube_dns::sync_zone(&client, zone, token).await }
     });
     let dns = server.local_addrs()[0];
-    wait("web-0.web-hl in DNS (EndpointSlice from the controller)", Duration::from_secs(30), &logs, || async {
-        let a = udp(dns, "web-0.web-hl.default.svc.cluster.local.", RecordType::A).await;
-        (data(&a) == [pod_ip.as_str()]).then_some(())
-    })
+    rkube_testkit::eventually(
+        "web-0.web-hl in DNS (EndpointSlice from the controller)",
+        Duration::from_secs(30),
+        &logs,
+        || async {
+            let a = udp(dns, "web-0.web-hl.default.svc.cluster.local.", RecordType::A).await;
+            (data(&a) == [pod_ip.as_str()]).then_some(())
+        },
+    )
     .await;
 
     // busybox's nslookup applies the search list only to names without a dot (glibc's ndots
@@ -137,7 +126,7 @@ async fn a_pod_resolves_services_through_its_search_path() {
     .unwrap();
     pods.create(&client_pod).await.unwrap();
     let logs_dir = node.containerd().logs_dir();
-    let done = wait("the nslookup pod to finish", Duration::from_secs(60), &logs, || async {
+    let done = rkube_testkit::eventually("the nslookup pod to finish", Duration::from_secs(60), &logs, || async {
         let p = pods.get_opt("dig").await.ok()??;
         matches!(phase(&p).as_str(), "Succeeded" | "Failed").then(|| phase(&p))
     })

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use rkube_client::{Client, DeleteParams, ListParams};
 use rkube_testkit::{ApiServer, Etcd, KubeletNode, Registry, images};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One real node: etcd, API server, and the kubelet under test on its own containerd.
 struct TestNode {
@@ -48,16 +48,8 @@ impl TestNode {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = f().await {
-                return v;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}\n--- kubelet log ---\n{}", self.node.kubelet.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        rkube_testkit::eventually(what, limit, || format!("--- kubelet log ---\n{}", self.node.kubelet.log_tail()), f)
+            .await
     }
 
     async fn create(&self, manifest: serde_json::Value) -> Pod {

@@ -12,28 +12,10 @@ use rkube_testkit::{ApiServer, Daemon, Etcd, KubeletNode, images};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 const NODE_NAME: &str = "proxy-e2e";
-
-/// Polls `f` until it gives Some; panics with `context()` after `limit`.
-async fn until<T, F, Fut>(what: &str, limit: Duration, context: impl Fn() -> String, f: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\n{}", context());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// A plain HTTP GET of `/` by IP; the body.
 fn http_get(addr: SocketAddr) -> std::io::Result<String> {
@@ -94,7 +76,7 @@ async fn pods_reach_a_deployment_by_cluster_ip_and_name_and_the_host_by_node_por
             sh_out(&["nft", "list", "table", "ip", &table]).unwrap_or_default()
         )
     };
-    until("node Ready", Duration::from_secs(60), logs, || async {
+    rkube_testkit::eventually("node Ready", Duration::from_secs(60), logs, || async {
         let n = client.api::<Node>(None).get_opt(NODE_NAME).await.ok()??;
         n.status?.conditions?.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
     })
@@ -124,7 +106,7 @@ async fn pods_reach_a_deployment_by_cluster_ip_and_name_and_the_host_by_node_por
     let node_port_addr = SocketAddr::from((gateway, node_port(&svc)));
 
     let chain = "cluster-default/web/tcp/80";
-    let three = until("three endpoints in the rules", Duration::from_secs(90), logs, || async {
+    let three = rkube_testkit::eventually("three endpoints in the rules", Duration::from_secs(90), logs, || async {
         let listing = sh_out(&["nft", "list", "chain", "ip", &table, chain]).ok()?;
         (listing.matches("dnat to").count() == 3).then_some(())
     });
@@ -156,7 +138,7 @@ async fn pods_reach_a_deployment_by_cluster_ip_and_name_and_the_host_by_node_por
     }))
     .unwrap();
     client.api::<Pod>(Some("default")).create(&client_pod).await.expect("client pod");
-    let output = until("the client pod's output", Duration::from_secs(60), logs, || async {
+    let output = rkube_testkit::eventually("the client pod's output", Duration::from_secs(60), logs, || async {
         let (code, body) = api.get("/api/v1/namespaces/default/pods/client/log").ok()?;
         (code == 200 && body.contains("\ndone")).then_some(body)
     })
@@ -177,7 +159,7 @@ async fn pods_reach_a_deployment_by_cluster_ip_and_name_and_the_host_by_node_por
         .patch("web", PatchType::Merge, &json!({"spec": {"replicas": 1}}))
         .await
         .expect("scale");
-    until("one endpoint in the rules", Duration::from_secs(60), logs, || async {
+    rkube_testkit::eventually("one endpoint in the rules", Duration::from_secs(60), logs, || async {
         let listing = sh_out(&["nft", "list", "chain", "ip", &table, chain]).ok()?;
         (listing.matches("dnat to").count() == 1).then_some(())
     })

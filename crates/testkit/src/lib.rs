@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod images;
 pub mod kubelet;
 pub mod podstatus;
+pub mod poll;
 pub mod registry;
 
 pub use apiserver::ApiServer;
@@ -15,6 +16,7 @@ pub use containerd::Containerd;
 pub use daemon::Daemon;
 pub use etcd::Etcd;
 pub use kubelet::KubeletNode;
+pub use poll::eventually;
 pub use registry::Registry;
 
 /// Kills a child process and reaps it, if there is one.
