@@ -97,7 +97,9 @@ impl Controller for EndpointsController {
         let Some(selector) = service_selector(&service) else { return Ok(Action::Done) };
         let trigger = self.triggers.take(key);
         let outcome = self.sync(&service, selector, trigger).await;
-        if outcome.is_err()
+        // Only Done means the trigger time reached the Endpoints: a create that raced our own
+        // earlier one (AlreadyExists, requeued) must carry it into the next attempt.
+        if !matches!(outcome, Ok(Action::Done))
             && let Some(t) = trigger
         {
             self.triggers.restore(key, t);
