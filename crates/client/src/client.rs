@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::marker::PhantomData;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::{Interceptor, interceptor::InterceptedService};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 const JSON: &str = "application/json";
 
@@ -24,18 +26,41 @@ const MAX_RESPONSE_BYTES: usize = 1 << 30;
 /// How often reads are tried before a transport failure is returned.
 const READ_ATTEMPTS: u32 = 4;
 
+/// The gRPC stub every call goes through: the channel plus the bearer token, if any.
+type Grpc = ResourceServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <token>` to every call when the kubeconfig has a token.
+#[derive(Clone)]
+struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
 /// A connection to one API server, cheap to clone (clones share the HTTP/2 channel).
 #[derive(Clone)]
 pub struct Client {
-    grpc: ResourceServiceClient<Channel>,
+    grpc: Grpc,
     field_manager: String,
 }
 
 impl Client {
-    /// A client of the API server at `server` (`http://host:port`). Connects lazily and
-    /// reconnects by itself after the server restarts.
+    /// A client of the API server at `server` (`http://host:port`), without credentials.
+    /// Connects lazily and reconnects by itself after the server restarts.
     pub fn new(server: &str) -> Result<Client> {
-        let endpoint = Endpoint::from_shared(server.to_string())
+        Client::from_kubeconfig(&Kubeconfig::insecure(server))
+    }
+
+    /// A client for a kubeconfig context: an `https` server is verified against the
+    /// context's CA, and the client presents its certificate and/or bearer token.
+    pub fn from_kubeconfig(config: &Kubeconfig) -> Result<Client> {
+        let server = &config.server;
+        let mut endpoint = Endpoint::from_shared(server.clone())
             .map_err(|e| ClientError::Config(format!("server address {server:?}: {e}")))?
             // Without it, HTTP/2's small frames wait out Nagle and delayed ACKs (~40 ms each).
             .tcp_nodelay(true)
@@ -43,15 +68,31 @@ impl Client {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true);
-        let grpc = ResourceServiceClient::new(endpoint.connect_lazy())
+        if server.starts_with("https://") {
+            let ca = config.certificate_authority.as_ref().ok_or_else(|| {
+                ClientError::Config(format!("{server} is https but the kubeconfig names no certificate-authority"))
+            })?;
+            let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+            match (&config.client_certificate, &config.client_key) {
+                (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(cert, key)),
+                (None, None) => {}
+                _ => return Err(ClientError::Config("client-certificate and client-key go together".into())),
+            }
+            endpoint =
+                endpoint.tls_config(tls).map_err(|e| ClientError::Config(format!("TLS settings for {server}: {e}")))?;
+        }
+        let token = match &config.token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| ClientError::Config("the bearer token is not a valid header value".into()))?,
+            ),
+            None => None,
+        };
+        let grpc = ResourceServiceClient::with_interceptor(endpoint.connect_lazy(), BearerToken(token))
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
         Ok(Client { grpc, field_manager: String::new() })
-    }
-
-    /// A client for the current context of a kubeconfig.
-    pub fn from_kubeconfig(config: &Kubeconfig) -> Result<Client> {
-        Client::new(&config.server)
     }
 
     /// Names this client in managedFields (`fieldManager`), e.g. "rkube-scheduler".
@@ -268,7 +309,7 @@ where
     /// after an API server restart is harmless.
     async fn read<F, Fut>(&self, mut call: F) -> Result<pb::ObjectResponse>
     where
-        F: FnMut(ResourceServiceClient<Channel>) -> Fut,
+        F: FnMut(Grpc) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<pb::ObjectResponse>, tonic::Status>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));

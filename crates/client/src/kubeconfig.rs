@@ -42,9 +42,15 @@ struct User {
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
+    token_file: Option<String>,
+    #[serde(default)]
     client_certificate: Option<String>,
     #[serde(default)]
+    client_certificate_data: Option<String>,
+    #[serde(default)]
     client_key: Option<String>,
+    #[serde(default)]
+    client_key_data: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -57,8 +63,8 @@ struct Context {
     namespace: Option<String>,
 }
 
-/// What a client needs from a kubeconfig context.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a client needs from a kubeconfig context, with files and base64 data already read.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Kubeconfig {
     /// The API server URL.
     pub server: String,
@@ -66,12 +72,25 @@ pub struct Kubeconfig {
     pub namespace: Option<String>,
     /// A bearer token, if the user has one.
     pub token: Option<String>,
-    /// CA bundle file or inline data (base64), when the server uses TLS.
-    pub certificate_authority: Option<String>,
-    /// Client certificate file, for x509 authentication.
-    pub client_certificate: Option<String>,
-    /// Client key file.
-    pub client_key: Option<String>,
+    /// PEM of the CA bundle the server's certificate must chain to (https servers).
+    pub certificate_authority: Option<Vec<u8>>,
+    /// PEM of the client certificate, for x509 authentication.
+    pub client_certificate: Option<Vec<u8>>,
+    /// PEM of the client certificate's private key.
+    pub client_key: Option<Vec<u8>>,
+}
+
+// Credentials stay out of logs and panic messages.
+impl std::fmt::Debug for Kubeconfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kubeconfig")
+            .field("server", &self.server)
+            .field("namespace", &self.namespace)
+            .field("token", &self.token.as_ref().map(|_| "REDACTED"))
+            .field("certificate_authority", &self.certificate_authority.is_some())
+            .field("client_certificate", &self.client_certificate.is_some())
+            .finish()
+    }
 }
 
 impl Kubeconfig {
@@ -89,27 +108,48 @@ impl Kubeconfig {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
     }
 
-    /// The API server a daemon talks to: `master` when given, else the server of the
-    /// kubeconfig ([`Kubeconfig::path`]), else the local default `http://127.0.0.1:6443`.
-    pub fn server_address(master: Option<&str>, explicit: Option<&Path>) -> Result<String> {
+    /// What a daemon connects with: the kubeconfig ([`Kubeconfig::path`]) when one exists,
+    /// with `master` replacing its server; else `master`; else the local default
+    /// `http://127.0.0.1:6443` without credentials.
+    pub fn for_daemon(master: Option<&str>, explicit: Option<&Path>) -> Result<Kubeconfig> {
+        let mut config = match Self::path(explicit) {
+            Some(path) if explicit.is_some() || path.exists() => Self::load(&path, None)?,
+            _ => Kubeconfig::insecure("http://127.0.0.1:6443"),
+        };
         if let Some(m) = master {
-            return Ok(m.to_string());
+            config.server = m.to_string();
         }
-        match Self::path(explicit) {
-            Some(path) if explicit.is_some() || path.exists() => Ok(Self::load(&path, None)?.server),
-            _ => Ok("http://127.0.0.1:6443".to_string()),
+        Ok(config)
+    }
+
+    /// A plain-HTTP server without credentials.
+    pub fn insecure(server: &str) -> Kubeconfig {
+        Kubeconfig {
+            server: server.to_string(),
+            namespace: None,
+            token: None,
+            certificate_authority: None,
+            client_certificate: None,
+            client_key: None,
         }
     }
 
-    /// Reads the file at `path` and resolves `context` (or the current context).
+    /// Reads the file at `path` and resolves `context` (or the current context); relative
+    /// file names inside it are relative to the file's directory, as kubectl reads them.
     pub fn load(path: &Path, context: Option<&str>) -> Result<Kubeconfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ClientError::Config(format!("reading {}: {e}", path.display())))?;
-        Self::parse(&text, context).map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse_in(&text, context, dir).map_err(|e| ClientError::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Parses kubeconfig YAML and resolves `context` (or the current context).
+    /// Parses kubeconfig YAML and resolves `context` (or the current context); relative file
+    /// names are taken from the working directory.
     pub fn parse(text: &str, context: Option<&str>) -> std::result::Result<Kubeconfig, String> {
+        Self::parse_in(text, context, Path::new("."))
+    }
+
+    fn parse_in(text: &str, context: Option<&str>, dir: &Path) -> std::result::Result<Kubeconfig, String> {
         let file: File = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         let name = context.map(str::to_string).unwrap_or(file.current_context.clone());
         let ctx = file.contexts.iter().find(|c| c.name == name).ok_or_else(|| format!("context {name:?} not found"))?;
@@ -124,15 +164,55 @@ impl Kubeconfig {
             return Err(format!("cluster {:?} has no server", ctx.value.cluster));
         }
         let user = file.users.iter().find(|u| u.name == ctx.value.user).map(|u| u.value.clone()).unwrap_or_default();
+        let token = match (user.token, &user.token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(f)) => {
+                let bytes = read(dir, f)?;
+                Some(String::from_utf8(bytes).map_err(|_| "the token file is not UTF-8".to_string())?.trim().to_string())
+            }
+            (None, None) => None,
+        };
         Ok(Kubeconfig {
             server: cluster.server,
             namespace: ctx.value.namespace.clone(),
-            token: user.token,
-            certificate_authority: cluster.certificate_authority.or(cluster.certificate_authority_data),
-            client_certificate: user.client_certificate,
-            client_key: user.client_key,
+            token,
+            certificate_authority: data_or_file(
+                "certificate-authority",
+                cluster.certificate_authority_data,
+                cluster.certificate_authority,
+                dir,
+            )?,
+            client_certificate: data_or_file(
+                "client-certificate",
+                user.client_certificate_data,
+                user.client_certificate,
+                dir,
+            )?,
+            client_key: data_or_file("client-key", user.client_key_data, user.client_key, dir)?,
         })
     }
+}
+
+/// The `<field>-data` value (base64, which wins as in kubectl) or the contents of `<field>`.
+fn data_or_file(
+    field: &str,
+    data: Option<String>,
+    file: Option<String>,
+    dir: &Path,
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    use base64::Engine;
+    if let Some(d) = data.filter(|d| !d.is_empty()) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(d.trim())
+            .map_err(|e| format!("{field}-data is not base64: {e}"))?;
+        return Ok(Some(bytes));
+    }
+    file.filter(|f| !f.is_empty()).map(|f| read(dir, &f)).transpose()
+}
+
+fn read(dir: &Path, file: &str) -> std::result::Result<Vec<u8>, String> {
+    let path = dir.join(file);
+    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -170,8 +250,25 @@ current-context: one
         assert_eq!(one.token.as_deref(), Some("secret"));
         let two = Kubeconfig::parse(CONFIG, Some("two")).unwrap();
         assert_eq!(two.server, "https://10.0.0.1:6443");
-        assert_eq!(two.certificate_authority.as_deref(), Some("Zm9v"));
+        assert_eq!(two.certificate_authority.as_deref(), Some(&b"foo"[..]));
         assert_eq!(two.token, None);
+    }
+
+    #[test]
+    fn files_are_read_relative_to_the_kubeconfig() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.crt"), "CA").unwrap();
+        std::fs::write(dir.path().join("token"), "abc\n").unwrap();
+        let text = "clusters: [{name: c, cluster: {server: 'https://x', certificate-authority: ca.crt}}]\n\
+                    users: [{name: u, user: {token-file: token, client-key-data: a2V5}}]\n\
+                    contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n";
+        let path = dir.path().join("config");
+        std::fs::write(&path, text).unwrap();
+        let config = Kubeconfig::load(&path, None).unwrap();
+        assert_eq!(config.certificate_authority.as_deref(), Some(&b"CA"[..]));
+        assert_eq!(config.token.as_deref(), Some("abc"));
+        assert_eq!(config.client_key.as_deref(), Some(&b"key"[..]));
+        assert!(!format!("{config:?}").contains("abc"), "the token is redacted from Debug");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::controllers::ALL;
 use crate::informers::SharedInformers;
 use crate::runtime::Metrics;
 use crate::{Config, Context, Error};
-use rkube_client::{Client, EventRecorder, LeaderElectionConfig, LeaderElector};
+use rkube_client::{EventRecorder, LeaderElectionConfig, LeaderElector};
 use rkube_daemon::Readiness;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 /// Runs the controller-manager until `cancel` fires; with leader election, only while leading.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Error> {
     let identity = LeaderElectionConfig::default_identity();
-    let client = Client::new(&config.server()?)?.with_field_manager("rkube-controller-manager");
+    let client = config.api.client()?.with_field_manager("rkube-controller-manager");
     let readiness = Readiness::default();
     let metrics = Arc::new(Metrics::default());
     if config.secure_port != 0 {

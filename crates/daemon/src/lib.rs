@@ -172,7 +172,17 @@ pub struct ApiServerFlags {
 impl ApiServerFlags {
     /// The API server URL: `--master`, else the kubeconfig's server, else the local default.
     pub fn server(&self) -> Result<String, rkube_client::ClientError> {
-        rkube_client::Kubeconfig::server_address(self.master.as_deref(), self.kubeconfig.as_deref())
+        Ok(self.kubeconfig()?.server)
+    }
+
+    /// Server and credentials: the kubeconfig's context with `--master` as its server.
+    pub fn kubeconfig(&self) -> Result<rkube_client::Kubeconfig, rkube_client::ClientError> {
+        rkube_client::Kubeconfig::for_daemon(self.master.as_deref(), self.kubeconfig.as_deref())
+    }
+
+    /// A client of the API server with this daemon's credentials.
+    pub fn client(&self) -> Result<rkube_client::Client, rkube_client::ClientError> {
+        rkube_client::Client::from_kubeconfig(&self.kubeconfig()?)
     }
 }
 

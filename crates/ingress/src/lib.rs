@@ -22,7 +22,7 @@ use crate::pool::{Pool, PoolConfig};
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::routes::Router;
 use crate::table::ClassPolicy;
-use rkube_client::{Client, ClientError};
+use rkube_client::ClientError;
 use rkube_daemon::Readiness;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ async fn bind(address: &str, port: u16) -> Result<TcpListener, IngressError> {
 /// Binds the listeners and starts the controller; requests are served once the first
 /// routing table has been built from the API server's objects. Stops when `cancel` fires.
 pub async fn start(config: Config, cancel: CancellationToken) -> Result<Running, IngressError> {
-    let client = Client::new(&config.server()?)?.with_field_manager("rkube-ingress");
+    let client = config.api.client()?.with_field_manager("rkube-ingress");
     let http = bind(&config.listen_address, config.http_port).await?;
     let https = bind(&config.listen_address, config.https_port).await?;
     let (http_addr, https_addr) = (local(&http)?, local(&https)?);

@@ -21,7 +21,7 @@ pub mod volumes;
 pub use config::Config;
 
 use anyhow::Context;
-use rkube_client::{Client, EventRecorder};
+use rkube_client::EventRecorder;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 /// Runs the kubelet until `token` is cancelled. Containers keep running after it returns.
 pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()> {
     let node_name = config.node_name();
-    let client = Client::new(&config.server()?)?.with_field_manager("kubelet");
+    let client = config.api.client()?.with_field_manager("kubelet");
     let cri = cri::Cri::connect(&config.container_runtime_endpoint)?;
     let version = loop {
         match cri.version().await {

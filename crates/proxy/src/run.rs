@@ -10,7 +10,7 @@ use crate::rules::RulesConfig;
 use crate::{dns, nft, sysctl};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use rkube_client::{Client, Informer, ListParams, Store};
+use rkube_client::{Informer, ListParams, Store};
 use rkube_daemon::Readiness;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), ProxyEr
     dns_config.dns_listen = dns::bind_addresses(&dns_config.dns_listen, resolved.node_ips[0]);
     let dns_target = if config.dns { Some(dns::route_target(&dns_config.dns_listen)?) } else { None };
     sysctl::ensure();
-    let client = Client::new(&config.server()?)?.with_field_manager("rkube-proxy");
+    let client = config.api.client()?.with_field_manager("rkube-proxy");
     let metrics = Arc::new(Metrics::default());
     let readiness = Readiness::default();
     if config.healthz_port != 0 {

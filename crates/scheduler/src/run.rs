@@ -84,7 +84,7 @@ fn node_name(pod: &Pod) -> Option<&str> {
 /// Runs the scheduler until `cancel` fires; with leader election, only while leading.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), SchedulerError> {
     let identity = LeaderElectionConfig::default_identity();
-    let client = Client::new(&config.server()?)?.with_field_manager("rkube-scheduler");
+    let client = config.api.client()?.with_field_manager("rkube-scheduler");
     let readiness = Readiness::default();
     let metrics = Arc::new(Metrics::default());
     if config.secure_port != 0 {
