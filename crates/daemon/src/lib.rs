@@ -1,7 +1,8 @@
 //! The plumbing every rkube daemon's `main` shares, so mains stay thin: flags that may also
 //! come from a YAML config file, the tracing subscriber, SIGTERM/SIGINT handling, Go-style
-//! durations, and the `/healthz`, `/readyz` and `/metrics` endpoints.
+//! durations, the `/healthz`, `/readyz` and `/metrics` endpoints, and HTTP(S) serving.
 
+pub mod serve;
 pub mod upgrade;
 
 use serde_json::Value;
