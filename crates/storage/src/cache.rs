@@ -154,6 +154,9 @@ struct ResourceState {
     /// Highest revision for which an event or progress item was broadcast.
     last_sent: i64,
     last_progress_at: Instant,
+    /// Keys present in etcd whose value cannot be read (decryption failed), with the reason;
+    /// they are absent from `objects` so nothing garbled is ever served.
+    unreadable: BTreeMap<String, String>,
 }
 
 struct Resource {
@@ -205,7 +208,8 @@ impl Drop for WatchCache {
 /// share one apply path.
 struct RawChange {
     key: String,
-    put: Option<Bytes>,
+    /// The plaintext of a put, or why it could not be read; `None` for a delete.
+    put: Option<std::result::Result<Bytes, String>>,
     revision: i64,
     /// The put created the key (as opposed to overwriting it).
     created: bool,
@@ -234,6 +238,7 @@ impl WatchCache {
                     revision: 0,
                     last_sent: 0,
                     last_progress_at: Instant::now(),
+                    unreadable: BTreeMap::new(),
                 }),
                 tx: broadcast::channel(limits.watcher_buffer.max(16)).0,
             })
@@ -360,7 +365,9 @@ impl WatchCache {
         let state = res.lock();
         let mut replay = VecDeque::new();
         let after = if initial_state {
-            for (key, obj) in state.objects.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)) {
+            for (key, obj) in
+                state.objects.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            {
                 if !key.starts_with(prefix) {
                     break;
                 }
@@ -401,6 +408,20 @@ impl WatchCache {
             last: after,
             done: false,
         })
+    }
+
+    /// Keys under `prefix` that exist in etcd but whose values cannot be read (e.g. encrypted
+    /// with a key that is no longer configured), with the reason. Lists from the cache leave
+    /// them out, so a caller that must not hide them checks here.
+    pub fn unreadable(&self, prefix: &str) -> Vec<(String, String)> {
+        let Some(res) = self.inner.resource_for(prefix) else { return Vec::new() };
+        let state = res.lock();
+        state
+            .unreadable
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, why)| (k.clone(), why.clone()))
+            .collect()
     }
 
     /// Per-resource sizes, for /metrics.
@@ -499,10 +520,7 @@ impl Stream for CacheWatcher {
 impl Inner {
     /// The registered resource whose prefix is the longest prefix of `key`.
     fn resource_for(&self, key: &str) -> Option<&Resource> {
-        self.resources
-            .iter()
-            .filter(|r| key.starts_with(r.prefix.as_str()))
-            .max_by_key(|r| r.prefix.len())
+        self.resources.iter().filter(|r| key.starts_with(r.prefix.as_str())).max_by_key(|r| r.prefix.len())
     }
 
     fn resource_index(&self, key: &str) -> Option<usize> {
@@ -593,7 +611,18 @@ impl Inner {
 /// Updates the state for one change and returns the event to publish, if any.
 fn apply_change(res: &Resource, state: &mut ResourceState, c: RawChange) -> Option<Arc<CacheEvent>> {
     let prev = state.objects.get(&c.key).cloned();
-    let decoded = c.put.as_ref().map(|value| decode(res.index, &c.key, value, c.revision));
+    match &c.put {
+        Some(Err(reason)) => {
+            state.unreadable.insert(c.key.clone(), reason.clone());
+        }
+        _ => {
+            state.unreadable.remove(&c.key);
+        }
+    }
+    let decoded = c.put.as_ref().map(|value| match value {
+        Ok(value) => decode(res.index, &c.key, value, c.revision),
+        Err(_) => None,
+    });
     match decoded {
         Some(Some(obj)) => {
             let obj = Arc::new(obj);
@@ -651,9 +680,7 @@ fn decode(
         tracing::warn!(key, revision, "skipping value in etcd that is not a JSON object");
         return None;
     };
-    let meta = obj
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Default::default()));
+    let meta = obj.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
     if !meta.is_object() {
         tracing::warn!(key, revision, "skipping object whose metadata is not an object");
         return None;
@@ -664,11 +691,7 @@ fn decode(
     let labels = json
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|l| {
-            l.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
+        .map(|l| l.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
         .unwrap_or_default();
     let fields = index(&json);
     let bytes = match serde_json::to_vec(&json) {
@@ -682,7 +705,11 @@ fn decode(
 }
 
 /// The last state of a deleted object, re-stamped with the delete revision.
-fn tombstone(index: fn(&Value) -> Vec<(&'static str, String)>, prev: &CachedObject, revision: i64) -> Option<CachedObject> {
+fn tombstone(
+    index: fn(&Value) -> Vec<(&'static str, String)>,
+    prev: &CachedObject,
+    revision: i64,
+) -> Option<CachedObject> {
     decode(index, &prev.key, &prev.bytes, revision)
 }
 
@@ -694,7 +721,9 @@ async fn relist(inner: &Inner, store: &Store) -> Result<i64> {
     let mut revision = 0;
     let mut after: Option<String> = None;
     loop {
-        let page = store.list(&inner.root, after.as_deref(), LIST_PAGE, revision).await?;
+        // Values are transformed one by one below: one unreadable Secret must not keep the
+        // whole cache (and so the server) from starting.
+        let page = store.list_stored(&inner.root, after.as_deref(), LIST_PAGE, revision).await?;
         revision = page.revision;
         after = page.items.last().map(|kv| kv.key.clone());
         all.extend(page.items);
@@ -718,10 +747,12 @@ async fn relist(inner: &Inner, store: &Store) -> Result<i64> {
                 changes.push(RawChange { key: key.clone(), put: None, revision, created: false });
             }
         }
+        state.unreadable.retain(|key, _| listed.contains_key(key));
         for (key, kv) in listed {
             let unchanged = state.objects.get(&key).is_some_and(|o| o.revision == kv.mod_revision);
             if !unchanged {
-                changes.push(RawChange { key, put: Some(kv.value), revision: kv.mod_revision, created: false });
+                let put = store.decode_value(&key, kv.value).map_err(|e| e.to_string());
+                changes.push(RawChange { key, put: Some(put), revision: kv.mod_revision, created: false });
             }
         }
         for c in changes {
@@ -787,10 +818,7 @@ async fn watch_loop(inner: Arc<Inner>, store: Store) {
 
 async fn watch_once(inner: &Inner, store: &Store, from: i64) -> WatchEnd {
     let mut client = store.watch_client();
-    let opts = WatchOptions::new()
-        .with_prefix()
-        .with_start_revision(from)
-        .with_progress_notify();
+    let opts = WatchOptions::new().with_prefix().with_start_revision(from).with_progress_notify();
     let stream = match timed("watch", Duration::from_secs(10), client.watch(inner.root.as_str(), Some(opts))).await {
         Ok(s) => s,
         Err(e) => return WatchEnd::Failed(e),
@@ -845,7 +873,9 @@ async fn watch_once(inner: &Inner, store: &Store, from: i64) -> WatchEnd {
                         }
                     };
                     let put = match ev.event_type() {
-                        EtcdEventType::Put => Some(Bytes::copy_from_slice(kv.value())),
+                        EtcdEventType::Put => Some(
+                            store.decode_value(&key, Bytes::copy_from_slice(kv.value())).map_err(|e| e.to_string()),
+                        ),
                         EtcdEventType::Delete => None,
                     };
                     let created = put.is_some() && kv.create_revision() == kv.mod_revision();

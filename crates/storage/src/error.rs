@@ -50,6 +50,15 @@ pub enum StorageError {
         /// The prefix or key that was asked for.
         prefix: String,
     },
+    /// A stored value could not be turned back into an object: no configured encryption
+    /// key reads it, or it fails authentication (500; never served as garbage).
+    #[error("unable to read the stored value of key {key}: {reason}")]
+    Transform {
+        /// The etcd key whose value is unreadable.
+        key: String,
+        /// What went wrong, without any key material.
+        reason: String,
+    },
     /// etcd could not be reached or did not answer in time (503 / 504).
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -2,18 +2,18 @@
 //! compare, which is what gives the API server optimistic concurrency.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, MaintenanceClient, PutOptions, SortOrder,
-    SortTarget, Txn,
-    TxnOp, TxnOpResponse, WatchClient, WatchOptions,
+    SortTarget, Txn, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
 };
 use tonic::Code;
 
 use crate::error::{Result, StorageError};
+use crate::transform::Transformer;
 
 /// Per-request deadline; a hung etcd must surface as `Unavailable`, not a stuck request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,7 +27,7 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 512 << 20;
 pub struct KeyValue {
     /// Full etcd key, e.g. `/registry/core/pods/default/web-0`.
     pub key: String,
-    /// Raw stored value.
+    /// The stored value, after the key's transformer (decryption) if one is configured.
     pub value: Bytes,
     /// Revision of the last write to this key (the object's resourceVersion).
     pub mod_revision: i64,
@@ -43,8 +43,7 @@ impl KeyValue {
         KeyValue {
             // Keys are always written by us as UTF-8; lossy keeps a foreign key visible
             // instead of failing a whole list over it.
-            key: String::from_utf8(key)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            key: String::from_utf8(key).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             value: Bytes::from(value),
             mod_revision,
             create_revision,
@@ -78,7 +77,11 @@ pub struct DbStatus {
 pub struct Store {
     client: Client,
     expiry: Arc<Expiry>,
+    transforms: Arc<Transforms>,
 }
+
+/// Key prefixes whose values pass through a transformer (encryption at rest).
+type Transforms = RwLock<Vec<(String, Arc<dyn Transformer>)>>;
 
 /// Writes share one etcd lease for up to this share of the TTL (at most a minute), so an
 /// expiring key costs no LeaseGrant of its own; the shared lease lives that much longer.
@@ -111,16 +114,14 @@ impl Store {
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(true);
         let client = timed("connect", REQUEST_TIMEOUT, Client::connect(endpoints, Some(opts))).await?;
-        let store = Store { client, expiry: Arc::default() };
+        let store = Store { client, expiry: Arc::default(), transforms: Arc::default() };
         store.current_revision().await?;
         tracing::info!(?endpoints, "connected to etcd");
         Ok(store)
     }
 
     fn kv(&self) -> KvClient {
-        self.client
-            .kv_client()
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        self.client.kv_client().max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     fn maintenance(&self) -> MaintenanceClient {
@@ -128,9 +129,7 @@ impl Store {
     }
 
     pub(crate) fn watch_client(&self) -> WatchClient {
-        self.client
-            .watch_client()
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        self.client.watch_client().max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// Makes every key under `prefix` expire `ttl` after its last write (up to 5% later), as
@@ -139,6 +138,47 @@ impl Store {
         let mut rules = self.expiry.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.retain(|(p, _)| p != prefix);
         rules.push((prefix.to_string(), ttl));
+    }
+
+    /// Makes every value under `prefix` pass through `transformer` on its way to etcd and
+    /// back (encryption at rest). Reads, lists, CAS conflicts and the watch cache all see the
+    /// plaintext; etcd sees only what the transformer writes. The longest matching prefix wins.
+    pub fn transform_under(&self, prefix: &str, transformer: Arc<dyn Transformer>) {
+        let mut t = self.transforms.write().unwrap_or_else(|e| e.into_inner());
+        t.retain(|(p, _)| p != prefix);
+        t.push((prefix.to_string(), transformer));
+    }
+
+    fn transformer_for(&self, key: &str) -> Option<Arc<dyn Transformer>> {
+        let t = self.transforms.read().unwrap_or_else(|e| e.into_inner());
+        t.iter().filter(|(p, _)| key.starts_with(p.as_str())).max_by_key(|(p, _)| p.len()).map(|(_, t)| t.clone())
+    }
+
+    /// The bytes etcd should hold for `value` at `key`.
+    fn encode_value(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>> {
+        match self.transformer_for(key) {
+            Some(t) => t
+                .transform_to_storage(key, &value)
+                .map_err(|e| StorageError::Transform { key: key.to_string(), reason: e.to_string() }),
+            None => Ok(value),
+        }
+    }
+
+    /// The plaintext of a value read from etcd at `key`.
+    pub(crate) fn decode_value(&self, key: &str, stored: Bytes) -> Result<Bytes> {
+        match self.transformer_for(key) {
+            Some(t) => t.transform_from_storage(key, &stored).map(Bytes::from).map_err(|e| {
+                tracing::error!(key, error = %e, "stored value cannot be read");
+                StorageError::Transform { key: key.to_string(), reason: e.to_string() }
+            }),
+            None => Ok(stored),
+        }
+    }
+
+    /// `kv` with its value turned back into plaintext.
+    fn decoded(&self, mut kv: KeyValue) -> Result<KeyValue> {
+        kv.value = self.decode_value(&kv.key, kv.value)?;
+        Ok(kv)
     }
 
     /// The put options of a write of `key`: a lease when the key expires.
@@ -169,6 +209,7 @@ impl Store {
 
     /// Creates `key` only if it does not exist. Returns the revision of the write.
     pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<i64> {
+        let value = self.encode_value(key, value)?;
         let put = self.put_options(key).await?;
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
@@ -190,12 +231,13 @@ impl Store {
         let opts = GetOptions::new().with_revision(revision);
         let r = timed("get", REQUEST_TIMEOUT, self.kv().get(key, Some(opts))).await;
         let mut resp = self.fill_expired(r, revision).await?;
-        Ok(resp.take_kvs().into_iter().next().map(KeyValue::from_etcd))
+        resp.take_kvs().into_iter().next().map(|kv| self.decoded(KeyValue::from_etcd(kv))).transpose()
     }
 
     /// Replaces `key` only if its mod revision is still `expected_mod_revision`.
     /// Returns the revision of the write.
     pub async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: i64) -> Result<i64> {
+        let value = self.encode_value(key, value)?;
         // A put without a lease would detach the key from its lease, so updates renew it.
         let put = self.put_options(key).await?;
         let txn = Txn::new()
@@ -206,7 +248,7 @@ impl Store {
         if resp.succeeded() {
             return header_revision(resp.header());
         }
-        Err(cas_failure(key, resp))
+        Err(self.cas_failure(key, resp))
     }
 
     /// Deletes `key` only if its mod revision is still `expected_mod_revision`.
@@ -220,13 +262,22 @@ impl Store {
         if resp.succeeded() {
             return header_revision(resp.header());
         }
-        Err(cas_failure(key, resp))
+        Err(self.cas_failure(key, resp))
     }
 
     /// Reads keys under `prefix` in key order, after `start_after` (exclusive), at most
     /// `limit` of them (0 = all), as of `revision` (0 = latest). Reuse the returned
-    /// revision for the following pages so the whole list is one snapshot.
-    pub async fn list(
+    /// revision for the following pages so the whole list is one snapshot. One unreadable
+    /// value fails the whole page with `Transform`, naming its key.
+    pub async fn list(&self, prefix: &str, start_after: Option<&str>, limit: i64, revision: i64) -> Result<ListPage> {
+        let mut page = self.list_stored(prefix, start_after, limit, revision).await?;
+        page.items = page.items.into_iter().map(|kv| self.decoded(kv)).collect::<Result<_>>()?;
+        Ok(page)
+    }
+
+    /// Like [`Store::list`] but with values as etcd holds them, for callers that transform
+    /// (and tolerate failures) item by item.
+    pub(crate) async fn list_stored(
         &self,
         prefix: &str,
         start_after: Option<&str>,
@@ -248,11 +299,7 @@ impl Store {
             .with_revision(revision);
         let r = timed("list", REQUEST_TIMEOUT, self.kv().get(start, Some(opts))).await;
         let mut resp = self.fill_expired(r, revision).await?;
-        let read_at = if revision > 0 {
-            revision
-        } else {
-            header_revision(resp.header())?
-        };
+        let read_at = if revision > 0 { revision } else { header_revision(resp.header())? };
         let more = resp.more();
         let items = resp.take_kvs().into_iter().map(KeyValue::from_etcd).collect();
         Ok(ListPage { items, revision: read_at, more })
@@ -275,10 +322,8 @@ impl Store {
 
     /// Number of keys under `prefix` as of `revision`.
     pub(crate) async fn count_under(&self, prefix: &str, revision: i64) -> Result<i64> {
-        let opts = GetOptions::new()
-            .with_range(prefix_end(prefix.as_bytes()))
-            .with_count_only()
-            .with_revision(revision);
+        let opts =
+            GetOptions::new().with_range(prefix_end(prefix.as_bytes())).with_count_only().with_revision(revision);
         let resp = timed("count", REQUEST_TIMEOUT, self.kv().get(prefix, Some(opts))).await?;
         Ok(resp.count())
     }
@@ -376,18 +421,20 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 fn header_revision(h: Option<&etcd_client::ResponseHeader>) -> Result<i64> {
-    h.map(|h| h.revision())
-        .ok_or_else(|| StorageError::Internal("etcd response without header".into()))
+    h.map(|h| h.revision()).ok_or_else(|| StorageError::Internal("etcd response without header".into()))
 }
 
-fn cas_failure(key: &str, resp: etcd_client::TxnResponse) -> StorageError {
-    let current = resp.op_responses().into_iter().find_map(|op| match op {
-        TxnOpResponse::Get(mut g) => g.take_kvs().into_iter().next().map(KeyValue::from_etcd),
-        _ => None,
-    });
-    match current {
-        Some(kv) => StorageError::Conflict { key: key.to_string(), current: Some(kv) },
-        None => StorageError::NotFound { key: key.to_string() },
+impl Store {
+    fn cas_failure(&self, key: &str, resp: etcd_client::TxnResponse) -> StorageError {
+        let current = resp.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(mut g) => g.take_kvs().into_iter().next().map(KeyValue::from_etcd),
+            _ => None,
+        });
+        match current.map(|kv| self.decoded(kv)) {
+            Some(Ok(kv)) => StorageError::Conflict { key: key.to_string(), current: Some(kv) },
+            Some(Err(e)) => e,
+            None => StorageError::NotFound { key: key.to_string() },
+        }
     }
 }
 
