@@ -198,6 +198,10 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE),
     res("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"]).stored_as("", "events"),
     res("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass", false, &["sc"]),
+    res("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, NONE),
+    res("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, NONE),
+    res("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, NONE),
+    res("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, NONE),
 ];
 
 /// Looks a resource up by group, version and plural name.

@@ -91,7 +91,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(res: &ResourceInfo, body: Value) -
 
 /// Round-trips through the struct of `res`'s kind, or `Ok(None)` for a kind with no struct.
 fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiError> {
-    use api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, storage};
+    use api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, rbac, storage};
     match (res.group, res.version, res.kind) {
         ("", "v1", "Namespace") => roundtrip::<core::v1::Namespace>(res, body),
         ("", "v1", "Pod") => roundtrip::<core::v1::Pod>(res, body),
@@ -124,6 +124,10 @@ fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiEr
         ("discovery.k8s.io", "v1", "EndpointSlice") => roundtrip::<discovery::v1::EndpointSlice>(res, body),
         ("events.k8s.io", "v1", "Event") => roundtrip::<events::v1::Event>(res, body),
         ("storage.k8s.io", "v1", "StorageClass") => roundtrip::<storage::v1::StorageClass>(res, body),
+        ("rbac.authorization.k8s.io", "v1", "Role") => roundtrip::<rbac::v1::Role>(res, body),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(res, body),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(res, body),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(res, body),
         _ => Ok(None),
     }
 }
