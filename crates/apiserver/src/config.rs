@@ -51,6 +51,10 @@ pub struct Config {
     /// Largest accepted request body.
     #[arg(long, default_value_t = 3 * 1024 * 1024)]
     pub max_request_body_bytes: usize,
+    /// Kubernetes `EncryptionConfiguration` file (apiserver.config.k8s.io/v1) naming the
+    /// resources to encrypt in etcd and the keys (aesgcm or identity); read once at start.
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
     /// Bytes of recent events the watch cache keeps per resource.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub watch_cache_window_bytes: usize,
@@ -82,10 +86,29 @@ mod tests {
     #[test]
     fn config_file_keys_are_flag_names() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/apiserver.yaml");
-        let cfg: Config = rkube_daemon::load_config_from(vec!["rkube-apiserver".into(), "--config".into(), file.into(), "--secure-port=7443".into()]).unwrap();
+        let cfg: Config = rkube_daemon::load_config_from(vec![
+            "rkube-apiserver".into(),
+            "--config".into(),
+            file.into(),
+            "--secure-port=7443".into(),
+        ])
+        .unwrap();
         assert_eq!(cfg.etcd_servers, vec!["http://127.0.0.1:2379".to_string()]);
         assert_eq!(cfg.secure_port, 7443, "the command line wins over the file");
         assert_eq!(cfg.etcd_compaction_interval, Duration::from_secs(300));
         assert_eq!(cfg.watch_bookmark_interval, Duration::from_secs(10));
+        assert_eq!(cfg.encryption_provider_config, None, "the example leaves encryption commented out");
+    }
+
+    #[test]
+    fn encryption_provider_config_is_settable_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("rkube-apiserver-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("apiserver.yaml");
+        std::fs::write(&file, "encryption-provider-config: /etc/rkube/encryption.yaml\n").unwrap();
+        let cfg: Config =
+            rkube_daemon::load_config_from(vec!["rkube-apiserver".into(), "--config".into(), file.into()]).unwrap();
+        assert_eq!(cfg.encryption_provider_config, Some(PathBuf::from("/etc/rkube/encryption.yaml")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

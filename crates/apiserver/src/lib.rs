@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod config;
 pub mod discovery;
+pub mod encryption;
 pub mod error;
 pub mod grpc;
 pub mod meta;
@@ -113,12 +114,23 @@ fn index_fields(obj: &Value) -> Vec<(&'static str, String)> {
     registry::lookup_kind(api_version, kind).map(|r| rkube_api::selector::field_values(r, obj)).unwrap_or_default()
 }
 
-/// Connects to etcd, retrying until it answers or shutdown is requested.
+/// Connects to etcd, retrying until it answers or shutdown is requested, with the
+/// `--encryption-provider-config` transformers installed before anything is read or written.
 async fn connect(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Store> {
+    // Read before waiting for etcd, so a bad file stops the server at once.
+    let encryption = match &config.encryption_provider_config {
+        Some(path) => Some(encryption::load(path, &config.etcd_prefix)?),
+        None => None,
+    };
     let mut delay = Duration::from_millis(200);
     loop {
         match Store::connect(&config.etcd_servers).await {
-            Ok(s) => return Ok(s),
+            Ok(s) => {
+                if let Some(e) = &encryption {
+                    e.install(&s);
+                }
+                return Ok(s);
+            }
             Err(e) => tracing::warn!(endpoints = ?config.etcd_servers, error = %e, "etcd not reachable yet"),
         }
         tokio::select! {
