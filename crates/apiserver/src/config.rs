@@ -35,9 +35,18 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: String,
-    /// Port serving REST and gRPC (plain HTTP until TLS is configured).
+    /// Port serving REST and gRPC: HTTPS with `--tls-cert-file`, else plain HTTP.
     #[arg(long, default_value_t = 6443)]
     pub secure_port: u16,
+    /// PEM certificate (chain) the server presents; with `--tls-private-key-file` it serves HTTPS.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// PEM CA bundle: client certificates it signed authenticate their CN as user and O as groups.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
     /// CIDR Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,

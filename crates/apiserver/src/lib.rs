@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod patch;
 pub mod metrics;
 pub mod podproxy;
+pub mod requestinfo;
 pub mod rest;
 pub mod services;
 pub mod strategy;
@@ -25,6 +26,7 @@ pub use config::Config;
 pub use objects::Registry;
 
 use rkube_api::registry::{self, RESOURCES};
+use rkube_daemon::serve::{Connection, connection_builder};
 use rkube_storage::{CacheLimits, DbStatus, ResourceSpec, Store, WatchCache};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -200,14 +202,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     namespace::spawn(registry.clone(), ns_rx, token.clone());
 
     let addr = format!("{}:{}", config.bind_address, config.secure_port);
+    let tls = match (&config.tls_cert_file, &config.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let tls = rkube_daemon::serve::server_config(cert, key, config.client_ca_file.as_deref())?;
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert-file and --tls-private-key-file go together"),
+    };
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    // gRPC's small HTTP/2 frames otherwise wait out Nagle + delayed ACK (~40 ms a request).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     let advertise_ip = match &config.advertise_address {
         Some(ip) => ip.clone(),
         None if config.bind_address == "0.0.0.0" => "127.0.0.1".to_string(),
@@ -231,9 +235,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         .route_service("/rkube.v1.ResourceService/{*method}", grpc)
         .fallback(rest::handle)
         .with_state(server.clone());
-    tracing::info!(address = %local, "serving REST and gRPC");
-    let wait = token.clone();
-    axum::serve(listener, app).with_graceful_shutdown(async move { wait.cancelled().await }).await?;
+    tracing::info!(address = %local, tls = tls.is_some(), "serving REST and gRPC");
+    let handler = move |mut req: http::Request<hyper::body::Incoming>, connection: Arc<Connection>| {
+        req.extensions_mut().insert(connection);
+        let app = app.clone();
+        async move {
+            match tower::ServiceExt::oneshot(app, req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    rkube_daemon::serve::serve(listener, tls, connection_builder(true), handler, token).await;
     tracing::info!("shut down");
     Ok(())
 }
