@@ -107,6 +107,31 @@ impl CertificateAuthority {
     /// A serving certificate (server-auth EKU) for `common_name` valid for the given DNS names
     /// and IP addresses, with a fresh key, valid for [`LEAF_VALIDITY_DAYS`].
     pub fn issue_serving(&self, common_name: &str, dns_names: &[String], ip_addresses: &[IpAddr]) -> Result<KeyPair> {
+        let key = rcgen::KeyPair::generate()?;
+        let cert_pem = self.issue_serving_for_key(&key, common_name, dns_names, ip_addresses)?;
+        Ok(KeyPair { cert_pem, key_pem: key.serialize_pem() })
+    }
+
+    /// Like [`CertificateAuthority::issue_serving`] for an existing private key (PEM), so a
+    /// lost certificate can be re-issued without replacing its key.
+    pub fn issue_serving_for_key_pem(
+        &self,
+        key_pem: &str,
+        common_name: &str,
+        dns_names: &[String],
+        ip_addresses: &[IpAddr],
+    ) -> Result<String> {
+        let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| AuthError::invalid("private key", e))?;
+        self.issue_serving_for_key(&key, common_name, dns_names, ip_addresses)
+    }
+
+    fn issue_serving_for_key(
+        &self,
+        key: &rcgen::KeyPair,
+        common_name: &str,
+        dns_names: &[String],
+        ip_addresses: &[IpAddr],
+    ) -> Result<String> {
         let mut params = self.leaf_params(common_name)?;
         for name in dns_names {
             let name = name.clone().try_into().map_err(|e| AuthError::invalid("DNS name", e))?;
@@ -115,9 +140,7 @@ impl CertificateAuthority {
         params.subject_alt_names.extend(ip_addresses.iter().copied().map(SanType::IpAddress));
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = rcgen::KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(KeyPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(params.signed_by(key, &self.issuer)?.pem())
     }
 
     /// A client certificate (client-auth EKU) for `user` in `groups`: CN=user and one O per
@@ -330,9 +353,21 @@ pub fn write_pki(dir: &Path, options: &PkiOptions) -> Result<PkiPaths> {
                 ips.push(*ip);
             }
         }
-        let pair = ca.issue_serving("kube-apiserver", &dns, &ips)?;
-        write_new(&paths.apiserver_key, pair.key_pem.as_bytes(), 0o600)?;
-        write_new(&paths.apiserver_cert, pair.cert_pem.as_bytes(), 0o644)?;
+        // A kept key gets a new certificate; a certificate without its key is useless, so
+        // that case (like a half CA) is reported rather than papered over.
+        if paths.apiserver_key.exists() {
+            let cert = ca.issue_serving_for_key_pem(&read(&paths.apiserver_key)?, "kube-apiserver", &dns, &ips)?;
+            write_new(&paths.apiserver_cert, cert.as_bytes(), 0o644)?;
+        } else if paths.apiserver_cert.exists() {
+            return Err(AuthError::invalid(
+                "PKI directory",
+                format!("{}: apiserver.crt exists without apiserver.key", dir.display()),
+            ));
+        } else {
+            let pair = ca.issue_serving("kube-apiserver", &dns, &ips)?;
+            write_new(&paths.apiserver_key, pair.key_pem.as_bytes(), 0o600)?;
+            write_new(&paths.apiserver_cert, pair.cert_pem.as_bytes(), 0o644)?;
+        }
         tracing::info!(dir = %dir.display(), dns = ?dns, ips = ?ips, "issued API server certificate");
     }
 
@@ -439,3 +474,6 @@ fn set_validity(params: &mut CertificateParams, days: i64) -> Result<()> {
     params.not_after = ymd(end);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
