@@ -47,6 +47,15 @@ pub struct Config {
     /// PEM CA bundle: client certificates it signed authenticate their CN as user and O as groups.
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
+    /// Client certificate the server presents to kubelets; with it, kubelets are dialled over HTTPS.
+    #[arg(long)]
+    pub kubelet_client_certificate: Option<PathBuf>,
+    /// Private key of `--kubelet-client-certificate`.
+    #[arg(long)]
+    pub kubelet_client_key: Option<PathBuf>,
+    /// CA bundle the kubelets' serving certificates are checked against.
+    #[arg(long)]
+    pub kubelet_certificate_authority: Option<PathBuf>,
     /// CIDR Service ClusterIPs are allocated from.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod config;
 pub mod discovery;
+pub mod kubeletclient;
 pub mod encryption;
 pub mod error;
 pub mod grpc;
@@ -15,6 +16,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod metrics;
+pub mod mirror;
 pub mod podproxy;
 pub mod requestinfo;
 pub mod rest;
@@ -64,6 +66,8 @@ pub struct Server {
     pub metrics: Metrics,
     /// host:port clients are told to use (discovery's serverAddressByClientCIDRs).
     pub advertise_address: String,
+    /// Dials kubelets for logs, streams and stats.
+    pub kubelet: kubeletclient::KubeletClient,
     db_status: tokio::sync::watch::Receiver<Option<DbStatus>>,
 }
 
@@ -202,14 +206,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     namespace::spawn(registry.clone(), ns_rx, token.clone());
 
     let addr = format!("{}:{}", config.bind_address, config.secure_port);
-    let tls = match (&config.tls_cert_file, &config.tls_private_key_file) {
-        (Some(cert), Some(key)) => {
-            let tls = rkube_daemon::serve::server_config(cert, key, config.client_ca_file.as_deref())?;
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
-        }
-        (None, None) => None,
-        _ => anyhow::bail!("--tls-cert-file and --tls-private-key-file go together"),
-    };
+    let tls = rkube_daemon::serve::acceptor(
+        config.tls_cert_file.as_deref(),
+        config.tls_private_key_file.as_deref(),
+        config.client_ca_file.as_deref(),
+    )?;
+    let kubelet = kubeletclient::KubeletClient::new(
+        config.kubelet_client_certificate.as_deref(),
+        config.kubelet_client_key.as_deref(),
+        config.kubelet_certificate_authority.as_deref(),
+    )?;
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     let local = listener.local_addr()?;
     let advertise_ip = match &config.advertise_address {
@@ -226,6 +232,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         shutdown: token.clone(),
         metrics: Metrics::default(),
         advertise_address,
+        kubelet,
         db_status: defrag.status,
     });
     let grpc = rkube_rpc::v1::resource_service_server::ResourceServiceServer::new(grpc::Service(server.clone()))

@@ -89,15 +89,22 @@ fn labels(obj: &Value) -> BTreeMap<String, String> {
 /// Each node's stats summary, fetched from the kubelets in parallel; nodes that do not answer
 /// are left out, as metrics-server leaves out what it cannot scrape.
 async fn summaries(server: &Arc<Server>, nodes: &[String]) -> BTreeMap<String, Value> {
-    let http = reqwest::Client::builder().no_proxy().timeout(KUBELET_TIMEOUT).build().unwrap_or_default();
-    let fetches = nodes.iter().map(|node| {
-        let http = http.clone();
-        async move {
-            let address = crate::podproxy::kubelet_address(server, node).await.ok()?;
-            let resp = http.get(format!("http://{address}/stats/summary")).send().await.ok()?;
-            let summary: Value = resp.error_for_status().ok()?.json().await.ok()?;
-            Some((node.clone(), summary))
-        }
+    let fetches = nodes.iter().map(|node| async move {
+        let address = crate::podproxy::kubelet_address(server, node).await.ok()?;
+        let fetch = async {
+            let mut sender = server.kubelet.dial(&address).await.ok()?;
+            let req =
+                crate::podproxy::kubelet_request(http::Method::GET, &address, "/stats/summary", http::HeaderMap::new())
+                    .ok()?;
+            let resp = sender.send_request(req).await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let body = http_body_util::BodyExt::collect(resp.into_body()).await.ok()?.to_bytes();
+            serde_json::from_slice::<Value>(&body).ok()
+        };
+        let summary = tokio::time::timeout(KUBELET_TIMEOUT, fetch).await.ok()??;
+        Some((node.clone(), summary))
     });
     futures::future::join_all(fetches).await.into_iter().flatten().collect()
 }

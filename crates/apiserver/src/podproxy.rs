@@ -16,18 +16,15 @@ use axum::extract::{Query, Request};
 use axum::response::Response;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use hyper_util::rt::TokioIo;
 use rkube_api::{ApiError, FieldError, registry};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Annotation naming the container kubectl (and, here, the server) picks by default.
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 /// The kubelet port when the Node does not publish one.
 const DEFAULT_KUBELET_PORT: i64 = 10250;
 /// How long dialling a kubelet may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers that carry an upgrade's negotiation to the kubelet.
 const UPGRADE_HEADERS: [&str; 7] = [
     "upgrade",
@@ -360,27 +357,9 @@ async fn serve(server: &Arc<Server>, req: Request) -> Result<Response, ApiError>
     let target = if kubelet_query.is_empty() { kubelet_path } else { format!("{kubelet_path}?{kubelet_query}") };
     tracing::debug!(namespace = %namespace, pod = %name, node, kubelet = %address, target = %target, "forwarding to the kubelet");
     match sub {
-        Sub::Log => forward_log(&address, &target, server.shutdown.clone()).await,
-        _ => forward_upgrade(req, &address, &target, server.shutdown.clone()).await,
+        Sub::Log => forward_log(server, &address, &target).await,
+        _ => forward_upgrade(server, req, &address, &target).await,
     }
-}
-
-/// An HTTP/1.1 connection to the kubelet.
-async fn dial(address: &str) -> Result<hyper::client::conn::http1::SendRequest<Body>, ApiError> {
-    let unreachable = |e: String| ApiError::Internal(format!("error dialing backend: dial tcp {address}: {e}"));
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
-        .await
-        .map_err(|_| unreachable("i/o timeout".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let _ = tcp.set_nodelay(true);
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| unreachable(e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "kubelet connection ended");
-        }
-    });
-    Ok(sender)
 }
 
 /// A kubelet refusal as the client's Status: the kubelet's own Status when it sent one.
@@ -409,7 +388,7 @@ async fn refusal(resp: hyper::Response<hyper::body::Incoming>) -> Response {
     out
 }
 
-fn kubelet_request(
+pub(crate) fn kubelet_request(
     method: Method,
     address: &str,
     target: &str,
@@ -429,17 +408,14 @@ fn kubelet_request(
 
 /// Streams the kubelet's log answer to the client as it comes; a follow ends with the kubelet's
 /// stream or at shutdown (which would otherwise wait for it).
-async fn forward_log(
-    address: &str,
-    target: &str,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Result<Response, ApiError> {
-    let mut sender = dial(address).await?;
+async fn forward_log(server: &Server, address: &str, target: &str) -> Result<Response, ApiError> {
+    let mut sender = server.kubelet.dial(address).await?;
+    let shutdown = server.shutdown.clone();
     let req = kubelet_request(Method::GET, address, target, HeaderMap::new())?;
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| ApiError::Internal(format!("Get \"http://{address}{target}\": {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("Get \"{}://{address}{target}\": {e}", server.kubelet.scheme())))?;
     if resp.status() != StatusCode::OK {
         return Ok(refusal(resp).await);
     }
@@ -457,12 +433,7 @@ async fn forward_log(
 }
 
 /// Relays the client's upgrade to the kubelet; on 101 splices the two connections.
-async fn forward_upgrade(
-    mut req: Request,
-    address: &str,
-    target: &str,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Result<Response, ApiError> {
+async fn forward_upgrade(server: &Server, mut req: Request, address: &str, target: &str) -> Result<Response, ApiError> {
     let upgrading = req.headers().contains_key(header::UPGRADE);
     if !upgrading {
         return Err(ApiError::BadRequest("Upgrade request required".into()));
@@ -477,7 +448,7 @@ async fn forward_upgrade(
             headers.append(header::HeaderName::from_static(name), v.clone());
         }
     }
-    let mut sender = dial(address).await?;
+    let mut sender = server.kubelet.dial(address).await?;
     let upstream_req = kubelet_request(req.method().clone(), address, target, headers)?;
     let mut resp = sender
         .send_request(upstream_req)
@@ -486,7 +457,7 @@ async fn forward_upgrade(
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(refusal(resp).await);
     }
-    Ok(rkube_daemon::upgrade::splice(client_upgrade, &mut resp, shutdown))
+    Ok(rkube_daemon::upgrade::splice(client_upgrade, &mut resp, server.shutdown.clone()))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+pub use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// How long a TLS handshake may take.
@@ -100,6 +100,20 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
     let mut config = builder.with_single_cert(chain, key_der).map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The TLS acceptor of a daemon's `--tls-cert-file`/`--tls-private-key-file` (and
+/// `--client-ca-file`), or None to serve plain HTTP when neither is given.
+pub fn acceptor(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    client_ca: Option<&Path>,
+) -> Result<Option<TlsAcceptor>, TlsError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsAcceptor::from(Arc::new(server_config(cert, key, client_ca)?)))),
+        (None, None) => Ok(None),
+        _ => Err(TlsError::Config("--tls-cert-file and --tls-private-key-file go together".into())),
+    }
 }
 
 /// Connection settings: HTTP/1.1 with keep-alive and a header timeout, plus HTTP/2 (by ALPN

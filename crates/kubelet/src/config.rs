@@ -35,9 +35,19 @@ pub struct Config {
     /// Address of the kubelet's API (logs, exec, attach, port-forward, stats).
     #[arg(long, default_value = "0.0.0.0")]
     pub address: String,
-    /// Port of the kubelet's API (plain HTTP until the PKI issue lands); 0 picks a free port.
+    /// Port of the kubelet's API: HTTPS with `--tls-cert-file`, else plain HTTP; 0 picks a free port.
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
+    /// PEM certificate the kubelet API presents.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// PEM CA bundle: with it, only clients with a certificate it signed (the API server) may
+    /// use the kubelet API.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
     /// Port of /healthz, /readyz and /metrics; 0 disables.
     #[arg(long, alias = "secure-port", default_value_t = 10248)]
     pub healthz_port: u16,

@@ -55,13 +55,13 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     let kubelet_port = listener.local_addr()?.port();
     let stats = Arc::new(stats::StatsProvider::new(cri.clone(), node_name.clone()));
     let app = server::router(cri.clone(), token.clone()).merge(stats::router(stats));
-    let stop = token.clone();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "kubelet API server failed");
-        }
-    });
+    let tls = rkube_daemon::serve::acceptor(
+        config.tls_cert_file.as_deref(),
+        config.tls_private_key_file.as_deref(),
+        config.client_ca_file.as_deref(),
+    )?;
+    let require_client_certificate = tls.is_some() && config.client_ca_file.is_some();
+    tokio::spawn(server::serve_app(listener, app, tls, require_client_certificate, token.clone()));
 
     let readiness = rkube_daemon::Readiness::default();
     if config.healthz_port != 0 {

@@ -1,5 +1,5 @@
-//! The kubelet's HTTP API on the paths Kubernetes' API server dials (plain HTTP until the PKI
-//! work lands):
+//! The kubelet's HTTP API on the paths Kubernetes' API server dials (HTTPS with
+//! `--tls-cert-file`, restricted to the client CA's certificates with `--client-ca-file`):
 //!
 //! - `GET /containerLogs/{namespace}/{pod}/{container}` with PodLogOptions' query
 //!   (`follow`, `tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `previous`,
@@ -54,6 +54,9 @@ pub enum ServerError {
     /// Relaying a stream failed.
     #[error(transparent)]
     Stream(#[from] StreamError),
+    /// The client presented no certificate of the client CA.
+    #[error("Unauthorized")]
+    Unauthorized,
 }
 
 impl ServerError {
@@ -68,6 +71,7 @@ impl ServerError {
             }
             ServerError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServerError::Stream(e) => e.status(),
+            ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
         }
     }
 }
@@ -78,6 +82,7 @@ impl IntoResponse for ServerError {
         let reason = match code {
             StatusCode::BAD_REQUEST => "BadRequest",
             StatusCode::NOT_FOUND => "NotFound",
+            StatusCode::UNAUTHORIZED => "Unauthorized",
             _ => "InternalError",
         };
         tracing::debug!(code = code.as_u16(), error = %self, "kubelet API request failed");
@@ -117,13 +122,38 @@ pub fn router(cri: Cri, token: CancellationToken) -> Router {
         .with_state(Arc::new(AppState { cri, token }))
 }
 
-/// Serves the kubelet API on `listener` until `token` is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, cri: Cri, token: CancellationToken) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
+/// Serves `app` on `listener` until `token` is cancelled: HTTPS with `tls`, and then, when
+/// `require_client_certificate`, only to clients with a certificate of the client CA (the API
+/// server); `/healthz` stays open.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<rkube_daemon::serve::TlsAcceptor>,
+    require_client_certificate: bool,
+    token: CancellationToken,
+) {
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(address = %local, tls = tls.is_some(), "serving the kubelet API");
+    let handler = move |req: hyper::Request<hyper::body::Incoming>,
+                        connection: Arc<rkube_daemon::serve::Connection>| {
+        let app = app.clone();
+        async move {
+            if require_client_certificate && connection.client_certificate.is_none() && req.uri().path() != "/healthz" {
+                return ServerError::Unauthorized.into_response();
+            }
+            match tower::ServiceExt::oneshot(app, req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    rkube_daemon::serve::serve(listener, tls, rkube_daemon::serve::connection_builder(true), handler, token).await;
+}
+
+/// Serves the kubelet API over plain HTTP on `listener` until `token` is cancelled.
+pub async fn serve(listener: tokio::net::TcpListener, cri: Cri, token: CancellationToken) {
     let app = router(cri, token.clone());
-    tracing::info!(address = %local, "serving the kubelet API");
-    let wait = token.clone();
-    axum::serve(listener, app).with_graceful_shutdown(async move { wait.cancelled().await }).await
+    serve_app(listener, app, None, false, token).await;
 }
 
 /// Which pod (and container) a path names.

@@ -122,7 +122,8 @@ impl WatchReader {
 
 /// A ConfigMap manifest.
 pub fn configmap(name: &str, data: &[(&str, &str)]) -> Value {
-    let data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+    let data: serde_json::Map<String, Value> =
+        data.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
     serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
 }
 
