@@ -311,3 +311,6 @@ impl<G: NodeGraph> Authorizer for NodeAuthorizer<G> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
