@@ -47,7 +47,7 @@ pub(crate) fn header(bytes: &[u8]) -> Result<(u8, usize, usize)> {
         let len_bytes = bytes.get(2..2 + n).ok_or_else(bad)?;
         (2 + n, len_bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize))
     };
-    if bytes.len() < header_len + content_len {
+    if header_len.checked_add(content_len).is_none_or(|end| bytes.len() < end) {
         return Err(bad());
     }
     Ok((tag, header_len, content_len))
@@ -212,5 +212,9 @@ mod tests {
         }
         assert!(header(&[0x30, 0x82, 0x01]).is_err());
         assert!(header(&[0x30, 0x05, 0x00]).is_err());
+        // A length near usize::MAX must not overflow.
+        assert!(header(&[0x30, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(parse_spki(&[0x30, 0x00]).is_err());
+        assert!(parse_spki(b"junk").is_err());
     }
 }

@@ -49,6 +49,10 @@ fn serving_certificate_is_accepted_for_its_names_only() {
     assert!(format!("{wrong:?}").contains("NotValidForName"), "{wrong:?}");
     assert!(server_check(ca.cert_pem(), &pair.cert_pem, "10.96.0.2").is_err());
 
+    if let Some(ok) = openssl_verify(ca.cert_pem(), &pair.cert_pem, "sslserver") {
+        assert!(ok, "openssl rejects the serving certificate");
+        assert_eq!(openssl_verify(ca.cert_pem(), &pair.cert_pem, "sslclient"), Some(false));
+    }
     // Another CA's client does not trust it, and a serving cert is no client cert.
     let other = CertificateAuthority::generate("other-ca").unwrap();
     assert!(server_check(other.cert_pem(), &pair.cert_pem, "kubernetes.default.svc").is_err());
@@ -75,6 +79,18 @@ fn client_certificate_carries_user_and_every_group() {
     let user = crate::authn::from_client_certificate(&first_certificate_der(&pair.cert_pem).unwrap()).unwrap();
     assert_eq!(user.name, "alice");
     assert_eq!(user.groups, ["system:masters", "team-a", "team, b", AUTHENTICATED_GROUP]);
+
+    // openssl agrees, independently of rustls/webpki, when installed.
+    match openssl_verify(ca.cert_pem(), &pair.cert_pem, "sslclient") {
+        Some(ok) => {
+            assert!(ok, "openssl rejects the client certificate");
+            assert_eq!(openssl_verify(other.cert_pem(), &pair.cert_pem, "sslclient"), Some(false));
+            let subject = openssl_subject(&pair.cert_pem).unwrap();
+            assert!(subject.contains("O=system:masters") && subject.contains("O=team-a"), "{subject}");
+            assert!(subject.contains("CN=alice"), "{subject}");
+        }
+        None => eprintln!("openssl not found: skipped the openssl verification"),
+    }
 
     let solo = ca.issue_client("system:node:n1", &["system:nodes".into()]).unwrap();
     let user = crate::authn::from_client_certificate(&first_certificate_der(&solo.cert_pem).unwrap()).unwrap();
@@ -124,6 +140,33 @@ fn ca_cert_hash_is_the_spki_sha256() {
     } else {
         eprintln!("openssl not found: skipped the openssl comparison");
     }
+}
+
+/// `openssl verify -purpose <purpose>` of `cert_pem` against `ca_pem`; `None` without openssl.
+fn openssl_verify(ca_pem: &str, cert_pem: &str, purpose: &str) -> Option<bool> {
+    let dir = tempfile::tempdir().ok()?;
+    let (ca, cert) = (dir.path().join("ca.crt"), dir.path().join("cert.crt"));
+    std::fs::write(&ca, ca_pem).ok()?;
+    std::fs::write(&cert, cert_pem).ok()?;
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-purpose", purpose, "-CAfile"])
+        .arg(&ca)
+        .arg(&cert)
+        .output()
+        .ok()?;
+    Some(out.status.success())
+}
+
+fn openssl_subject(cert_pem: &str) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(cert_pem.as_bytes()).ok()?;
+    String::from_utf8(child.wait_with_output().ok()?.stdout).ok()
 }
 
 fn openssl_spki_sha256(ca_pem: &str) -> Option<String> {
