@@ -397,3 +397,13 @@ fn user_info_helpers() {
     assert_eq!(u.groups, [AUTHENTICATED_GROUP]);
     assert!(u.is_authenticated());
 }
+
+#[test]
+fn shared_across_request_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Authenticator>();
+    send_sync::<ServiceAccountTokenSigner>();
+    send_sync::<ServiceAccountTokenVerifier>();
+    send_sync::<crate::rbac::RbacAuthorizer<crate::rbac::StaticRbacSource>>();
+    send_sync::<crate::pki::CertificateAuthority>();
+}
