@@ -1,0 +1,45 @@
+//! One module per verb group; `dispatch` routes a parsed command to it.
+
+pub mod config;
+pub mod describe;
+pub mod get;
+pub mod info;
+pub mod logs;
+pub mod ops;
+pub mod rollout;
+pub mod write;
+
+use crate::cli::{Command, SetCommand};
+use crate::ctx::Ctx;
+use crate::error::Result;
+
+/// Runs one verb.
+pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Get(a) => get::run(ctx, a),
+        Command::Describe(a) => describe::run(ctx, a),
+        Command::Create(a) => write::create(ctx, a),
+        Command::Apply(a) => write::apply(ctx, a),
+        Command::Replace(a) => write::replace(ctx, a),
+        Command::Delete(a) => write::delete(ctx, a),
+        Command::Patch(a) => write::patch(ctx, a),
+        Command::Run(a) => ops::run_pod(ctx, a),
+        Command::Expose(a) => ops::expose(ctx, a),
+        Command::Scale(a) => ops::scale(ctx, a),
+        Command::Label(a) => ops::label_or_annotate(ctx, a, "labels"),
+        Command::Annotate(a) => ops::label_or_annotate(ctx, a, "annotations"),
+        Command::Taint(a) => ops::taint(ctx, a),
+        Command::Cordon(a) => ops::cordon(ctx, a, true),
+        Command::Uncordon(a) => ops::cordon(ctx, a, false),
+        Command::Set(SetCommand::Image(a)) => ops::set_image(ctx, a),
+        Command::Rollout(c) => rollout::run(ctx, c),
+        Command::Wait(a) => rollout::wait(ctx, a),
+        Command::Logs(a) => logs::run(ctx, a),
+        Command::Config(c) => config::run(ctx, c),
+        Command::ApiResources(a) => info::api_resources(ctx, a),
+        Command::ApiVersions => info::api_versions(ctx),
+        Command::Version(a) => info::version(ctx, a),
+        Command::ClusterInfo => info::cluster_info(ctx),
+        Command::Explain(a) => info::explain(ctx, a),
+    }
+}
