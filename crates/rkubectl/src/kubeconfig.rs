@@ -475,6 +475,11 @@ pub fn write(path: &Path, cfg: &Config) -> Result<()> {
     {
         std::fs::create_dir_all(dir)?;
     }
+    // kubectl keeps stanzas in maps, so a written file lists them sorted by name.
+    let mut cfg = cfg.clone();
+    cfg.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    cfg.users.sort_by(|a, b| a.name.cmp(&b.name));
+    cfg.contexts.sort_by(|a, b| a.name.cmp(&b.name));
     std::fs::write(path, cfg.to_yaml())?;
     #[cfg(unix)]
     {

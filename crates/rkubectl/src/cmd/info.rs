@@ -21,7 +21,7 @@ pub fn api_resources(ctx: &mut Ctx, a: ApiResourcesArgs) -> Result<()> {
     match a.sort_by.as_deref() {
         Some("name") => rs.sort_by(|x, y| x.plural.cmp(&y.plural)),
         Some("kind") => rs.sort_by(|x, y| x.kind.cmp(&y.kind)),
-        _ => rs.sort_by(|x, y| x.group.cmp(&y.group)),
+        _ => rs.sort_by(|x, y| (&x.group, &x.plural).cmp(&(&y.group, &y.plural))),
     }
     if a.output.output.as_deref() == Some("name") {
         for r in rs {
@@ -44,7 +44,9 @@ pub fn api_resources(ctx: &mut Ctx, a: ApiResourcesArgs) -> Result<()> {
         let mut l =
             vec![r.plural.clone(), r.short_names.join(","), r.api_version(), r.namespaced.to_string(), r.kind.clone()];
         if wide {
-            l.push(format!("[{}]", r.verbs.join(" ")));
+            let mut verbs = r.verbs.clone();
+            verbs.sort();
+            l.push(verbs.join(","));
             l.push(r.categories.join(","));
         }
         lines.push(l);
