@@ -122,7 +122,10 @@ pub fn run(ctx: &mut Ctx, a: DescribeArgs) -> Result<()> {
         match r.kind.as_str() {
             "Pod" => pod(&mut out, obj),
             "Node" => node(&mut out, obj),
-            "Service" => service(&mut out, obj),
+            "Service" => {
+                let eps = service_endpoints(ctx, obj);
+                service(&mut out, obj, &eps)
+            }
             "Deployment" => deployment(&mut out, obj),
             _ => generic(&mut out, obj),
         }
@@ -454,7 +457,41 @@ fn node(out: &mut Out, n: &Value) {
     }
 }
 
-fn service(out: &mut Out, svc: &Value) {
+/// `ip:port,...` of the Service's ready endpoints from its EndpointSlices.
+fn service_endpoints(ctx: &mut Ctx, svc: &Value) -> String {
+    let Ok(client) = ctx.client() else { return String::new() };
+    let ns = svc["metadata"]["namespace"].as_str().unwrap_or("default");
+    let sel = enc(&format!("kubernetes.io/service-name={}", s(&svc["metadata"]["name"])));
+    let Ok(list) = client.get(&format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector={sel}"))
+    else {
+        return String::new();
+    };
+    let mut out = Vec::new();
+    for slice in list["items"].as_array().into_iter().flatten() {
+        let ports: Vec<String> = slice["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["port"].as_i64().map(|n| n.to_string()))
+            .collect();
+        for ep in slice["endpoints"].as_array().into_iter().flatten() {
+            if ep["conditions"]["ready"] == false {
+                continue;
+            }
+            for addr in ep["addresses"].as_array().into_iter().flatten() {
+                if ports.is_empty() {
+                    out.push(s(addr));
+                }
+                for p in &ports {
+                    out.push(format!("{}:{p}", s(addr)));
+                }
+            }
+        }
+    }
+    out.join(",")
+}
+
+fn service(out: &mut Out, svc: &Value, endpoints: &str) {
     let m = &svc["metadata"];
     let spec = &svc["spec"];
     header(out, svc);
@@ -477,6 +514,7 @@ fn service(out: &mut Out, svc: &Value) {
         if let Some(np) = p["nodePort"].as_i64() {
             out.kv(0, "NodePort", format!("{name}  {np}/{}", p["protocol"].as_str().unwrap_or("TCP")));
         }
+        out.kv(0, "Endpoints", endpoints);
     }
     out.kv(0, "Session Affinity", spec["sessionAffinity"].as_str().unwrap_or("None"));
     out.kv(0, "Internal Traffic Policy", spec["internalTrafficPolicy"].as_str().unwrap_or("Cluster"));

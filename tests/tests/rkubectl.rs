@@ -1,0 +1,554 @@
+//! rkubectl against the real kubectl (v1.33) on the same real etcd + rkube-apiserver (+ the
+//! scheduler, controller-manager and a kubelet stand-in where objects must move): the same
+//! commands on the same objects must print the same stdout (ages normalised), the same errors
+//! and exit codes; kubeconfig merging, context switching and `config view` redaction match.
+//!
+//! Build first: `cargo build -p rkubectl -p rkube-apiserver -p rkube-controller-manager
+//! -p rkube-scheduler --bins`.
+
+mod support;
+
+use rkube_testkit::Daemon;
+use rkube_testkit::apiserver::bin_dir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::kubelet::KubeletStandIn;
+use support::*;
+
+fn rkubectl_binary() -> PathBuf {
+    let p = bin_dir().join("rkubectl");
+    assert!(p.exists(), "{} does not exist: run `cargo build -p rkubectl` first", p.display());
+    p
+}
+
+/// Runs rkubectl like `Env::run` runs kubectl: same kubeconfig, its own cache dir.
+fn rk(env: &Env, args: &[&str]) -> Out {
+    let mut cmd = Command::new(rkubectl_binary());
+    cmd.arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .arg("--cache-dir")
+        .arg(env.dir.path().join("rk-cache"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null());
+    env.run_command(cmd, &format!("rkubectl {args:?}"))
+}
+
+fn rk_ok(env: &Env, args: &[&str]) -> String {
+    let out = rk(env, args);
+    assert_eq!(
+        out.code,
+        0,
+        "rkubectl {args:?} failed\nstdout: {}\nstderr: {}\nserver log:\n{}",
+        out.stdout,
+        out.stderr,
+        env.api.log_tail()
+    );
+    out.stdout
+}
+
+/// Replaces ages (`5s`, `2m30s`, `3h`) by `AGE` and collapses runs of spaces, so tables printed
+/// a second apart compare equal; column alignment is checked separately.
+fn normalise(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let words: Vec<String> = line
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| if is_age(w) { "AGE".to_string() } else { w.to_string() })
+            .collect();
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+fn is_age(word: &str) -> bool {
+    let mut saw_digit = false;
+    let mut saw_unit = false;
+    for c in word.chars() {
+        if c.is_ascii_digit() {
+            saw_digit = true;
+        } else if matches!(c, 's' | 'm' | 'h' | 'd' | 'y') && saw_digit {
+            saw_unit = true;
+            saw_digit = false;
+        } else {
+            return false;
+        }
+    }
+    saw_unit && !saw_digit
+}
+
+/// The column start offsets of a table's header line.
+fn header_columns(table: &str) -> Vec<usize> {
+    let header = table.lines().next().unwrap_or_default();
+    let mut cols = Vec::new();
+    let mut prev_space = true;
+    let bytes = header.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        // Column starts follow 2+ spaces (headers like "NOMINATED NODE" have single spaces).
+        if b != b' ' && (i == 0 || (prev_space && i >= 2 && bytes[i - 2] == b' ')) {
+            cols.push(i);
+        }
+        prev_space = b == b' ';
+    }
+    cols
+}
+
+/// Runs the same command with both clients and asserts equal exit codes and stdout.
+fn same(env: &Env, args: &[&str]) -> String {
+    let k = env.run(args);
+    let r = rk(env, args);
+    assert_eq!(
+        k.code, r.code,
+        "exit code of {args:?}\nkubectl: {}{}\nrkubectl: {}{}",
+        k.stdout, k.stderr, r.stdout, r.stderr
+    );
+    assert_eq!(
+        normalise(&k.stdout),
+        normalise(&r.stdout),
+        "stdout of {args:?}\n--- kubectl\n{}--- rkubectl\n{}",
+        k.stdout,
+        r.stdout
+    );
+    // Tables: the columns start at the same offsets (same widths, 3-space padding), unless an
+    // age changed width between the two runs.
+    if k.stdout.starts_with("NAME") || k.stdout.starts_with("NAMESPACE") {
+        let ages_same_width = k.stdout.split_whitespace().filter(|w| is_age(w)).map(str::len).collect::<Vec<_>>()
+            == r.stdout.split_whitespace().filter(|w| is_age(w)).map(str::len).collect::<Vec<_>>();
+        if ages_same_width {
+            assert_eq!(
+                header_columns(&k.stdout),
+                header_columns(&r.stdout),
+                "column offsets of {args:?}\n{}\n{}",
+                k.stdout,
+                r.stdout
+            );
+        }
+    }
+    assert_eq!(k.stderr.trim(), r.stderr.trim(), "stderr of {args:?}");
+    r.stdout
+}
+
+struct Cluster {
+    env: Env,
+    _scheduler: Daemon,
+    controllers: Daemon,
+    _kubelet: KubeletStandIn,
+}
+
+fn cluster() -> Cluster {
+    let env = Env::start();
+    let scheduler = Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler");
+    let controllers =
+        Daemon::start("rkube-controller-manager", &env.api, &["--leader-elect=false"]).expect("controller-manager");
+    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-0\n  labels: {kubernetes.io/hostname: node-0}\nstatus:\n  allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\"}\n  conditions: [{type: Ready, status: \"True\"}]\n";
+    env.clean(&["create", "-f", &env.manifest("node-0.yaml", node)]);
+    let kubelet = KubeletStandIn::start(&env.api.url());
+    Cluster { env, _scheduler: scheduler, controllers, _kubelet: kubelet }
+}
+
+const RC: &str = "apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: nginx
+  labels: {app: nginx}
+spec:
+  replicas: 2
+  selector: {app: nginx}
+  template:
+    metadata:
+      labels: {app: nginx}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports:
+        - containerPort: 80
+";
+
+fn wait_pods(env: &Env, n: usize, c: &Cluster) {
+    env.until(
+        &["get", "pods", "-l", "app=nginx", "-o", "name"],
+        "rc pods",
+        Duration::from_secs(60),
+        |out| out.lines().count() == n,
+        || c.controllers.log_tail(),
+    );
+}
+
+#[test]
+fn seed_examples_match_kubectl() {
+    let c = cluster();
+    let env = &c.env;
+
+    // create -f: same line as kubectl.
+    let rc = env.manifest("rc.yaml", RC);
+    assert_eq!(rk_ok(env, &["create", "-f", &rc]), "replicationcontroller/nginx created\n");
+    wait_pods(env, 2, &c);
+
+    // run: the pod is the one kubectl run creates.
+    assert_eq!(
+        rk_ok(env, &["run", "web", "--image=nginx:1.27", "--labels=app=web,tier=front", "--port=80"]),
+        "pod/web created\n"
+    );
+    env.ok(&["run", "web2", "--image=nginx:1.27", "--labels=app=web,tier=front", "--port=80"]);
+    let mine = env.json(&["get", "pod", "web"]);
+    let theirs = env.json(&["get", "pod", "web2"]);
+    assert_eq!(mine["spec"]["containers"][0]["ports"], theirs["spec"]["containers"][0]["ports"]);
+    assert_eq!(mine["spec"]["containers"][0]["image"], theirs["spec"]["containers"][0]["image"]);
+    assert_eq!(mine["spec"]["restartPolicy"], theirs["spec"]["restartPolicy"]);
+    assert_eq!(mine["metadata"]["labels"], theirs["metadata"]["labels"]);
+    rk_ok(env, &["run", "once", "--image=busybox", "--restart=Never", "--", "sleep", "5"]);
+    let once = env.json(&["get", "pod", "once"]);
+    assert_eq!(once["spec"]["restartPolicy"], "Never");
+    assert_eq!(once["spec"]["containers"][0]["args"], serde_json::json!(["sleep", "5"]));
+    assert_eq!(once["metadata"]["labels"]["run"], "once");
+
+    // get rc,pods / get pods -A / get nodes: same tables.
+    same(env, &["get", "rc,pods"]);
+    same(env, &["get", "pods", "--all-namespaces"]);
+    same(env, &["get", "nodes"]);
+
+    // scale --replicas=3 rc nginx, through the scale subresource.
+    assert_eq!(rk_ok(env, &["scale", "--replicas=3", "rc", "nginx"]), "replicationcontroller/nginx scaled\n");
+    assert_eq!(env.stored("/api/v1/namespaces/default/replicationcontrollers/nginx")["spec"]["replicas"], 3);
+    wait_pods(env, 3, &c);
+    same(env, &["get", "rc,pods"]);
+
+    // taint nodes --all, then remove it.
+    assert_eq!(rk_ok(env, &["taint", "nodes", "--all", "dedicated=gpu:NoSchedule"]), "node/node-0 tainted\n");
+    let node = env.stored("/api/v1/nodes/node-0");
+    assert_eq!(
+        node["spec"]["taints"],
+        serde_json::json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
+    );
+    let again = rk(env, &["taint", "nodes", "node-0", "dedicated=gpu:NoSchedule"]);
+    let k_again = env.run(&["taint", "nodes", "node-0", "dedicated=gpu:NoSchedule"]);
+    assert_eq!((again.code, again.stderr.trim()), (k_again.code, k_again.stderr.trim()));
+    assert_eq!(rk_ok(env, &["taint", "nodes", "node-0", "dedicated:NoSchedule-"]), "node/node-0 untainted\n");
+    assert!(env.stored("/api/v1/nodes/node-0")["spec"]["taints"].as_array().is_none_or(|t| t.is_empty()));
+
+    // get|delete pod/service/rc.
+    rk_ok(env, &["expose", "rc", "nginx", "--port=80"]);
+    same(env, &["get", "pod/web", "service/nginx", "rc/nginx"]);
+    same(env, &["get", "service", "nginx", "-o", "wide"]);
+    assert_eq!(rk_ok(env, &["delete", "pod", "web"]), "pod \"web\" deleted\n");
+    assert_eq!(rk_ok(env, &["delete", "service/nginx"]), "service \"nginx\" deleted\n");
+    assert_eq!(rk_ok(env, &["delete", "rc", "nginx"]), "replicationcontroller \"nginx\" deleted\n");
+    let (code, _) = env.rest("/api/v1/namespaces/default/pods/web");
+    assert_eq!(code, 404, "delete waits until the pod is gone");
+    same(env, &["get", "pod/web"]);
+}
+
+#[test]
+fn output_formats_match_kubectl() {
+    let c = cluster();
+    let env = &c.env;
+    env.create_fixture("shop");
+    env.ok(&["create", "-f", &env.manifest("rc.yaml", RC)]);
+    wait_pods(env, 2, &c);
+    let special = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: odd\n  namespace: shop\n  annotations:\n    note: 'a: b'\n    html: '<b>&</b>'\ndata:\n  multi: |\n    line one\n    line two\n  num: \"80\"\n  yes: \"true\"\n  empty: \"\"\n  star: \"*\"\n  long: \"the quick brown fox jumps over the lazy dog and keeps running far beyond the eighty column mark of go-yaml\"\n";
+    env.ok(&["create", "-f", &env.manifest("odd.yaml", special)]);
+
+    for args in [
+        vec!["get", "pods"],
+        vec!["get", "pods", "-o", "wide"],
+        vec!["get", "pods", "--show-labels"],
+        vec!["get", "pods", "-A"],
+        vec!["get", "pods,rc", "-A"],
+        vec!["get", "rc,pods", "-o", "name"],
+        vec!["get", "pods", "-o", "yaml"],
+        vec!["get", "pods", "-o", "json"],
+        vec!["get", "pod", "web", "-n", "shop", "-o", "yaml"],
+        vec!["get", "pod", "web", "-n", "shop", "-o", "json"],
+        vec!["get", "cm", "odd", "-n", "shop", "-o", "yaml"],
+        vec!["get", "cm", "odd", "-n", "shop", "-o", "json"],
+        vec!["get", "ns", "shop", "-o", "yaml"],
+        vec!["get", "rc", "nginx", "-o", "yaml"],
+        vec!["get", "configmaps", "-n", "shop"],
+        vec!["get", "configmaps", "-n", "shop", "--no-headers"],
+        vec!["get", "pods", "-o", "jsonpath={.items[*].metadata.name}"],
+        vec![
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.spec.containers[0].image}{\"\\n\"}{end}",
+        ],
+        vec![
+            "get",
+            "pods",
+            "-A",
+            "-o",
+            "custom-columns=NS:.metadata.namespace,NAME:.metadata.name,IMAGES:.spec.containers[*].image,NODE:.spec.nodeName,X:.status.nothing",
+        ],
+        vec!["get", "pods", "--sort-by=.metadata.name"],
+        vec!["get", "pods", "-l", "app=nginx", "-L", "app"],
+        vec!["get", "all"],
+        vec!["get", "all", "-A"],
+        vec!["get", "namespaces"],
+        vec!["get", "pods", "-n", "empty-ns"],
+        vec!["get", "nodes", "-o", "wide"],
+        vec!["get", "svc", "-A", "-o", "wide"],
+        vec!["api-resources"],
+        vec!["api-resources", "-o", "wide"],
+        vec!["api-versions"],
+    ] {
+        same(env, &args);
+    }
+}
+
+#[test]
+fn errors_match_kubectl() {
+    let env = Env::start();
+    for args in [
+        vec!["get", "pod", "nope"],
+        vec!["get", "pods", "nope", "-o", "yaml"],
+        vec!["get", "nosuchtype"],
+        vec!["delete", "pod", "nope"],
+        vec!["get", "pod", "a", "-n", "kube-system"],
+        vec!["describe", "pod", "nope"],
+    ] {
+        let k = env.run(&args);
+        let r = rk(&env, &args);
+        assert_eq!(k.code, 1, "kubectl {args:?}: {}", k.stderr);
+        assert_eq!(r.code, k.code, "exit code of rkubectl {args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.trim(), k.stderr.trim(), "stderr of {args:?}");
+        assert_eq!(r.stdout, k.stdout, "stdout of {args:?}");
+    }
+    // AlreadyExists when creating twice.
+    let path = env.manifest("cm.yaml", &configmap_yaml("default", "c1", "v"));
+    rk_ok(&env, &["create", "-f", &path]);
+    let k = env.run(&["create", "-f", &path]);
+    let r = rk(&env, &["create", "-f", &path]);
+    assert_eq!((r.code, r.stderr.trim()), (k.code, k.stderr.trim()));
+    assert!(r.stderr.contains("Error from server (AlreadyExists): error when creating"), "{}", r.stderr);
+    // No server at all.
+    let mut cmd = Command::new(rkubectl_binary());
+    cmd.args(["--server", "http://127.0.0.1:1", "get", "pods"])
+        .env("HOME", env.dir.path())
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
+    let out = env.run_command(cmd, "rkubectl without a server");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("The connection to the server 127.0.0.1:1 was refused"), "{}", out.stderr);
+}
+
+#[test]
+fn apply_replace_delete_like_kubectl() {
+    let env = Env::start();
+    let path = env.manifest("fixture.yaml", &fixture("shop"));
+    let out = rk_ok(&env, &["apply", "-f", &path]);
+    assert_eq!(out, "namespace/shop created\nconfigmap/cfg created\npod/web created\n");
+    assert_eq!(
+        rk_ok(&env, &["apply", "-f", &path]),
+        "namespace/shop unchanged\nconfigmap/cfg unchanged\npod/web unchanged\n"
+    );
+    let changed = fixture("shop").replace("color: blue", "color: red");
+    let path2 = env.manifest("fixture2.yaml", &changed);
+    assert_eq!(
+        rk_ok(&env, &["apply", "-f", &path2]),
+        "namespace/shop unchanged\nconfigmap/cfg configured\npod/web unchanged\n"
+    );
+    assert_eq!(env.stored("/api/v1/namespaces/shop/configmaps/cfg")["data"]["color"], "red");
+    // An object created by kubectl (another field manager) still applies.
+    env.ok(&["create", "-f", &env.manifest("c2.yaml", &configmap_yaml("shop", "c2", "one"))]);
+    let c2 = env.manifest("c2b.yaml", &configmap_yaml("shop", "c2", "two"));
+    assert_eq!(rk_ok(&env, &["apply", "-f", &c2]), "configmap/c2 configured\n");
+    assert_eq!(
+        rk_ok(&env, &["apply", "--server-side", "--force-conflicts", "-f", &c2]),
+        "configmap/c2 serverside-applied\n"
+    );
+    // A directory and stdin.
+    let dir = env.dir.path().join("manifests");
+    std::fs::create_dir_all(dir.join("sub")).expect("dir");
+    std::fs::write(dir.join("a.yaml"), configmap_yaml("shop", "from-dir", "1")).expect("write");
+    std::fs::write(dir.join("sub/b.yaml"), configmap_yaml("shop", "from-subdir", "1")).expect("write");
+    assert_eq!(rk_ok(&env, &["apply", "-f", &dir.to_string_lossy()]), "configmap/from-dir created\n");
+    assert_eq!(
+        rk_ok(&env, &["apply", "-R", "-f", &dir.to_string_lossy()]),
+        "configmap/from-dir unchanged\nconfigmap/from-subdir created\n"
+    );
+    let mut cmd = Command::new(rkubectl_binary());
+    cmd.arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .args(["create", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(configmap_yaml("shop", "from-stdin", "1").as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "configmap/from-stdin created\n");
+
+    // replace, delete -l, delete -f.
+    let replaced = env.manifest("rep.yaml", &configmap_yaml("shop", "cfg", "replaced"));
+    assert_eq!(rk_ok(&env, &["replace", "-f", &replaced]), "configmap/cfg replaced\n");
+    assert_eq!(env.stored("/api/v1/namespaces/shop/configmaps/cfg")["data"], serde_json::json!({"key": "replaced"}));
+    assert_eq!(rk_ok(&env, &["label", "cm", "from-dir", "-n", "shop", "gone=yes"]), "configmap/from-dir labeled\n");
+    let out = rk(&env, &["label", "cm", "from-dir", "-n", "shop", "gone=no"]);
+    let k = env.run(&["label", "cm", "from-dir", "-n", "shop", "gone=no"]);
+    assert_eq!((out.code, out.stderr.trim()), (k.code, k.stderr.trim()));
+    assert_eq!(
+        rk_ok(&env, &["annotate", "cm", "from-dir", "-n", "shop", "why=test"]),
+        "configmap/from-dir annotated\n"
+    );
+    assert_eq!(rk_ok(&env, &["delete", "cm", "-n", "shop", "-l", "gone=yes"]), "configmap \"from-dir\" deleted\n");
+    // The fixture without its namespace (deleting the namespace first would take the rest along).
+    let without_ns = fixture("shop").split("---\n").skip(1).collect::<Vec<_>>().join("---\n");
+    let objs = env.manifest("objs.yaml", &without_ns);
+    assert_eq!(rk_ok(&env, &["delete", "-f", &objs]), "configmap \"cfg\" deleted\npod \"web\" deleted\n");
+    assert_eq!(env.rest("/api/v1/namespaces/shop/pods/web").0, 404);
+    assert_eq!(rk_ok(&env, &["delete", "namespace", "shop", "--wait=false"]), "namespace \"shop\" deleted\n");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write kubeconfig");
+    p
+}
+
+#[test]
+fn kubeconfig_merge_switch_and_redaction() {
+    let env = Env::start();
+    let dir = env.dir.path();
+    let server = env.api.url();
+    let first = write(
+        dir,
+        "first",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: live\n  cluster:\n    server: {server}\n- name: remote\n  cluster:\n    server: https://10.0.0.1:6443\n    certificate-authority-data: Zm9vYmFy\nusers:\n- name: admin\n  user: {{}}\n- name: bob\n  user:\n    token: secret-token\n    client-key-data: Zm9vYmFy\n    username: u\n    password: p\ncontexts:\n- name: live\n  context: {{cluster: live, user: admin, namespace: kube-system}}\n- name: remote\n  context: {{cluster: remote, user: bob}}\n"
+        ),
+    );
+    let second = write(
+        dir,
+        "second",
+        "apiVersion: v1\nkind: Config\ncurrent-context: live\nclusters:\n- name: live\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n- name: other\n  context: {cluster: live, user: admin, namespace: default}\n",
+    );
+    let chain = std::env::join_paths([&first, &second]).expect("join");
+    let run = |bin: &Path, args: &[&str]| -> Out {
+        let mut cmd = Command::new(bin);
+        cmd.args(args).env("KUBECONFIG", &chain).env("HOME", dir).env("RUST_BACKTRACE", "0").stdin(Stdio::null());
+        env.run_command(cmd, &format!("{} {args:?}", bin.display()))
+    };
+    let rkb = rkubectl_binary();
+    for args in [
+        vec!["config", "view"],
+        vec!["config", "view", "--minify"],
+        vec!["config", "view", "--raw"],
+        vec!["config", "view", "-o", "json"],
+        vec!["config", "view", "--context", "remote", "--minify"],
+        vec!["config", "get-contexts"],
+        vec!["config", "current-context"],
+        vec!["config", "view", "-o", "jsonpath={.users[*].name}"],
+    ] {
+        let k = run(&env.kubectl, &args);
+        let r = run(&rkb, &args);
+        assert_eq!((r.code, &r.stdout), (k.code, &k.stdout), "{args:?}\nstderr: {}", r.stderr);
+    }
+    let view = run(&rkb, &["config", "view"]).stdout;
+    assert!(view.contains("certificate-authority-data: DATA+OMITTED") && view.contains("token: REDACTED"), "{view}");
+    assert!(!view.contains("secret-token"), "{view}");
+    // The first file's cluster wins: the namespace of context live is kube-system, the server
+    // the live one (the second file's broken server is ignored).
+    let pods = run(&rkb, &["get", "pods"]);
+    assert_eq!(pods.code, 0, "{}", pods.stderr);
+    assert_eq!(pods.stderr.trim(), "No resources found in kube-system namespace.");
+    // Context switching writes current-context where it is defined (the second file).
+    assert_eq!(run(&rkb, &["config", "use-context", "other"]).stdout, "Switched to context \"other\".\n");
+    assert!(std::fs::read_to_string(&second).expect("read").contains("current-context: other"));
+    assert_eq!(run(&rkb, &["get", "pods"]).stderr.trim(), "No resources found in default namespace.");
+    assert_eq!(
+        run(&rkb, &["config", "set-context", "--current", "--namespace=kube-public"]).stdout,
+        "Context \"other\" modified.\n"
+    );
+    assert_eq!(run(&rkb, &["get", "pods"]).stderr.trim(), "No resources found in kube-public namespace.");
+    assert_eq!(
+        run(&rkb, &["--context", "live", "get", "pods"]).stderr.trim(),
+        "No resources found in kube-system namespace."
+    );
+    assert_eq!(run(&rkb, &["-n", "default", "get", "pods"]).stderr.trim(), "No resources found in default namespace.");
+    // What kubectl reads back from the files rkubectl wrote is the same as what rkubectl reads.
+    let k = run(&env.kubectl, &["config", "view"]);
+    let r = run(&rkb, &["config", "view"]);
+    assert_eq!(k.stdout, r.stdout);
+    // A bearer token from --token reaches the server (rkube's apiserver without authn ignores it).
+    let out = run(&rkb, &["--token", "abc", "get", "ns", "default", "-o", "name"]);
+    assert_eq!(out.stdout, "namespace/default\n", "{}", out.stderr);
+}
+
+#[test]
+fn watch_prints_rows_as_they_change() {
+    let env = Env::start();
+    rk_ok(&env, &["create", "-f", &env.manifest("c.yaml", &configmap_yaml("default", "first", "1"))]);
+    let mut cmd = Command::new(rkubectl_binary());
+    cmd.arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .args(["get", "configmaps", "-w"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("rkubectl -w spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no line for {what}"));
+    assert!(next("header").starts_with("NAME"));
+    // kube-root-ca.crt may or may not exist; wait for our row.
+    let mut line = next("first row");
+    while !line.starts_with("first ") {
+        line = next("first row");
+    }
+    rk_ok(&env, &["create", "-f", &env.manifest("d.yaml", &configmap_yaml("default", "second", "2"))]);
+    let mut line = next("second row");
+    while !line.starts_with("second ") {
+        line = next("second row");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn describe_and_discovery_cache() {
+    let env = Env::start();
+    env.create_fixture("shop");
+    same(&env, &["describe", "pod", "web", "-n", "shop"]);
+    same(&env, &["describe", "service", "kubernetes"]);
+    // The discovery cache is written once and reused: a second run needs no discovery request.
+    rk_ok(&env, &["get", "pods", "-n", "shop"]);
+    let cache = env.dir.path().join("rk-cache").join("discovery");
+    let files: Vec<_> = walk(&cache);
+    assert!(files.iter().any(|f| f.ends_with("rkubectl.json")), "discovery cache files: {files:?}");
+    let out = rk_ok(&env, &["version"]);
+    assert!(out.starts_with("Client Version: v") && out.contains("Server Version: v1."), "{out}");
+    let info = rk_ok(&env, &["cluster-info"]);
+    assert!(info.starts_with(&format!("Kubernetes control plane is running at {}", env.api.url())), "{info}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
