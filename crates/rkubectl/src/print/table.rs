@@ -218,7 +218,7 @@ mod tests {
         .collect();
         assert_eq!(
             tabwrite(&lines, 2),
-            "Name:            web\nService Account:  default\nContainers:\n  c:\n    Image:  nginx\n"
+            "Name:             web\nService Account:  default\nContainers:\n  c:\n    Image:  nginx\n"
         );
     }
 
