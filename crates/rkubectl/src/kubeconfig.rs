@@ -628,44 +628,6 @@ pub fn flatten(loaded: &Loaded, cfg: &mut Config) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, text).expect("write");
-        p
-    }
-
-    #[test]
-    fn merge_first_file_wins_and_relative_paths() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("ca.pem"), "CA").expect("ca");
-        let a = write_file(
-            dir.path(),
-            "a",
-            "clusters:\n- name: c\n  cluster:\n    server: https://a:1\n    certificate-authority: ca.pem\ncontexts:\n- name: x\n  context: {cluster: c, user: u, namespace: ns-a}\nusers:\n- name: u\n  user: {token: ta}\n",
-        );
-        let b = write_file(
-            dir.path(),
-            "b",
-            "current-context: x\nclusters:\n- name: c\n  cluster: {server: 'https://b:1'}\n- name: d\n  cluster: {server: 'https://d:1'}\ncontexts:\n- name: y\n  context: {cluster: d, user: u}\n",
-        );
-        let merged = Loaded::from_chain(vec![a.clone(), b.clone()], false).expect("load");
-        let r = merged.resolve(&Overrides::default()).expect("resolve");
-        assert_eq!(r.server, "https://a:1");
-        assert_eq!(r.namespace, "ns-a");
-        assert_eq!(r.token.as_deref(), Some("ta"));
-        assert_eq!(r.ca_pem.as_deref(), Some(&b"CA"[..]));
-        let r = merged.resolve(&Overrides { context: Some("y".into()), ..Default::default() }).expect("resolve y");
-        assert_eq!(r.server, "https://d:1");
-        assert_eq!(r.namespace, "default");
-        assert_eq!(merged.file_for_current_context(), b);
-        assert_eq!(merged.file_for("contexts", "new"), a);
-    }
-}
-
 impl Loaded {
     /// Recomputes the merged view from `files` (used after the file list changes).
     pub fn rebuild(&mut self) {
@@ -703,5 +665,43 @@ impl Loaded {
         merged.users = users.into_iter().map(|(name, user)| NamedUser { name, user }).collect();
         merged.contexts = contexts.into_iter().map(|(name, context)| NamedContext { name, context }).collect();
         *self = Loaded { files, chain, merged, cluster_dirs, user_dirs };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn merge_first_file_wins_and_relative_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.pem"), "CA").expect("ca");
+        let a = write_file(
+            dir.path(),
+            "a",
+            "clusters:\n- name: c\n  cluster:\n    server: https://a:1\n    certificate-authority: ca.pem\ncontexts:\n- name: x\n  context: {cluster: c, user: u, namespace: ns-a}\nusers:\n- name: u\n  user: {token: ta}\n",
+        );
+        let b = write_file(
+            dir.path(),
+            "b",
+            "current-context: x\nclusters:\n- name: c\n  cluster: {server: 'https://b:1'}\n- name: d\n  cluster: {server: 'https://d:1'}\ncontexts:\n- name: y\n  context: {cluster: d, user: u}\n",
+        );
+        let merged = Loaded::from_chain(vec![a.clone(), b.clone()], false).expect("load");
+        let r = merged.resolve(&Overrides::default()).expect("resolve");
+        assert_eq!(r.server, "https://a:1");
+        assert_eq!(r.namespace, "ns-a");
+        assert_eq!(r.token.as_deref(), Some("ta"));
+        assert_eq!(r.ca_pem.as_deref(), Some(&b"CA"[..]));
+        let r = merged.resolve(&Overrides { context: Some("y".into()), ..Default::default() }).expect("resolve y");
+        assert_eq!(r.server, "https://d:1");
+        assert_eq!(r.namespace, "default");
+        assert_eq!(merged.file_for_current_context(), b);
+        assert_eq!(merged.file_for("contexts", "new"), a);
     }
 }

@@ -35,9 +35,9 @@ pub fn parse(ctx: &mut Ctx, args: &[String]) -> Result<Targets> {
     if args.iter().any(|a| a.contains('/')) {
         for a in args {
             let Some((ty, name)) = a.split_once('/') else {
-                return Err(Error::usage(format!(
-                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'rkubectl get resource/<resource_name>' instead of 'rkubectl get resource resource/<resource_name>'"
-                )));
+                return Err(Error::usage(
+                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'rkubectl get resource/<resource_name>' instead of 'rkubectl get resource resource/<resource_name>'",
+                ));
             };
             if name.is_empty() {
                 return Err(Error::usage(format!(

@@ -83,7 +83,6 @@ pub fn run(ctx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
         }
         ConfigCommand::SetCluster(a) => {
             let loaded = ctx.kubeconfig()?.clone();
-            let existed = loaded.merged.cluster(&a.name).is_some();
             let path = loaded.file_for("clusters", &a.name);
             let mut file = loaded.file(&path);
             let mut entry: Cluster = file.cluster(&a.name).cloned().unwrap_or_default();
@@ -114,7 +113,7 @@ pub fn run(ctx: &mut Ctx, cmd: ConfigCommand) -> Result<()> {
                 None => file.clusters.push(NamedCluster { name: a.name.clone(), cluster: entry }),
             }
             kubeconfig::write(&path, &file)?;
-            ctx.println(&format!("Cluster \"{}\" {}.", a.name, if existed { "set" } else { "set" }));
+            ctx.println(&format!("Cluster \"{}\" set.", a.name));
             Ok(())
         }
         ConfigCommand::SetCredentials(a) => {

@@ -131,7 +131,7 @@ pub fn expose(ctx: &mut Ctx, a: ExposeArgs) -> Result<()> {
         if r.kind == "Service" && a.selector.is_none() {
             // A service exposes its own selector.
         }
-        if !selector.as_object().is_some_and(|m| !m.is_empty()) {
+        if selector.as_object().is_none_or(|m| m.is_empty()) {
             return Err(Error::usage(format!(
                 "couldn't retrieve selectors via --selector flag or introspection: the {} has no selector",
                 r.kind_group()
@@ -163,9 +163,9 @@ pub fn expose(ctx: &mut Ctx, a: ExposeArgs) -> Result<()> {
                 .map(|p| json!({"port": p["containerPort"], "protocol": p["protocol"].as_str().unwrap_or("TCP"), "targetPort": p["containerPort"]}))
                 .collect();
             if found.is_empty() {
-                return Err(Error::usage(format!(
-                    "couldn't find port via --port flag or introspection\nSee 'rkubectl expose -h' for help and examples"
-                )));
+                return Err(Error::usage(
+                    "couldn't find port via --port flag or introspection\nSee 'rkubectl expose -h' for help and examples",
+                ));
             }
             found
         };

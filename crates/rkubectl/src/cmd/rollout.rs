@@ -188,7 +188,7 @@ fn history(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
         let revs = revisions(ctx, &d, &ns)?;
         if a.revision > 0 {
             let Some((_, rs)) = revs.iter().find(|(n, _)| *n == a.revision) else {
-                return Err(Error::usage(format!("unable to find the specified revision")));
+                return Err(Error::usage("unable to find the specified revision"));
             };
             ctx.println(&format!("{}/{name} with revision #{}", r.kind_group(), a.revision));
             ctx.print(&crate::print::yaml::to_string(&rs["spec"]["template"]));
