@@ -47,6 +47,33 @@ pub struct Config {
     /// PEM CA bundle: client certificates it signed authenticate their CN as user and O as groups.
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
+    /// Authorizers asked in order, the first Allow or Deny deciding: AlwaysAllow, AlwaysDeny,
+    /// Node (kubelets confined to their node), RBAC (members of system:masters always pass).
+    #[arg(long, value_delimiter = ',', default_value = "AlwaysAllow")]
+    pub authorization_mode: Vec<String>,
+    /// Static bearer tokens, Kubernetes' CSV format: `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Whether requests without credentials run as system:anonymous (default: only when no
+    /// authenticator is configured; otherwise they get 401, except /healthz, /livez, /readyz
+    /// and /version, which are always open).
+    #[arg(long)]
+    pub anonymous_auth: Option<bool>,
+    /// PEM keys ServiceAccount tokens are verified with (public keys, certificates or private keys).
+    #[arg(long)]
+    pub service_account_key_file: Vec<PathBuf>,
+    /// PEM private key that signs ServiceAccount tokens (the TokenRequest API).
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// `iss` of the ServiceAccount tokens this server issues and accepts.
+    #[arg(long, default_value = "https://kubernetes.default.svc.cluster.local")]
+    pub service_account_issuer: String,
+    /// Audiences accepted in tokens (default: the issuer).
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    /// Accept bootstrap tokens (Secrets `bootstrap-token-<id>` in kube-system) for joining nodes.
+    #[arg(long)]
+    pub enable_bootstrap_token_auth: bool,
     /// Client certificate the server presents to kubelets; with it, kubelets are dialled over HTTPS.
     #[arg(long)]
     pub kubelet_client_certificate: Option<PathBuf>,

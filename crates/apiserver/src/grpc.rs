@@ -3,6 +3,7 @@
 
 use crate::error::to_grpc;
 use crate::objects::{DeleteOptions, FieldValidation, ListOptions, Outcome, Part, WriteOptions};
+use crate::requestinfo::RequestInfo;
 use crate::{Server, codec, watch};
 use futures::{Stream, StreamExt};
 use rkube_api::{ApiError, ResourceInfo, registry};
@@ -20,15 +21,20 @@ type Result<T> = std::result::Result<T, Status>;
 
 fn resolve(r: Option<&pb::ResourceRef>) -> std::result::Result<(&'static ResourceInfo, Option<String>), ApiError> {
     let r = r.ok_or_else(|| ApiError::BadRequest("ref is required".into()))?;
-    let res = registry::lookup(&r.group, &r.version, &r.resource)
-        .ok_or_else(|| ApiError::NotFound { resource: String::new(), name: format!("{}/{}/{}", r.group, r.version, r.resource) })?;
+    let res = registry::lookup(&r.group, &r.version, &r.resource).ok_or_else(|| ApiError::NotFound {
+        resource: String::new(),
+        name: format!("{}/{}/{}", r.group, r.version, r.resource),
+    })?;
     let ns = if res.namespaced && !r.namespace.is_empty() { Some(r.namespace.clone()) } else { None };
     Ok((res, ns))
 }
 
 fn object_response(v: &Value, warnings: Vec<String>) -> pb::ObjectResponse {
     pb::ObjectResponse {
-        object: Some(pb::Object { data: serde_json::to_vec(v).unwrap_or_default(), content_type: "application/json".into() }),
+        object: Some(pb::Object {
+            data: serde_json::to_vec(v).unwrap_or_default(),
+            content_type: "application/json".into(),
+        }),
         warnings,
     }
 }
@@ -81,9 +87,35 @@ fn err(e: ApiError) -> Status {
     to_grpc(&e)
 }
 
+impl Service {
+    /// Authenticates the caller (client certificate, bearer token) and authorizes `verb` on
+    /// the resource `r` names (`sub` overriding its subresource), before anything else runs.
+    fn allow<T>(&self, req: &Request<T>, verb: &str, r: Option<&pb::ResourceRef>, sub: Option<&str>) -> Result<()> {
+        let access = &self.0.access;
+        if access.is_open() {
+            return Ok(());
+        }
+        let connection = req.extensions().get::<Arc<rkube_daemon::serve::Connection>>();
+        let certificate = connection.and_then(|c| c.client_certificate.as_ref()).map(|c| c.as_ref());
+        let authorization = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let user = access.authenticate(certificate, authorization).map_err(err)?;
+        let (res, ns) = resolve(r).map_err(err)?;
+        let r = r.cloned().unwrap_or_default();
+        let info = RequestInfo::from_grpc(
+            verb,
+            res,
+            ns.as_deref().unwrap_or_default(),
+            &r.name,
+            sub.unwrap_or(&r.subresource),
+        );
+        access.authorize(&user, &info).map_err(err)
+    }
+}
+
 #[tonic::async_trait]
 impl ResourceService for Service {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "get", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let r = req.r#ref.unwrap_or_default();
@@ -93,6 +125,7 @@ impl ResourceService for Service {
     }
 
     async fn list(&self, req: Request<pb::ListRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "list", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let body = self.0.registry.list(res, ns.as_deref(), &list_options(req.options.as_ref())).await.map_err(err)?;
@@ -103,6 +136,7 @@ impl ResourceService for Service {
     }
 
     async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "create", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let obj = decode_object(req.object.as_ref()).map_err(err)?;
@@ -111,16 +145,23 @@ impl ResourceService for Service {
         match r.subresource.as_str() {
             "" => {}
             "binding" if res.kind == "Pod" && res.group.is_empty() => {
-                let status = self.0.registry.bind(ns.as_deref().unwrap_or("default"), &r.name, obj, &opts).await.map_err(err)?;
+                let status =
+                    self.0.registry.bind(ns.as_deref().unwrap_or("default"), &r.name, obj, &opts).await.map_err(err)?;
                 return Ok(Response::new(object_response(&status, vec![])));
             }
-            other => return Err(err(ApiError::NotFound { resource: String::new(), name: format!("{}/{other}", res.plural) })),
+            other => {
+                return Err(err(ApiError::NotFound {
+                    resource: String::new(),
+                    name: format!("{}/{other}", res.plural),
+                }));
+            }
         }
         let o = self.0.registry.create(res, ns.as_deref(), obj, &opts).await.map_err(err)?;
         Ok(Response::new(outcome(o)))
     }
 
     async fn update(&self, req: Request<pb::UpdateRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "update", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let r = req.r#ref.clone().unwrap_or_default();
@@ -132,6 +173,7 @@ impl ResourceService for Service {
     }
 
     async fn update_status(&self, req: Request<pb::UpdateRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "update", req.get_ref().r#ref.as_ref(), Some("status"))?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         if !res.has_status {
@@ -145,16 +187,23 @@ impl ResourceService for Service {
     }
 
     async fn patch(&self, req: Request<pb::PatchRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "patch", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let r = req.r#ref.clone().unwrap_or_default();
         let p = part(res, &r.subresource).map_err(err)?;
         let opts = write_options(req.options.as_ref()).map_err(err)?;
-        let o = self.0.registry.patch(res, ns.as_deref(), &r.name, &req.patch_type, &req.patch, p, &opts).await.map_err(err)?;
+        let o = self
+            .0
+            .registry
+            .patch(res, ns.as_deref(), &r.name, &req.patch_type, &req.patch, p, &opts)
+            .await
+            .map_err(err)?;
         Ok(Response::new(outcome(o)))
     }
 
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "delete", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let r = req.r#ref.clone().unwrap_or_default();
@@ -163,11 +212,16 @@ impl ResourceService for Service {
     }
 
     async fn delete_collection(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::ObjectResponse>> {
+        self.allow(&req, "deletecollection", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let list_opts = list_options(req.list_options.as_ref());
-        let body =
-            self.0.registry.delete_collection(res, ns.as_deref(), &list_opts, &delete_options(&req)).await.map_err(err)?;
+        let body = self
+            .0
+            .registry
+            .delete_collection(res, ns.as_deref(), &list_opts, &delete_options(&req))
+            .await
+            .map_err(err)?;
         Ok(Response::new(pb::ObjectResponse {
             object: Some(pb::Object { data: body.to_vec(), content_type: "application/json".into() }),
             warnings: vec![],
@@ -177,6 +231,7 @@ impl ResourceService for Service {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent>> + Send + 'static>>;
 
     async fn watch(&self, req: Request<pb::ListRequest>) -> Result<Response<Self::WatchStream>> {
+        self.allow(&req, "watch", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let mut opts = list_options(req.options.as_ref());
@@ -185,9 +240,16 @@ impl ResourceService for Service {
             opts.narrow_to_name(&name);
         }
         let server = &self.0;
-        let stream = watch::watch(&server.registry, res, ns.as_deref(), &opts, server.config.watch_bookmark_interval, server.shutdown.clone())
-            .await
-            .map_err(err)?;
+        let stream = watch::watch(
+            &server.registry,
+            res,
+            ns.as_deref(),
+            &opts,
+            server.config.watch_bookmark_interval,
+            server.shutdown.clone(),
+        )
+        .await
+        .map_err(err)?;
         let out = stream.map(|ev| {
             Ok(pb::WatchEvent {
                 r#type: ev.kind.to_string(),

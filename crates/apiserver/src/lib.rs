@@ -2,6 +2,7 @@
 //! kubectl, helm, client libraries) and the daemons' gRPC ResourceService on one listener,
 //! both over one registry of objects backed by etcd and a shared watch cache.
 
+pub mod access;
 pub mod codec;
 pub mod config;
 pub mod discovery;
@@ -20,6 +21,7 @@ pub mod mirror;
 pub mod podproxy;
 pub mod requestinfo;
 pub mod rest;
+pub mod reviews;
 pub mod services;
 pub mod strategy;
 pub mod watch;
@@ -68,6 +70,8 @@ pub struct Server {
     pub advertise_address: String,
     /// Dials kubelets for logs, streams and stats.
     pub kubelet: kubeletclient::KubeletClient,
+    /// Authentication and authorization.
+    pub access: access::Access,
     db_status: tokio::sync::watch::Receiver<Option<DbStatus>>,
 }
 
@@ -160,6 +164,27 @@ async fn bootstrap(registry: &Registry) {
     }
 }
 
+/// Creates the default ClusterRoles and ClusterRoleBindings that are missing (those present
+/// are left as they are, so an administrator's edits survive restarts).
+async fn bootstrap_rbac(registry: &Registry) {
+    let (roles, bindings) = rkube_auth::rbac::bootstrap_policy();
+    let group = "rbac.authorization.k8s.io";
+    let objects = roles
+        .iter()
+        .map(|r| ("clusterroles", serde_json::to_value(r)))
+        .chain(bindings.iter().map(|b| ("clusterrolebindings", serde_json::to_value(b))));
+    for (plural, obj) in objects {
+        let Some(res) = registry::lookup(group, "v1", plural) else { continue };
+        let Ok(obj) = obj else { continue };
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        match registry.create(res, None, obj, &objects::WriteOptions::default()).await {
+            Ok(_) => tracing::info!(kind = res.kind, name, "created default RBAC object"),
+            Err(rkube_api::ApiError::AlreadyExists { .. }) => {}
+            Err(e) => tracing::warn!(kind = res.kind, name, error = %e, "could not create default RBAC object"),
+        }
+    }
+}
+
 /// Runs the API server until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     openapi::warm_up();
@@ -203,6 +228,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let registry =
         Registry { store, cache, namespace_deleted: ns_tx, terminating: Arc::default(), services: allocator.clone() };
     bootstrap(&registry).await;
+    if config.authorization_mode.iter().any(|m| m == "RBAC") {
+        bootstrap_rbac(&registry).await;
+    }
     namespace::spawn(registry.clone(), ns_rx, token.clone());
 
     let addr = format!("{}:{}", config.bind_address, config.secure_port);
@@ -211,6 +239,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         config.tls_private_key_file.as_deref(),
         config.client_ca_file.as_deref(),
     )?;
+    let access = access::Access::new(&config, &registry.cache, &token)?;
     let kubelet = kubeletclient::KubeletClient::new(
         config.kubelet_client_certificate.as_deref(),
         config.kubelet_client_key.as_deref(),
@@ -233,6 +262,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         metrics: Metrics::default(),
         advertise_address,
         kubelet,
+        access,
         db_status: defrag.status,
     });
     let grpc = rkube_rpc::v1::resource_service_server::ResourceServiceServer::new(grpc::Service(server.clone()))

@@ -10,22 +10,43 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Turns a stored object's JSON into what a mirror keeps.
+pub type Decode<T> = fn(&[u8]) -> Result<T, String>;
+
 /// The objects of one resource by etcd key, decoded once.
 pub struct Mirror<T> {
     prefix: String,
     objects: Arc<RwLock<BTreeMap<String, Arc<T>>>>,
+    decode: Decode<T>,
 }
 
 impl<T> Clone for Mirror<T> {
     fn clone(&self) -> Self {
-        Mirror { prefix: self.prefix.clone(), objects: self.objects.clone() }
+        Mirror { prefix: self.prefix.clone(), objects: self.objects.clone(), decode: self.decode }
     }
 }
 
+/// Decodes the stored JSON as `T`.
+fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
 impl<T: DeserializeOwned + Send + Sync + 'static> Mirror<T> {
-    /// Starts mirroring `res` from `cache` until `cancel` fires.
+    /// Starts mirroring `res` from `cache`, decoded as `T`, until `cancel` fires.
     pub fn spawn(cache: Arc<WatchCache>, res: &'static ResourceInfo, cancel: CancellationToken) -> Mirror<T> {
-        let mirror = Mirror { prefix: res.key_prefix(), objects: Arc::default() };
+        Mirror::spawn_with(cache, res, decode_json::<T>, cancel)
+    }
+}
+
+impl<T: Send + Sync + 'static> Mirror<T> {
+    /// Starts mirroring `res` from `cache`, each object turned into a `T` by `decode`.
+    pub fn spawn_with(
+        cache: Arc<WatchCache>,
+        res: &'static ResourceInfo,
+        decode: Decode<T>,
+        cancel: CancellationToken,
+    ) -> Mirror<T> {
+        let mirror = Mirror { prefix: res.key_prefix(), objects: Arc::default(), decode };
         let task = mirror.clone();
         tokio::spawn(async move {
             loop {
@@ -62,7 +83,7 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Mirror<T> {
                     let key = event.object.key.clone();
                     let decoded = match event.kind {
                         EventType::Deleted => None,
-                        _ => match serde_json::from_slice::<T>(&event.object.bytes) {
+                        _ => match (self.decode)(&event.object.bytes) {
                             Ok(obj) => Some(Arc::new(obj)),
                             Err(e) => {
                                 tracing::warn!(key, error = %e, "undecodable object left out of the authorization mirror");

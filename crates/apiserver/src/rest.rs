@@ -1,6 +1,10 @@
 //! The Kubernetes REST front end: path and query parsing, verbs, content types, and Status
 //! errors. Everything object-related is delegated to [`crate::objects::Registry`].
 
+use crate::access::RequestUser;
+use crate::requestinfo::RequestInfo;
+use rkube_auth::UserInfo;
+use rkube_daemon::serve::Connection;
 use crate::codec::{self, BodyFormat};
 use crate::objects::{DeleteOptions, FieldValidation, ListOptions, Outcome, Part, WriteOptions};
 use crate::negotiate::{self, Output};
@@ -244,23 +248,43 @@ fn method_not_allowed(method: &Method, path: &str) -> ApiError {
 }
 
 /// The fallback handler for every REST path.
-pub async fn handle(State(server): State<Arc<Server>>, req: Request) -> Response {
+pub async fn handle(State(server): State<Arc<Server>>, mut req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let resp = if crate::podproxy::matches(&path) {
-        crate::podproxy::handle(&server, req).await
-    } else if crate::metrics::matches(&path) {
-        serve_metrics(&server, req).await
-    } else {
-        match dispatch(&server, req).await {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
+    let resp = match authenticate_and_authorize(&server, &req) {
+        Err(e) => error_response(&e),
+        Ok(user) => {
+            if let Some(user) = user {
+                req.extensions_mut().insert(RequestUser(user));
+            }
+            if crate::podproxy::matches(&path) {
+                crate::podproxy::handle(&server, req).await
+            } else if crate::metrics::matches(&path) {
+                serve_metrics(&server, req).await
+            } else {
+                match dispatch(&server, req).await {
+                    Ok(r) => r,
+                    Err(e) => error_response(&e),
+                }
+            }
         }
     };
     server.metrics.observe(method.as_str(), resp.status().as_u16(), started.elapsed());
     tracing::debug!(%method, %path, code = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     resp
+}
+
+/// The request's user, when authentication is on; 401 or 403 when it may not proceed.
+fn authenticate_and_authorize(server: &Server, req: &Request) -> Result<Option<UserInfo>, ApiError> {
+    if server.access.is_open() {
+        return Ok(None);
+    }
+    let connection = req.extensions().get::<Arc<Connection>>();
+    let certificate = connection.and_then(|c| c.client_certificate.as_ref()).map(|c| c.as_ref());
+    let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let info = RequestInfo::from_rest(req.method(), req.uri().path(), req.uri().query().unwrap_or_default());
+    server.access.check(certificate, authorization, &info).map(Some)
 }
 
 /// `metrics.k8s.io` reads (GET only).
@@ -304,6 +328,18 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             let mut resp = value_response(200, &discovery::aggregated(p == "/api"));
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_MEDIA_TYPE));
             return Ok(resp);
+        }
+        (Method::POST, crate::reviews::ACCESS_REVIEWS | crate::reviews::SUBJECT_REVIEWS) => {
+            let user = parts.extensions.get::<RequestUser>().map(|u| &u.0);
+            let body = read_body(server, body).await?;
+            let format = BodyFormat::from_content_type(header_str(&parts.headers, header::CONTENT_TYPE))?;
+            let review = codec::decode(&body, format)?;
+            let answer = if path == crate::reviews::ACCESS_REVIEWS {
+                crate::reviews::access_review(&server.access, user, review)?
+            } else {
+                crate::reviews::subject_review(user)
+            };
+            return Ok(value_response(201, &answer));
         }
         (Method::GET, "/api") => return Ok(value_response(200, &discovery::legacy_versions(&server.advertise_address))),
         (Method::GET, "/apis") => return Ok(value_response(200, &discovery::group_list())),

@@ -2,10 +2,12 @@
 
 use crate::Etcd;
 use anyhow::{Context, bail};
+use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A running API server process; killed and reaped on drop.
@@ -15,6 +17,8 @@ pub struct ApiServer {
     etcd_endpoint: String,
     extra_args: Vec<String>,
     dir: tempfile::TempDir,
+    /// With TLS: the client settings trusting the test CA, and a system:masters kubeconfig.
+    tls: Option<(Arc<rustls::ClientConfig>, String)>,
 }
 
 /// Where the daemon binaries are: `$RKUBE_BIN_DIR`, else the cargo target dir this test
@@ -50,6 +54,37 @@ impl ApiServer {
             etcd_endpoint: etcd.endpoint(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             dir,
+            tls: None,
+        };
+        server.spawn_and_wait()?;
+        Ok(server)
+    }
+
+    /// Starts an API server serving HTTPS with `pki`'s certificates (client certificates and
+    /// ServiceAccount tokens accepted), plus `extra_args`; [`ApiServer::kubeconfig`] is then
+    /// an admin (system:masters) client-certificate kubeconfig.
+    pub fn start_secure(etcd: &Etcd, pki: &crate::TestPki, extra_args: &[&str]) -> anyhow::Result<ApiServer> {
+        let dir = tempfile::Builder::new().prefix("rkube-apiserver-").tempdir()?;
+        let port = free_port()?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pki.ca_pem().as_bytes()) {
+            roots.add(cert?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let admin = pki.kubeconfig(&format!("https://127.0.0.1:{port}"), "admin", &["system:masters"])?;
+        let mut args = pki.apiserver_args();
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let mut server = ApiServer {
+            child: None,
+            port,
+            etcd_endpoint: etcd.endpoint(),
+            extra_args: args,
+            dir,
+            tls: Some((Arc::new(client), std::fs::read_to_string(admin)?)),
         };
         server.spawn_and_wait()?;
         Ok(server)
@@ -58,7 +93,10 @@ impl ApiServer {
     fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         let binary = bin_dir().join("rkube-apiserver");
         if !binary.exists() {
-            bail!("{} does not exist: run `cargo build --workspace --bins` first (scripts/test does)", binary.display());
+            bail!(
+                "{} does not exist: run `cargo build --workspace --bins` first (scripts/test does)",
+                binary.display()
+            );
         }
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?;
         let child = Command::new(&binary)
@@ -93,9 +131,10 @@ impl ApiServer {
         crate::tail(&self.log_path(), 30)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https` when started secure).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The listening port.
@@ -108,9 +147,14 @@ impl ApiServer {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Writes a kubeconfig for this server (no credentials) and returns its path.
+    /// Writes a kubeconfig for this server (no credentials; an admin client certificate when
+    /// started secure) and returns its path.
     pub fn kubeconfig(&self) -> anyhow::Result<PathBuf> {
         let path = self.dir.path().join("admin.kubeconfig");
+        if let Some((_, admin)) = &self.tls {
+            std::fs::write(&path, admin)?;
+            return Ok(path);
+        }
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: rkube\n  cluster:\n    server: {}\nusers:\n- name: admin\n  user: {{}}\ncontexts:\n- name: rkube\n  context:\n    cluster: rkube\n    user: admin\ncurrent-context: rkube\n",
             self.url()
@@ -130,13 +174,32 @@ impl ApiServer {
         self.spawn_and_wait()
     }
 
-    /// A minimal blocking HTTP GET, enough for health checks: (status code, body).
+    /// A minimal blocking HTTP(S) GET without credentials, enough for health checks:
+    /// (status code, body).
     pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        let tcp = TcpStream::connect(("127.0.0.1", self.port))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         let mut response = String::new();
-        stream.read_to_string(&mut response)?;
+        match &self.tls {
+            None => {
+                let mut stream = tcp;
+                stream.write_all(request.as_bytes())?;
+                stream.read_to_string(&mut response)?;
+            }
+            Some((config, _)) => {
+                let name = rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+                let connection = rustls::ClientConnection::new(config.clone(), name)?;
+                let mut stream = rustls::StreamOwned::new(connection, tcp);
+                stream.write_all(request.as_bytes())?;
+                // The server may close without close_notify; what arrived is the answer.
+                if let Err(e) = stream.read_to_string(&mut response)
+                    && response.is_empty()
+                {
+                    return Err(e.into());
+                }
+            }
+        }
         let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         Ok((code, body))

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod etcd;
 pub mod images;
 pub mod kubelet;
+pub mod pki;
 pub mod podstatus;
 pub mod poll;
 pub mod registry;
@@ -16,6 +17,7 @@ pub use containerd::Containerd;
 pub use daemon::Daemon;
 pub use etcd::Etcd;
 pub use kubelet::KubeletNode;
+pub use pki::TestPki;
 pub use poll::eventually;
 pub use registry::Registry;
 

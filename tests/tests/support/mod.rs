@@ -59,16 +59,33 @@ impl Env {
     pub fn start_with(api_args: &[&str]) -> Env {
         let kubectl = kubectl_binary();
         let etcd = Etcd::start().expect("etcd starts");
-        let api = ApiServer::start_with(&etcd, api_args).expect("rkube-apiserver starts (run `cargo build -p rkube-apiserver` first)");
+        let api = ApiServer::start_with(&etcd, api_args)
+            .expect("rkube-apiserver starts (run `cargo build -p rkube-apiserver` first)");
+        let kubeconfig = api.kubeconfig().expect("kubeconfig written");
+        let dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("temp dir");
+        Env { api, _etcd: etcd, kubeconfig, dir, kubectl }
+    }
+
+    /// Like [`Env::start`], the API server serving HTTPS with `pki`'s certificates and
+    /// checking credentials; `kubeconfig` is an admin (system:masters) client certificate.
+    pub fn start_secure(pki: &rkube_testkit::TestPki, api_args: &[&str]) -> Env {
+        let kubectl = kubectl_binary();
+        let etcd = Etcd::start().expect("etcd starts");
+        let api = ApiServer::start_secure(&etcd, pki, api_args).expect("rkube-apiserver starts with TLS");
         let kubeconfig = api.kubeconfig().expect("kubeconfig written");
         let dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("temp dir");
         Env { api, _etcd: etcd, kubeconfig, dir, kubectl }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_as(&self.kubeconfig, args)
+    }
+
+    /// kubectl with another kubeconfig (another user).
+    pub fn command_as(&self, kubeconfig: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.kubectl);
         cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
             .arg("--cache-dir")
             .arg(self.dir.path().join("kube-cache"))
             .args(args)
@@ -82,10 +99,16 @@ impl Env {
         self.run_command(self.command(args), &format!("kubectl {args:?}"))
     }
 
+    /// Runs kubectl as the user of `kubeconfig`.
+    pub fn run_as(&self, kubeconfig: &Path, args: &[&str]) -> Out {
+        self.run_command(self.command_as(kubeconfig, args), &format!("kubectl {args:?} as {}", kubeconfig.display()))
+    }
+
     /// Runs any client command (kubectl, helm) to completion, killing it and failing the test
     /// after KUBECTL_TIMEOUT instead of hanging.
     pub fn run_command(&self, mut cmd: Command, what: &str) -> Out {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what} spawns: {e}"));
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what} spawns: {e}"));
         let stdout = drain(child.stdout.take().unwrap());
         let stderr = drain(child.stderr.take().unwrap());
         let deadline = Instant::now() + KUBECTL_TIMEOUT;
@@ -255,7 +278,9 @@ spec:
 }
 
 pub fn configmap_yaml(ns: &str, name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  key: \"{value}\"\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  key: \"{value}\"\n"
+    )
 }
 
 pub fn rv(obj: &Value) -> u64 {
@@ -276,7 +301,8 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn start(env: &Env, args: &[&str]) -> Watcher {
-        let mut child = env.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kubectl -w spawns");
+        let mut child =
+            env.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("kubectl -w spawns");
         let stdout = child.stdout.take().unwrap();
         let stderr = drain(child.stderr.take().unwrap());
         let (tx, events) = mpsc::channel();
@@ -302,7 +328,10 @@ impl Watcher {
             Ok(v) => v,
             Err(_) => {
                 self.stop();
-                panic!("kubectl -w: no event for {what} within 20 s; stderr: {}", self.stderr.recv_timeout(Duration::from_secs(2)).unwrap_or_default());
+                panic!(
+                    "kubectl -w: no event for {what} within 20 s; stderr: {}",
+                    self.stderr.recv_timeout(Duration::from_secs(2)).unwrap_or_default()
+                );
             }
         }
     }

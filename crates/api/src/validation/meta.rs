@@ -167,8 +167,18 @@ fn name_problems(res: &ResourceInfo, name: &str) -> Vec<String> {
         ("", "Namespace") => is_dns1123_label(name),
         // Service names become DNS labels that must not start with a digit.
         ("", "Service") => is_dns1035_label(name),
+        // RBAC names only need to be usable as a path segment ("system:node" and the like).
+        ("rbac.authorization.k8s.io", _) => path_segment_name_problems(name),
         _ => is_dns1123_subdomain(name),
     }
+}
+
+/// Kubernetes' path segment name rule: not `.` or `..`, and no `/` or `%`.
+fn path_segment_name_problems(name: &str) -> Vec<String> {
+    if name == "." || name == ".." {
+        return vec![format!("may not be '{name}'")];
+    }
+    ["/", "%"].iter().filter(|c| name.contains(**c)).map(|c| format!("may not contain '{c}'")).collect()
 }
 
 /// ObjectMeta checks common to every kind.
