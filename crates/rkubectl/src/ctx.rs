@@ -38,19 +38,21 @@ impl Ctx {
     /// Flag overrides for kubeconfig resolution.
     pub fn overrides(&self) -> Overrides {
         let g = &self.global;
+        // An empty flag value (`--certificate-authority=`) means unset, as in kubectl.
+        let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         Overrides {
             kubeconfig: g.kubeconfig.clone(),
-            context: g.context.clone(),
-            cluster: g.cluster.clone(),
-            user: g.user.clone(),
+            context: set(&g.context),
+            cluster: set(&g.cluster),
+            user: set(&g.user),
             namespace: g.namespace.clone(),
-            server: g.server.clone(),
-            token: g.token.clone(),
+            server: set(&g.server),
+            token: set(&g.token),
             insecure: g.insecure_skip_tls_verify,
-            certificate_authority: g.certificate_authority.clone(),
-            client_certificate: g.client_certificate.clone(),
-            client_key: g.client_key.clone(),
-            tls_server_name: g.tls_server_name.clone(),
+            certificate_authority: set(&g.certificate_authority),
+            client_certificate: set(&g.client_certificate),
+            client_key: set(&g.client_key),
+            tls_server_name: set(&g.tls_server_name),
             username: g.username.clone(),
             password: g.password.clone(),
         }
