@@ -121,6 +121,26 @@ pub fn node_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// What rkube-ingress reads to route, and the status it writes.
+fn ingress_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(READ, &["networking.k8s.io"], &["ingresses", "ingressclasses"]),
+        rule(&["update", "patch"], &["networking.k8s.io"], &["ingresses/status"]),
+        rule(READ, &[""], &["services", "secrets"]),
+        rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
+        rule(EVENT_WRITE, &["", "events.k8s.io"], &["events"]),
+    ]
+}
+
+/// What the kubelet's local-path provisioner manages besides the Node authorizer's grants.
+fn local_path_provisioner_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(&["create", "get", "list", "watch"], &["storage.k8s.io"], &["storageclasses"]),
+        rule(&["create", "delete", "get", "list", "watch", "update", "patch"], &[""], &["persistentvolumes"]),
+        rule(&["get", "list", "watch", "update", "patch"], &[""], &["persistentvolumeclaims"]),
+    ]
+}
+
 fn view_rules() -> Vec<PolicyRule> {
     vec![
         rule(
@@ -370,6 +390,19 @@ pub fn bootstrap_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
             "system:node-bootstrapper",
             vec![rule(&["create", "get", "list", "watch"], &["certificates.k8s.io"], &["certificatesigningrequests"])],
         ),
+        // rkube's own daemons beyond Kubernetes' set.
+        role("system:rkube-ingress", ingress_rules()),
+        role(
+            "system:rkube-dns",
+            vec![
+                rule(&["create"], &[""], &["services"]),
+                PolicyRule {
+                    resource_names: Some(strings(&["kube-dns"])),
+                    ..rule(&["get", "update", "patch"], &[""], &["services"])
+                },
+            ],
+        ),
+        role("system:rkube-local-path-provisioner", local_path_provisioner_rules()),
     ];
     super::aggregate_in_place(&mut roles);
 
@@ -387,6 +420,11 @@ pub fn bootstrap_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
         binding("system:kube-scheduler", vec![subject("User", "system:kube-scheduler")]),
         binding("system:kube-controller-manager", vec![subject("User", "system:kube-controller-manager")]),
         binding("system:node-bootstrapper", vec![subject("Group", "system:bootstrappers")]),
+        binding("system:rkube-ingress", vec![subject("User", "system:rkube-ingress")]),
+        // rkube-proxy creates the cluster DNS Service (kube-system/kube-dns) it answers behind.
+        binding("system:rkube-dns", vec![subject("User", "system:kube-proxy")]),
+        // Every kubelet runs the built-in local-path provisioner (StorageClass, PVs).
+        binding("system:rkube-local-path-provisioner", vec![subject("Group", "system:nodes")]),
     ];
     (roles, bindings)
 }
