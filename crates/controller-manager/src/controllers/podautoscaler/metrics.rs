@@ -1,6 +1,7 @@
 //! Where pod resource metrics come from: the `metrics.k8s.io/v1beta1` PodMetrics API
 //! (metrics-server, usually reached through the API server's aggregation layer), read over
-//! plain HTTP. Behind [`MetricsSource`] so another source can be plugged in.
+//! HTTP(S) with the controller-manager's credentials. Behind [`MetricsSource`] so another
+//! source can be plugged in.
 
 use super::replicas::{Measured, PodMetric, PodMetrics};
 use futures::future::BoxFuture;
@@ -28,11 +29,28 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
-    /// A source at `base` (e.g. the API server's URL).
-    pub fn new(base: &str) -> HttpMetrics {
-        // Building fails only when no TLS backend can start; plain HTTP works without one.
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        HttpMetrics { base: base.trim_end_matches('/').to_string(), http }
+    /// A source at `base` (e.g. the API server's URL), reached with the CA, client
+    /// certificate and token of `credentials`.
+    pub fn new(base: &str, credentials: &rkube_client::Kubeconfig) -> Result<HttpMetrics, String> {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(ca) = &credentials.certificate_authority {
+            let ca = reqwest::Certificate::from_pem(ca).map_err(|e| format!("certificate-authority: {e}"))?;
+            builder = builder.tls_built_in_root_certs(false).add_root_certificate(ca);
+        }
+        if let (Some(cert), Some(key)) = (&credentials.client_certificate, &credentials.client_key) {
+            let pem = [cert.as_slice(), b"\n", key.as_slice()].concat();
+            builder =
+                builder.identity(reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?);
+        }
+        if let Some(token) = &credentials.token {
+            let mut headers = reqwest::header::HeaderMap::new();
+            let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "the bearer token is not a valid header value".to_string())?;
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        let http = builder.build().map_err(|e| e.to_string())?;
+        Ok(HttpMetrics { base: base.trim_end_matches('/').to_string(), http })
     }
 
     async fn fetch(&self, namespace: &str, selector: &str, measured: Measured<'_>) -> Result<PodMetrics, String> {
@@ -71,6 +89,20 @@ impl MetricsSource for HttpMetrics {
         measured: Measured<'a>,
     ) -> BoxFuture<'a, Result<PodMetrics, String>> {
         Box::pin(self.fetch(namespace, selector, measured))
+    }
+}
+
+/// A source that always fails, saying why no working source could be built.
+pub struct Unavailable(pub String);
+
+impl MetricsSource for Unavailable {
+    fn resource_metrics<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: Measured<'a>,
+    ) -> BoxFuture<'a, Result<PodMetrics, String>> {
+        Box::pin(async move { Err(self.0.clone()) })
     }
 }
 

@@ -26,7 +26,7 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use metrics::{HttpMetrics, MetricsSource};
+use metrics::{HttpMetrics, MetricsSource, Unavailable};
 use replicas::{Measured, Readiness, Target};
 use rkube_client::{Event, EventType, PatchType, Store, WorkQueue};
 use serde_json::json;
@@ -65,11 +65,11 @@ pub struct PodAutoscalerController {
 /// periodic resync does the rest.
 pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
     let c = &ctx.config;
-    let base = if c.metrics_api_url.is_empty() {
-        c.server().unwrap_or_else(|_| "http://127.0.0.1:6443".to_string())
-    } else {
-        c.metrics_api_url.clone()
-    };
+    let credentials = c.api.kubeconfig().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no API server credentials for the metrics API");
+        rkube_client::Kubeconfig::insecure("http://127.0.0.1:6443")
+    });
+    let base = if c.metrics_api_url.is_empty() { credentials.server.clone() } else { c.metrics_api_url.clone() };
     let settings = Settings {
         sync_period: c.horizontal_pod_autoscaler_sync_period,
         tolerance: c.horizontal_pod_autoscaler_tolerance,
@@ -79,7 +79,14 @@ pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
             initial_readiness_delay: c.horizontal_pod_autoscaler_initial_readiness_delay,
         },
     };
-    register_with(ctx, informers, Arc::new(HttpMetrics::new(&base)), settings)
+    let metrics: Arc<dyn MetricsSource> = match HttpMetrics::new(&base, &credentials) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reach the metrics API; the HPA will see no metrics");
+            Arc::new(Unavailable(e))
+        }
+    };
+    register_with(ctx, informers, metrics, settings)
 }
 
 /// Like [`register`], with another metrics source.
