@@ -114,6 +114,12 @@ impl ClusterFiles {
         (pki.join(format!("kubelet-{name}.crt")), pki.join(format!("kubelet-{name}.key")))
     }
 
+    /// The client certificate and key of an identity (`admin`, `scheduler`, ...).
+    pub fn client_files(&self, stem: &str) -> (PathBuf, PathBuf) {
+        let pki = self.dir.join("pki");
+        (pki.join(format!("{stem}.crt")), pki.join(format!("{stem}.key")))
+    }
+
     /// The API server's client certificate and key towards kubelets.
     pub fn apiserver_kubelet_client(&self) -> (PathBuf, PathBuf) {
         let pki = self.dir.join("pki");
@@ -137,8 +143,7 @@ pub fn init(options: &InitOptions) -> Result<ClusterFiles> {
     let ca = CertificateAuthority::from_pem(&read(&paths.ca_cert)?, &read(&paths.ca_key)?)?;
 
     for (stem, user, groups) in DAEMONS {
-        let path = files.kubeconfig(stem);
-        client_kubeconfig(&ca, &options.server, &path, user, groups)?;
+        client_kubeconfig(&ca, &options.server, &files.kubeconfig(stem), files.client_files(stem), user, groups)?;
     }
     let (cert, key) = files.apiserver_kubelet_client();
     if !cert.exists() || !key.exists() {
@@ -148,7 +153,9 @@ pub fn init(options: &InitOptions) -> Result<ClusterFiles> {
     }
     for node in &options.nodes {
         let user = format!("system:node:{}", node.name);
-        client_kubeconfig(&ca, &options.server, &files.node_kubeconfig(&node.name), &user, &["system:nodes"])?;
+        let stem = format!("kubelet-{}-client", node.name);
+        let kubeconfig = files.node_kubeconfig(&node.name);
+        client_kubeconfig(&ca, &options.server, &kubeconfig, files.client_files(&stem), &user, &["system:nodes"])?;
         let (cert, key) = files.kubelet_serving(&node.name);
         if !cert.exists() || !key.exists() {
             let pair = ca.issue_serving(&node.name, std::slice::from_ref(&node.name), &node.addresses)?;
@@ -160,13 +167,23 @@ pub fn init(options: &InitOptions) -> Result<ClusterFiles> {
     Ok(files)
 }
 
-/// A kubeconfig at `path` for `user` in `groups` with a new client certificate, unless one exists.
-fn client_kubeconfig(ca: &CertificateAuthority, server: &str, path: &Path, user: &str, groups: &[&str]) -> Result<()> {
+/// A client certificate for `user` in `groups` at `<dir>/pki/<stem>.{crt,key}` (for tools
+/// like curl) and a kubeconfig at `path` embedding it, unless the kubeconfig exists.
+fn client_kubeconfig(
+    ca: &CertificateAuthority,
+    server: &str,
+    path: &Path,
+    (cert_path, key_path): (PathBuf, PathBuf),
+    user: &str,
+    groups: &[&str],
+) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
     let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
     let pair = ca.issue_client(user, &groups)?;
+    write(&key_path, &pair.key_pem, 0o600)?;
+    write(&cert_path, &pair.cert_pem, 0o644)?;
     let credential = Credential::ClientCert { cert_pem: pair.cert_pem, key_pem: pair.key_pem };
     write(path, &pki::kubeconfig_yaml("rkube", server, ca.cert_pem(), user, &credential, None), 0o600)
 }
@@ -216,6 +233,8 @@ mod tests {
         let before = std::fs::read(&node).unwrap();
         let (cert, key) = files.kubelet_serving("n1");
         assert!(cert.exists() && key.exists());
+        let (admin_cert, admin_key) = files.client_files("admin");
+        assert!(admin_cert.exists() && admin_key.exists(), "tools like curl get the admin certificate as files");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(&node).unwrap().permissions().mode() & 0o777, 0o600);
