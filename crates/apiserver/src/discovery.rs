@@ -85,9 +85,20 @@ fn subresource(r: &ResourceInfo, sub: &str) -> Subresource {
     match sub {
         "scale" => Subresource { kind: "Scale", group_version: Some(("autoscaling", "v1")), verbs: &["get", "patch", "update"] },
         "binding" => Subresource { kind: "Binding", group_version: None, verbs: &["create"] },
+        "token" => Subresource { kind: "TokenRequest", group_version: Some(("authentication.k8s.io", "v1")), verbs: &["create"] },
         "finalize" => Subresource { kind: r.kind, group_version: None, verbs: &["update"] },
         _ => Subresource { kind: r.kind, group_version: None, verbs: &["get", "patch", "update"] },
     }
+}
+
+/// The registry's subresources plus those served by their own handlers
+/// (`serviceaccounts/token`).
+fn subresources(r: &ResourceInfo) -> Vec<&'static str> {
+    let mut subs = r.subresources();
+    if r.kind == "ServiceAccount" && r.group.is_empty() {
+        subs.push("token");
+    }
+    subs
 }
 
 fn resource_entry(r: &ResourceInfo) -> Value {
@@ -132,7 +143,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut entries = Vec::new();
     for r in resources {
         entries.push(resource_entry(r));
-        for sub in r.subresources() {
+        for sub in subresources(r) {
             entries.push(subresource_entry(r, sub));
         }
     }
@@ -168,8 +179,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     if !r.categories.is_empty() {
         v["categories"] = json!(r.categories);
     }
-    let subs: Vec<Value> = r
-        .subresources()
+    let subs: Vec<Value> = subresources(r)
         .into_iter()
         .map(|sub| {
             let s = subresource(r, sub);

@@ -149,6 +149,11 @@ impl ResourceService for Service {
                     self.0.registry.bind(ns.as_deref().unwrap_or("default"), &r.name, obj, &opts).await.map_err(err)?;
                 return Ok(Response::new(object_response(&status, vec![])));
             }
+            "token" if res.kind == "ServiceAccount" && res.group.is_empty() => {
+                let namespace = ns.as_deref().unwrap_or("default");
+                let answer = crate::tokenrequest::create_token(&self.0, namespace, &r.name, obj).await.map_err(err)?;
+                return Ok(Response::new(object_response(&answer, vec![])));
+            }
             other => {
                 return Err(err(ApiError::NotFound {
                     resource: String::new(),

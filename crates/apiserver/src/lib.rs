@@ -24,6 +24,7 @@ pub mod rest;
 pub mod reviews;
 pub mod services;
 pub mod strategy;
+pub mod tokenrequest;
 pub mod watch;
 
 pub use config::Config;
@@ -72,6 +73,8 @@ pub struct Server {
     pub kubelet: kubeletclient::KubeletClient,
     /// Authentication and authorization.
     pub access: access::Access,
+    /// Signs TokenRequests; None without `--service-account-signing-key-file`.
+    pub tokens: Option<tokenrequest::TokenIssuer>,
     db_status: tokio::sync::watch::Receiver<Option<DbStatus>>,
 }
 
@@ -225,8 +228,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         &config.service_cluster_ip_range,
         &config.service_node_port_range,
     )?);
-    let registry =
-        Registry { store, cache, namespace_deleted: ns_tx, terminating: Arc::default(), services: allocator.clone() };
+    // Read before anything is served, so a bad key stops the server at once.
+    let tokens = tokenrequest::TokenIssuer::from_config(&config)?;
+    let registry = Registry {
+        store,
+        cache,
+        namespace_deleted: ns_tx,
+        terminating: Arc::default(),
+        services: allocator.clone(),
+        service_account_admission: tokens.is_some(),
+    };
     bootstrap(&registry).await;
     if config.authorization_mode.iter().any(|m| m == "RBAC") {
         bootstrap_rbac(&registry).await;
@@ -263,6 +274,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         advertise_address,
         kubelet,
         access,
+        tokens,
         db_status: defrag.status,
     });
     let grpc = rkube_rpc::v1::resource_service_server::ResourceServiceServer::new(grpc::Service(server.clone()))

@@ -202,6 +202,9 @@ pub struct Registry {
     pub(crate) terminating: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Service ClusterIP and NodePort allocation.
     pub services: Arc<crate::services::Allocator>,
+    /// Whether new pods go through the ServiceAccount admission (token volume), which is on
+    /// when this server can sign tokens.
+    pub service_account_admission: bool,
 }
 
 fn is_service(res: &ResourceInfo) -> bool {
@@ -447,6 +450,9 @@ impl Registry {
         let ns = if res.namespaced { meta_str(&obj, "namespace").map(String::from) } else { None };
         if let Some(ns) = &ns {
             self.check_namespace(ns, res).await?;
+        }
+        if self.service_account_admission && res.group.is_empty() && res.kind == "Pod" {
+            crate::tokenrequest::admit_pod(self, &mut obj).await?;
         }
         for attempt in 0..4 {
             if let Some(prefix) = &generate

@@ -425,6 +425,12 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                     let status = registry.bind(ns.unwrap_or("default"), &name, binding, &write_options(&query, headers, default_validation, false)?).await?;
                     Ok(value_response(201, &status))
                 }
+                (Method::POST, Some("token")) if res.kind == "ServiceAccount" && res.group.is_empty() => {
+                    let body = read_body(server, body).await?;
+                    let request = codec::decode(&body, format)?;
+                    let answer = crate::tokenrequest::create_token(server, ns.unwrap_or("default"), &name, request).await?;
+                    Ok(value_response(201, &answer))
+                }
                 (Method::PUT, Some("finalize")) if res.kind == "Namespace" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let obj = codec::decode(&body, format)?;
