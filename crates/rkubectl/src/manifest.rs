@@ -77,7 +77,15 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Doc>> {
             values.push(v.map_err(|e| Error::usage(format!("error parsing {source}: {e}")))?);
         }
     } else {
-        values = serde_saphyr::from_multiple::<Value>(text)
+        // The parser's default budget stops at 1,024 documents; a manifest of many objects is
+        // legitimate, so the limits grow with the input (still bounded by its size).
+        let mut budget = serde_saphyr::budget::Budget::default();
+        budget.max_documents = text.len() / 8 + 1024;
+        budget.max_nodes = text.len() + 250_000;
+        budget.max_events = text.len() * 2 + 1_000_000;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        values = serde_saphyr::from_multiple_with_options::<Value>(text, options)
             .map_err(|e| Error::usage(format!("error parsing {source}: error converting YAML to JSON: {e}")))?;
     }
     let mut docs = Vec::new();
@@ -137,5 +145,8 @@ mod tests {
         assert_eq!(docs[0].object["data"]["n"], 1);
         assert_eq!(docs[1].object["kind"], "Pod");
         assert!(parse("metadata: {name: x}\n", "g.yaml").is_err());
+        let many: String =
+            (0..3000).map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n")).collect();
+        assert_eq!(parse(&many, "many.yaml").expect("3000 documents parse").len(), 3000);
     }
 }
