@@ -77,6 +77,10 @@ pub struct Config {
     /// Base URL of the metrics.k8s.io API the HPA reads (empty: the API server's own URL).
     #[arg(long, default_value = "")]
     pub metrics_api_url: String,
+    /// PEM CA bundle the root-ca-cert-publisher puts into every namespace's ConfigMap
+    /// `kube-root-ca.crt` (key `ca.crt`); without it that controller does not run.
+    #[arg(long)]
+    pub root_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Config {

@@ -50,7 +50,7 @@ async fn lead(ctx: Context, metrics: Arc<Metrics>, readiness: Readiness, cancel:
     let informers = SharedInformers::new(ctx.client.clone());
     let registrations: Vec<_> = ALL
         .iter()
-        .filter(|(name, _, _)| ctx.config.enabled(name))
+        .filter(|(name, _, _)| ctx.config.enabled(name) && crate::controllers::configured(&ctx, name))
         .map(|(_, component, register)| {
             let ctx = Context { recorder: ctx.recorder.for_component(component), ..ctx.clone() };
             register(&ctx, &informers)

@@ -16,8 +16,18 @@ pub mod job;
 pub mod nodelifecycle;
 pub mod podautoscaler;
 pub mod replicaset;
+pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod statefulset;
+
+/// Whether the controller `name` can run with these flags: some need a flag to do anything
+/// (root-ca-cert-publisher needs `--root-ca-file`) and are left out without it.
+pub fn configured(ctx: &Context, name: &str) -> bool {
+    match name {
+        "root-ca-cert-publisher" => rootcacertpublisher::configured(ctx),
+        _ => true,
+    }
+}
 
 /// A controller's registration function.
 pub type Register = fn(&Context, &SharedInformers) -> Registration;
@@ -37,6 +47,7 @@ pub const ALL: &[(&str, &str, Register)] = &[
     ("nodelifecycle", "node-controller", nodelifecycle::register),
     ("replicaset", "replicaset-controller", replicaset::register),
     ("replicationcontroller", "replication-controller", replicaset::register_rc),
+    ("root-ca-cert-publisher", "root-ca-cert-publisher", rootcacertpublisher::register),
     ("serviceaccount", "service-account-controller", serviceaccount::register),
     ("statefulset", "statefulset-controller", statefulset::register),
     ("taint-eviction-controller", "taint-eviction-controller", nodelifecycle::eviction::register),
