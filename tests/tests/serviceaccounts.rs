@@ -8,7 +8,7 @@ mod support;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use rkube_auth::authn::{ServiceAccountClaims, ServiceAccountTokenVerifier};
 use rkube_client::{Client, Kubeconfig};
-use rkube_testkit::TestPki;
+use rkube_testkit::{Daemon, KubeletNode, TestPki, images};
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::Env;
@@ -182,4 +182,119 @@ async fn token_requests_over_grpc_and_a_server_without_a_signing_key() {
     assert_ne!(out.0.code, 0);
     assert!(out.0.stderr.contains("NotFound") || out.0.stderr.contains("not find"), "{}", out.0.stderr);
     assert_eq!(out.1["spec"].get("volumes"), None, "{}", out.1);
+}
+
+/// A secure cluster with one real node: the controller-manager (ServiceAccount controller and
+/// root CA publisher, as admin) and a kubelet with its node credentials; no scheduler, pods
+/// name their node.
+struct SecureNode {
+    env: Env,
+    pki: TestPki,
+    controllers: Daemon,
+    node: KubeletNode,
+}
+
+impl SecureNode {
+    fn start() -> SecureNode {
+        let pki = TestPki::new().unwrap();
+        let env = Env::start_secure(&pki, &["--authorization-mode", "Node,RBAC"]);
+        let admin = env.kubeconfig.display().to_string();
+        let ca = pki.paths.ca_cert.display().to_string();
+        let controllers = Daemon::start(
+            "rkube-controller-manager",
+            &env.api,
+            &[
+                "--kubeconfig",
+                &admin,
+                "--leader-elect=false",
+                "--controllers=serviceaccount,root-ca-cert-publisher",
+                "--root-ca-file",
+                &ca,
+            ],
+        )
+        .expect("controller-manager starts");
+        let node = KubeletNode::start_secure(&env.api, &pki, "node-1", &[]).expect("kubelet starts");
+        let c = SecureNode { env, pki, controllers, node };
+        c.until(&["get", "nodes"], "node-1 Ready", |o| o.contains("node-1") && o.contains(" Ready"));
+        c
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "api server:\n{}\nkubelet:\n{}\ncontroller-manager:\n{}",
+            self.env.api.log_tail(),
+            self.node.kubelet.log_tail(),
+            self.controllers.log_tail()
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.env.run(args);
+        assert!(out.code == 0, "kubectl {args:?}: exit {}\n{}\n{}\n{}", out.code, out.stdout, out.stderr, self.logs());
+        out.stdout
+    }
+
+    fn until(&self, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
+        self.env.until(args, what, Duration::from_secs(90), done, || self.logs())
+    }
+}
+
+#[test]
+fn a_pod_uses_its_projected_token_once_rbac_allows_it_and_not_after_it_is_deleted() {
+    let c = SecureNode::start();
+    c.ok(&["create", "namespace", "app"]);
+    c.until(&["get", "serviceaccount", "default", "-n", "app", "-o", "name"], "the default account", |o| {
+        o.trim() == "serviceaccount/default"
+    });
+    c.until(&["get", "configmap", "kube-root-ca.crt", "-n", "app", "-o", "name"], "the root CA", |o| {
+        o.trim() == "configmap/kube-root-ca.crt"
+    });
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: client\n  namespace: app\nspec:\n  nodeName: node-1\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {}\n    imagePullPolicy: IfNotPresent\n    command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n",
+        images::BUSYBOX_IMAGE
+    );
+    c.ok(&["apply", "-f", &c.env.manifest("client.yaml", &pod)]);
+    c.until(&["get", "pod", "client", "-n", "app", "-o", "jsonpath={.status.phase}"], "client Running", |o| {
+        o == "Running"
+    });
+    let uid = c.ok(&["get", "pod", "client", "-n", "app", "-o", "jsonpath={.metadata.uid}"]);
+    let node_uid = c.ok(&["get", "node", "node-1", "-o", "jsonpath={.metadata.uid}"]);
+
+    // The three files, on tmpfs, readable by the container.
+    let cat = |file: &str| c.ok(&["exec", "client", "-n", "app", "--", "cat", &format!("{MOUNT}/{file}")]);
+    assert_eq!(cat("namespace"), "app");
+    assert_eq!(cat("ca.crt"), c.pki.ca_pem());
+    let token = cat("token");
+    let claims = verify(&c.pki, &token);
+    assert_eq!((claims.namespace.as_str(), claims.name.as_str()), ("app", "default"));
+    assert_eq!(claims.pod, Some(("client".to_string(), uid.clone())));
+    assert_eq!(claims.node, Some(("node-1".to_string(), node_uid)));
+    let lifetime = claims.expiration.as_second() - jiff::Timestamp::now().as_second();
+    assert!((3500..=3607).contains(&lifetime), "lifetime {lifetime}");
+    let mounts = c.ok(&["exec", "client", "-n", "app", "--", "grep", MOUNT, "/proc/mounts"]);
+    assert!(mounts.contains("tmpfs") && mounts.contains(" ro,"), "{mounts}");
+
+    // As the pod: authenticated, but listing pods needs a binding.
+    let config = c.pki.token_kubeconfig(&c.env.api.url(), "client", &token).unwrap();
+    let out = c.env.run_as(&config, &["get", "pods", "-n", "app", "-o", "name"]);
+    assert!(
+        out.stderr.contains("User \"system:serviceaccount:app:default\" cannot list resource \"pods\""),
+        "{}",
+        out.stderr
+    );
+    c.ok(&["create", "rolebinding", "default-view", "-n", "app", "--clusterrole=view", "--serviceaccount=app:default"]);
+    until("the RoleBinding to take effect", || {
+        let out = c.env.run_as(&config, &["get", "pods", "-n", "app", "-o", "name"]);
+        out.code == 0 && out.stdout.trim() == "pod/client"
+    });
+
+    // The token dies with its pod.
+    c.ok(&["delete", "pod", "client", "-n", "app", "--timeout=60s"]);
+    until("the pod's token to be refused", || {
+        let out = c.env.run_as(&config, &["get", "pods", "-n", "app"]);
+        out.code != 0 && out.stderr.contains("Unauthorized")
+    });
+    // Its volumes went with it, token and all.
+    let volumes = c.node.root_dir().join("pods").join(&uid);
+    until("the pod's volumes torn down", || !volumes.exists());
 }

@@ -7,14 +7,19 @@
 //! writes them, so a reader never sees half an update: files go into a fresh `..<timestamp>`
 //! directory, the `..data` symlink is swapped to it with one rename, and the user-visible
 //! names are symlinks `<name> -> ..data/<name>`. Secret contents (and projected volumes that
-//! include a Secret) live only on tmpfs.
+//! include a Secret or a ServiceAccount token) live only on tmpfs.
+//!
+//! Projected ServiceAccount tokens are requested from the API server (TokenRequest, bound to
+//! the pod) and kept per pod, volume and file; a token is requested again once 80% of its
+//! lifetime has passed, or after 24 hours, whichever comes first, as the kubelet does.
 
 use crate::downward::{self, Allocatable, DownwardError};
 use crate::env::expand;
 use crate::provisioner::{self, ProvisionError};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimVolumeSource, Pod, ProjectedVolumeSource, Secret, Volume,
+    PersistentVolumeClaimVolumeSource, Pod, ProjectedVolumeSource, Secret, ServiceAccount,
+    ServiceAccountTokenProjection, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use rkube_client::{Client, ClientError};
@@ -23,6 +28,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// A CRI mount, as [`VolumeManager::container_mounts`] returns them.
 pub use crate::cri::api::Mount;
@@ -36,6 +42,11 @@ const PROJECTED: &str = "kubernetes.io~projected";
 
 /// The mode of files whose source gives none.
 const DEFAULT_FILE_MODE: u32 = 0o644;
+/// Lifetime of a projected token whose source gives none (the API's default).
+const DEFAULT_TOKEN_SECONDS: i64 = 3600;
+/// A token is renewed at the latest this long after it was issued, whatever its lifetime.
+const MAX_TOKEN_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// The symlink that names the current timestamped directory of an atomically written volume.
 const DATA_LINK: &str = "..data";
 const DATA_LINK_TMP: &str = "..data_tmp";
@@ -136,6 +147,14 @@ pub enum VolumeError {
     /// The pod carries no uid.
     #[error("pod {0:?} has no uid")]
     NoUid(String),
+    /// The API server's answer to a TokenRequest carries no usable token.
+    #[error("requesting a token for serviceaccount {account:?}: {reason}")]
+    Token {
+        /// The ServiceAccount.
+        account: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
     /// A downwardAPI item cannot be resolved.
     #[error(transparent)]
     Downward(#[from] DownwardError),
@@ -209,6 +228,33 @@ pub struct VolumeManager {
     /// Resolved persistent volumes per pod uid and volume name; the other kinds' paths follow
     /// from the pod spec alone.
     claims: Mutex<HashMap<String, HashMap<String, HostVolume>>>,
+    /// Projected ServiceAccount tokens per pod uid, by what they were requested for.
+    tokens: Mutex<HashMap<String, HashMap<TokenKey, IssuedToken>>>,
+}
+
+/// What a projected token is requested for: volume, file, audience and lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    volume: String,
+    path: String,
+    audience: String,
+    expiration_seconds: i64,
+}
+
+/// A token the API server issued, and when it is due for renewal.
+#[derive(Debug, Clone)]
+struct IssuedToken {
+    token: String,
+    /// When 80% of its lifetime (at most 24 hours) has passed.
+    renew_at: Instant,
+    /// When it stops being accepted.
+    expires_at: Instant,
+}
+
+/// When a token issued at `issued` and valid for `lifetime` is requested again: after 80% of
+/// its lifetime, and at least every 24 hours.
+fn renewal_time(issued: Instant, lifetime: Duration) -> Instant {
+    issued + lifetime.mul_f64(0.8).min(MAX_TOKEN_AGE)
 }
 
 /// What `set_up` is asked to do.
@@ -249,7 +295,7 @@ impl VolumeManager {
         }
         // Mount points in /proc/self/mountinfo are canonical; compare against the same form.
         let root_dir = std::fs::canonicalize(&root_dir).unwrap_or(root_dir);
-        VolumeManager { client, root_dir, node_name, claims: Mutex::new(HashMap::new()) }
+        VolumeManager { client, root_dir, node_name, claims: Mutex::default(), tokens: Mutex::default() }
     }
 
     /// The directory holding the pods' volume directories.
@@ -485,14 +531,8 @@ impl VolumeManager {
             } else if let Some(d) = &source.downward_api {
                 self.downward_payload(ctx, d.items.as_deref().unwrap_or_default(), mode, &mut payload).await?;
             } else if let Some(t) = &source.service_account_token {
-                // Tokens need the API server to issue them (TokenRequest); until it can, the
-                // file is left out rather than filled with something that is not a token.
-                tracing::warn!(
-                    pod = %pod_key(ctx.pod),
-                    volume = %volume,
-                    path = %t.path,
-                    "serviceAccountToken projection skipped: token issuance is not implemented yet"
-                );
+                let token = self.service_account_token(ctx, volume, t).await?;
+                payload.insert(t.path.clone(), FileData { data: token.into_bytes(), mode });
             } else if source.cluster_trust_bundle.is_some() {
                 return Err(VolumeError::Unsupported {
                     volume: volume.to_string(),
@@ -501,6 +541,98 @@ impl VolumeManager {
             }
         }
         Ok(payload)
+    }
+
+    fn tokens_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<TokenKey, IssuedToken>>> {
+        // Every change under the lock is a single insert or remove, so a poisoned map is whole.
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The token of a projected `serviceAccountToken` source: the one issued earlier while it
+    /// is not due for renewal, else a new one from a TokenRequest bound to the pod. When the
+    /// request fails, a token that has not expired yet is kept.
+    async fn service_account_token(
+        &self,
+        ctx: &PodContext<'_>,
+        volume: &str,
+        source: &ServiceAccountTokenProjection,
+    ) -> Result<String, VolumeError> {
+        let key = TokenKey {
+            volume: volume.to_string(),
+            path: source.path.clone(),
+            audience: source.audience.clone().unwrap_or_default(),
+            expiration_seconds: source.expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS),
+        };
+        let now = Instant::now();
+        let cached = self.tokens_lock().get(ctx.uid).and_then(|m| m.get(&key)).cloned();
+        if let Some(t) = &cached
+            && now < t.renew_at
+        {
+            return Ok(t.token.clone());
+        }
+        match self.request_token(ctx, &key).await {
+            Ok(issued) => {
+                let token = issued.token.clone();
+                self.tokens_lock().entry(ctx.uid.to_string()).or_default().insert(key, issued);
+                Ok(token)
+            }
+            Err(e) => match cached {
+                Some(t) if now < t.expires_at => {
+                    tracing::warn!(pod = %pod_key(ctx.pod), volume, error = %e, "renewing the ServiceAccount token failed; keeping the current one");
+                    Ok(t.token)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// A TokenRequest for the pod's ServiceAccount, bound to the pod.
+    async fn request_token(&self, ctx: &PodContext<'_>, key: &TokenKey) -> Result<IssuedToken, VolumeError> {
+        let account = ctx
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_deref())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        let audiences: Vec<&str> = if key.audience.is_empty() { vec![] } else { vec![key.audience.as_str()] };
+        let request = serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": audiences,
+                "expirationSeconds": key.expiration_seconds,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": ctx.pod.metadata.name.clone().unwrap_or_default(),
+                    "uid": ctx.uid,
+                },
+            },
+        });
+        let issued_at = Instant::now();
+        let answer = self
+            .client
+            .api::<ServiceAccount>(Some(ctx.namespace))
+            .create_subresource(&account, "token", &request)
+            .await?;
+        let bad = |reason: &str| VolumeError::Token { account: account.clone(), reason: reason.to_string() };
+        let token = answer
+            .pointer("/status/token")
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad("the answer carries no status.token"))?
+            .to_string();
+        let expiration: jiff::Timestamp = answer
+            .pointer("/status/expirationTimestamp")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| bad("the answer carries no valid status.expirationTimestamp"))?;
+        let remaining = jiff::Timestamp::now().duration_until(expiration).as_secs().max(0);
+        let lifetime = Duration::from_secs(remaining.unsigned_abs());
+        tracing::info!(pod = %pod_key(ctx.pod), serviceaccount = %account, volume = %key.volume, path = %key.path, lifetime_seconds = remaining, "ServiceAccount token issued");
+        Ok(IssuedToken { token, renew_at: renewal_time(issued_at, lifetime), expires_at: issued_at + lifetime })
     }
 
     /// Claim -> bound volume -> its path on this node, provisioning a local-path claim that is
@@ -663,6 +795,7 @@ impl VolumeManager {
             Err(e) => return Err(io_err("removing", &dir)(e)),
         }
         self.claims_lock().remove(pod_uid);
+        self.tokens_lock().remove(pod_uid);
         tracing::info!(pod_uid = %pod_uid, unmounted = mounts.len(), "pod volumes torn down");
         Ok(())
     }
@@ -1232,6 +1365,15 @@ mod tests {
         assert!(node_affinity_allows(&pv, "n1"));
         assert!(!node_affinity_allows(&pv, "n2"));
         assert!(node_affinity_allows(&PersistentVolume::default(), "n2"));
+    }
+
+    #[test]
+    fn tokens_are_renewed_after_80_percent_of_their_lifetime_and_within_a_day() {
+        let issued = Instant::now();
+        assert_eq!(renewal_time(issued, Duration::from_secs(3600)), issued + Duration::from_secs(2880));
+        assert_eq!(renewal_time(issued, Duration::from_secs(3607)) - issued, Duration::from_secs_f64(2885.6));
+        assert_eq!(renewal_time(issued, Duration::from_secs(365 * 24 * 3600)), issued + MAX_TOKEN_AGE);
+        assert_eq!(renewal_time(issued, Duration::ZERO), issued, "an expired token is renewed at once");
     }
 
     #[test]

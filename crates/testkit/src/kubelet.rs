@@ -42,6 +42,22 @@ impl KubeletNode {
         Ok(KubeletNode { kubelet, containerd: Some(containerd), root, name: name.to_string() })
     }
 
+    /// Like [`KubeletNode::start`] against a secure API server (`ApiServer::start_secure`):
+    /// the kubelet authenticates with a client certificate of `system:node:<name>` in
+    /// `system:nodes` from `pki`, as the Node authorizer expects.
+    pub fn start_secure(
+        api: &ApiServer,
+        pki: &crate::TestPki,
+        name: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<KubeletNode> {
+        let kubeconfig = pki.kubeconfig(&api.url(), &format!("system:node:{name}"), &["system:nodes"])?;
+        let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+        let mut args = vec!["--kubeconfig", kubeconfig.as_str()];
+        args.extend_from_slice(extra);
+        Self::start(api, name, &args)
+    }
+
     /// The Node's name.
     pub fn name(&self) -> &str {
         &self.name
