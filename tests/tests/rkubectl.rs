@@ -99,8 +99,18 @@ fn header_columns(table: &str) -> Vec<usize> {
 
 /// Runs the same command with both clients and asserts equal exit codes and stdout.
 fn same(env: &Env, args: &[&str]) -> String {
-    let k = env.run(args);
-    let r = rk(env, args);
+    // Controllers and the kubelet stand-in may still be moving objects between the two runs:
+    // retry until both clients saw the same state, then compare for real.
+    let mut attempt = 0;
+    let (k, r) = loop {
+        let k = env.run(args);
+        let r = rk(env, args);
+        attempt += 1;
+        if normalise(&k.stdout) == normalise(&r.stdout) || attempt >= 20 {
+            break (k, r);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert_eq!(
         k.code, r.code,
         "exit code of {args:?}\nkubectl: {}{}\nrkubectl: {}{}",
