@@ -147,6 +147,9 @@ pub enum Command {
     ClusterInfo,
     /// Get documentation for a resource.
     Explain(ExplainArgs),
+    /// rkube cluster operations kubectl lacks (`cluster init`).
+    #[command(subcommand)]
+    Cluster(crate::cmd::cluster::ClusterCommand),
 }
 
 /// `get`.

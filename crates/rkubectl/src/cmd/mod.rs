@@ -1,5 +1,6 @@
 //! One module per verb group; `dispatch` routes a parsed command to it.
 
+pub mod cluster;
 pub mod config;
 pub mod describe;
 pub mod get;
@@ -41,5 +42,6 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::Version(a) => info::version(ctx, a),
         Command::ClusterInfo => info::cluster_info(ctx),
         Command::Explain(a) => info::explain(ctx, a),
+        Command::Cluster(c) => cluster::run(ctx, c),
     }
 }
