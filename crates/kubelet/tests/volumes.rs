@@ -258,7 +258,6 @@ async fn secrets_and_memory_volumes_live_on_tmpfs_and_unmount_cleanly() {
                     {"configMap": {"name": "settings"}},
                     {"secret": {"name": "db", "items": [{"key": "user", "path": "db/user"}]}},
                     {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
-                    {"serviceAccountToken": {"path": "token"}},
                 ]}},
             ],
         }),
@@ -303,7 +302,6 @@ async fn secrets_and_memory_volumes_live_on_tmpfs_and_unmount_cleanly() {
     assert_eq!(read(all.join("db/user")), "app");
     assert_eq!(mode(all.join("db/user")), 0o440);
     assert_eq!(read(all.join("ns")), "default");
-    assert!(!all.join("token").exists(), "token projection is skipped until token issuance exists");
 
     // Secret rotation reaches the tmpfs in place.
     let secrets = c.client.api::<Secret>(Some("default"));
@@ -339,6 +337,31 @@ async fn secrets_and_memory_volumes_live_on_tmpfs_and_unmount_cleanly() {
     assert_eq!(err.to_string(), "MountVolume.SetUp failed for volume \"creds\" : secret \"nope\" not found");
     vm.unmount_pod("uid-nosec").await.unwrap();
     assert!(mounts_under(&vm.root_dir().join("pods")).is_empty());
+}
+
+/// A projected ServiceAccount token needs an API server that signs tokens (TokenRequest);
+/// this one has no signing key, so the volume fails to set up, naming it, and leaves nothing
+/// half-written. (Tokens that work: tests/tests/serviceaccounts.rs, on a secure cluster.)
+#[tokio::test]
+async fn a_token_volume_fails_without_an_issuer() {
+    let c = Cluster::start().await;
+    let p = pod(
+        "uid-tok",
+        json!({
+            "containers": [{"name": "app", "image": "busybox", "volumeMounts": [{"name": "api", "mountPath": "/api"}]}],
+            "volumes": [{"name": "api", "projected": {"sources": [
+                {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+            ]}}],
+        }),
+    );
+    let vm = c.manager();
+    let err = vm.mount_pod(&p, "", &[]).await.expect_err("no token without an issuer");
+    assert!(matches!(&err, VolumeError::SetUp { volume, .. } if volume == "api"), "{err}");
+    assert!(matches!(err.cause(), VolumeError::Api(e) if e.is_not_found()), "{err:?}");
+    let api = vm.root_dir().join("pods/uid-tok/volumes/kubernetes.io~projected/api");
+    assert!(!api.join("ns").exists(), "nothing is written when one source fails");
+    vm.unmount_pod("uid-tok").await.expect("unmount");
 }
 
 #[tokio::test]
