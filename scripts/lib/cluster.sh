@@ -10,7 +10,10 @@
 #     nodes/I/           the same three for extra node I (scripts/up --nodes N)
 #     run/NAME.pid       pid of each daemon that scripts/up started
 #     log/NAME.log       its stdout and stderr
-#     admin.kubeconfig   kubeconfig for the admin user
+#     pki/               the cluster CA, API server, ServiceAccount, kubelet and client
+#                        certificates and keys (rkubectl cluster init)
+#     *.kubeconfig       one per daemon and node, each with its own client certificate;
+#                        admin.kubeconfig is the admin user's (group system:masters)
 
 RKUBE_HOME=${RKUBE_HOME:-/var/lib/rkube}
 RKUBE_ETCD_PORT=${RKUBE_ETCD_PORT:-2379}
@@ -26,7 +29,8 @@ RKUBE_STREAM_PORT=${RKUBE_STREAM_PORT:-10350}
 run_dir=$RKUBE_HOME/run
 log_dir=$RKUBE_HOME/log
 etcd_url=http://127.0.0.1:$RKUBE_ETCD_PORT
-api_url=http://127.0.0.1:$RKUBE_API_PORT
+api_url=https://127.0.0.1:$RKUBE_API_PORT
+pki_dir=$RKUBE_HOME/pki
 registry_host=127.0.0.1:$RKUBE_REGISTRY_PORT
 
 # The control plane in start order; scripts/down stops it in reverse, after the nodes

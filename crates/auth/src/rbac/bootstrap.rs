@@ -125,6 +125,8 @@ pub fn node_rules() -> Vec<PolicyRule> {
 fn ingress_rules() -> Vec<PolicyRule> {
     vec![
         rule(READ, &["networking.k8s.io"], &["ingresses", "ingressclasses"]),
+        // It registers its own IngressClass ("rkube") at start.
+        rule(&["create"], &["networking.k8s.io"], &["ingressclasses"]),
         rule(&["update", "patch"], &["networking.k8s.io"], &["ingresses/status"]),
         rule(READ, &[""], &["services", "secrets"]),
         rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
