@@ -165,7 +165,7 @@ async fn token_requests_over_grpc_and_a_server_without_a_signing_key() {
 
     // Without --service-account-signing-key-file the subresource is not served, and pods are
     // admitted as they are.
-    let plain = tokio::task::spawn_blocking(|| Env::start()).await.unwrap();
+    let plain = tokio::task::spawn_blocking(Env::start).await.unwrap();
     let client = Client::new(&plain.api.url()).unwrap();
     let accounts = client.api::<ServiceAccount>(Some("default"));
     let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
