@@ -16,6 +16,15 @@ pub struct Config {
     /// etcd client URLs.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
     pub etcd_servers: Vec<String>,
+    /// CA bundle etcd's serving certificate is checked against (https etcd servers).
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate presented to etcd.
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Private key of `--etcd-certfile`.
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
     /// Key prefix of every object in etcd.
     #[arg(long, default_value = "/registry")]
     pub etcd_prefix: String,

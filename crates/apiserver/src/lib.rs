@@ -127,6 +127,23 @@ fn index_fields(obj: &Value) -> Vec<(&'static str, String)> {
     registry::lookup_kind(api_version, kind).map(|r| rkube_api::selector::field_values(r, obj)).unwrap_or_default()
 }
 
+/// The TLS material of `--etcd-cafile`/`--etcd-certfile`/`--etcd-keyfile`, if any.
+fn etcd_tls(config: &Config) -> anyhow::Result<Option<rkube_storage::EtcdTls>> {
+    let read = |p: &std::path::PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()));
+    let Some(ca) = &config.etcd_cafile else {
+        if config.etcd_certfile.is_some() || config.etcd_keyfile.is_some() {
+            anyhow::bail!("--etcd-certfile and --etcd-keyfile need --etcd-cafile");
+        }
+        return Ok(None);
+    };
+    let (cert_pem, key_pem) = match (&config.etcd_certfile, &config.etcd_keyfile) {
+        (Some(c), Some(k)) => (Some(read(c)?), Some(read(k)?)),
+        (None, None) => (None, None),
+        _ => anyhow::bail!("--etcd-certfile and --etcd-keyfile go together"),
+    };
+    Ok(Some(rkube_storage::EtcdTls { ca_pem: read(ca)?, cert_pem, key_pem }))
+}
+
 /// Connects to etcd, retrying until it answers or shutdown is requested, with the
 /// `--encryption-provider-config` transformers installed before anything is read or written.
 async fn connect(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Store> {
@@ -135,9 +152,10 @@ async fn connect(config: &Config, shutdown: &CancellationToken) -> anyhow::Resul
         Some(path) => Some(encryption::load(path, &config.etcd_prefix)?),
         None => None,
     };
+    let tls = etcd_tls(config)?;
     let mut delay = Duration::from_millis(200);
     loop {
-        match Store::connect(&config.etcd_servers).await {
+        match Store::connect_with(&config.etcd_servers, tls.as_ref()).await {
             Ok(s) => {
                 if let Some(e) = &encryption {
                     e.install(&s);

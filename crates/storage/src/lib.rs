@@ -15,5 +15,5 @@ pub use cache::{
 };
 pub use compact::{COMPACT_KEY, DefragHandle, spawn_compactor, spawn_defragmenter};
 pub use error::{Result, StorageError};
-pub use store::{DbStatus, KeyValue, ListPage, Store};
+pub use store::{DbStatus, EtcdTls, KeyValue, ListPage, Store};
 pub use transform::{AesGcmKey, ENCRYPTED_PREFIX, Provider, Providers, TransformError, Transformer};

@@ -97,6 +97,23 @@ struct Expiry {
     current: Mutex<Vec<(Duration, i64, Instant)>>,
 }
 
+/// PEM material for reaching etcd over TLS.
+#[derive(Clone, Default)]
+pub struct EtcdTls {
+    /// CA bundle etcd's serving certificate must chain to.
+    pub ca_pem: Vec<u8>,
+    /// Client certificate, when etcd requires one.
+    pub cert_pem: Option<Vec<u8>>,
+    /// Its private key.
+    pub key_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls").field("client_certificate", &self.cert_pem.is_some()).finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
@@ -107,12 +124,26 @@ impl Store {
     /// Connects to etcd and checks it answers, so a wrong endpoint fails at startup
     /// rather than on the first request.
     pub async fn connect(endpoints: &[String]) -> Result<Store> {
-        let opts = ConnectOptions::new()
+        Store::connect_with(endpoints, None).await
+    }
+
+    /// [`Store::connect`] over TLS when `tls` is given: etcd's certificate is checked against
+    /// its CA and this client presents its certificate (etcd's `--client-cert-auth`).
+    pub async fn connect_with(endpoints: &[String], tls: Option<&EtcdTls>) -> Result<Store> {
+        let mut opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             // HTTP/2 pings detect a silently dead peer on long-lived watch streams, which
             // otherwise would never see an error and stall the cache forever.
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(true);
+        if let Some(tls) = tls {
+            let mut options =
+                etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(&tls.ca_pem));
+            if let (Some(cert), Some(key)) = (&tls.cert_pem, &tls.key_pem) {
+                options = options.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            opts = opts.with_tls(options);
+        }
         let client = timed("connect", REQUEST_TIMEOUT, Client::connect(endpoints, Some(opts))).await?;
         let store = Store { client, expiry: Arc::default(), transforms: Arc::default() };
         store.current_revision().await?;

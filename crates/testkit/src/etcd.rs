@@ -23,6 +23,8 @@ pub struct Etcd {
     child: Option<Child>,
     client_port: u16,
     peer_port: u16,
+    /// With TLS: the certificate files, and the plain-HTTP metrics port health is read from.
+    tls: Option<(EtcdTlsFiles, u16)>,
     // Held only so the directory lives exactly as long as the process using it.
     dir: TempDir,
     binary: PathBuf,
@@ -33,13 +35,20 @@ impl Etcd {
     ///
     /// The binary is `$RKUBE_ETCD_BIN` if set, else `etcd` from `PATH`.
     pub fn start() -> anyhow::Result<Etcd> {
-        let binary = std::env::var_os("RKUBE_ETCD_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("etcd"));
-        let mut dir = tempfile::Builder::new()
-            .prefix("rkube-etcd-")
-            .tempdir()
-            .context("creating etcd temp dir")?;
+        Self::start_inner(None)
+    }
+
+    /// Like [`Etcd::start`], serving clients over TLS with a certificate from `pki` and
+    /// requiring client certificates of its CA (`--client-cert-auth`).
+    pub fn start_tls(pki: &crate::TestPki) -> anyhow::Result<Etcd> {
+        let (cert, key) = pki.serving_files("etcd", &[std::net::Ipv4Addr::LOCALHOST.into()])?;
+        let (client_cert, client_key) = pki.client_files("etcd-client", &[])?;
+        Self::start_inner(Some(EtcdTlsFiles { ca: pki.paths.ca_cert.clone(), cert, key, client_cert, client_key }))
+    }
+
+    fn start_inner(tls: Option<EtcdTlsFiles>) -> anyhow::Result<Etcd> {
+        let binary = std::env::var_os("RKUBE_ETCD_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("etcd"));
+        let mut dir = tempfile::Builder::new().prefix("rkube-etcd-").tempdir().context("creating etcd temp dir")?;
         // Ports are picked by binding to :0 and releasing; another process could grab one
         // in between, so retry a few times with fresh ports rather than failing the test.
         let mut last_err = None;
@@ -49,13 +58,11 @@ impl Etcd {
             if client_port == peer_port {
                 continue;
             }
-            let mut etcd = Etcd {
-                child: None,
-                client_port,
-                peer_port,
-                dir,
-                binary: binary.clone(),
+            let tls = match &tls {
+                Some(files) => Some((files.clone(), free_port()?)),
+                None => None,
             };
+            let mut etcd = Etcd { child: None, client_port, peer_port, tls, dir, binary: binary.clone() };
             match etcd.spawn_and_wait() {
                 Ok(()) => return Ok(etcd),
                 Err(e) => {
@@ -70,9 +77,15 @@ impl Etcd {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("could not find two free ports")))
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:23790`.
+    /// The client URL, e.g. `http://127.0.0.1:23790` (`https` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The TLS files (CA, and a client certificate etcd accepts), when started with TLS.
+    pub fn tls_files(&self) -> Option<&EtcdTlsFiles> {
+        self.tls.as_ref().map(|(f, _)| f)
     }
 
     /// PID of the running etcd process, or `None` while stopped.
@@ -133,7 +146,20 @@ impl Etcd {
         let _ = writeln!(log, "--- starting etcd on {client} ---");
         let stderr = log.try_clone().context("cloning log file handle")?;
         let data_dir = self.data_dir();
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some((files, metrics_port)) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&files.cert)
+                .arg("--key-file")
+                .arg(&files.key)
+                .arg("--trusted-ca-file")
+                .arg(&files.ca)
+                .arg("--client-cert-auth")
+                .arg("--listen-metrics-urls")
+                .arg(format!("http://127.0.0.1:{metrics_port}"));
+        }
+        let child = command
             .arg("--name")
             .arg("rkube-test")
             .arg("--data-dir")
@@ -177,7 +203,9 @@ impl Etcd {
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.client_port));
+        // With TLS, /health is also served in plain HTTP on the metrics port.
+        let port = self.tls.as_ref().map_or(self.client_port, |(_, metrics)| *metrics);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut last = String::from("not probed yet");
         while Instant::now() < deadline {
@@ -197,6 +225,21 @@ impl Etcd {
     }
 }
 
+/// The PEM files of a TLS etcd and of a client it accepts.
+#[derive(Debug, Clone)]
+pub struct EtcdTlsFiles {
+    /// The CA of both certificates.
+    pub ca: PathBuf,
+    /// etcd's serving certificate.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// A client certificate signed by the CA.
+    pub client_cert: PathBuf,
+    /// Its key.
+    pub client_key: PathBuf,
+}
+
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.stop();
@@ -214,10 +257,7 @@ fn health(addr: SocketAddr) -> anyhow::Result<bool> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    write!(
-        s,
-        "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
     let mut body = String::new();
     s.read_to_string(&mut body)?;
     Ok(body.starts_with("HTTP/1.1 200") && body.contains("\"health\":\"true\""))

@@ -15,7 +15,7 @@ pub mod registry;
 pub use apiserver::ApiServer;
 pub use containerd::Containerd;
 pub use daemon::Daemon;
-pub use etcd::Etcd;
+pub use etcd::{Etcd, EtcdTlsFiles};
 pub use kubelet::KubeletNode;
 pub use pki::TestPki;
 pub use poll::eventually;

@@ -64,6 +64,15 @@ impl TestPki {
         Ok((cert, key))
     }
 
+    /// A serving certificate named `name` for `ips` signed by the CA: (cert, key) file paths.
+    pub fn serving_files(&self, name: &str, ips: &[IpAddr]) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let pair = self.ca.issue_serving(name, &["localhost".to_string()], ips)?;
+        let (cert, key) = (self.dir.path().join(format!("{name}.crt")), self.dir.path().join(format!("{name}.key")));
+        std::fs::write(&cert, pair.cert_pem)?;
+        std::fs::write(&key, pair.key_pem)?;
+        Ok((cert, key))
+    }
+
     /// A kubeconfig for `server` that authenticates as `user` in `groups` with a client
     /// certificate.
     pub fn kubeconfig(&self, server: &str, user: &str, groups: &[&str]) -> anyhow::Result<PathBuf> {
