@@ -69,7 +69,7 @@ pub struct Config {
     #[arg(long)]
     pub anonymous_auth: Option<bool>,
     /// PEM keys ServiceAccount tokens are verified with (public keys, certificates or private keys).
-    #[arg(long)]
+    #[arg(long, value_delimiter = ',')]
     pub service_account_key_file: Vec<PathBuf>,
     /// PEM private key that signs ServiceAccount tokens (the TokenRequest API).
     #[arg(long)]
@@ -81,7 +81,7 @@ pub struct Config {
     #[arg(long, value_delimiter = ',')]
     pub api_audiences: Vec<String>,
     /// Accept bootstrap tokens (Secrets `bootstrap-token-<id>` in kube-system) for joining nodes.
-    #[arg(long)]
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     pub enable_bootstrap_token_auth: bool,
     /// Client certificate the server presents to kubelets; with it, kubelets are dialled over HTTPS.
     #[arg(long)]
@@ -151,6 +151,10 @@ mod tests {
         assert_eq!(cfg.secure_port, 7443, "the command line wins over the file");
         assert_eq!(cfg.etcd_compaction_interval, Duration::from_secs(300));
         assert_eq!(cfg.watch_bookmark_interval, Duration::from_secs(10));
+        assert_eq!(cfg.authorization_mode, vec!["Node".to_string(), "RBAC".to_string()]);
+        assert!(cfg.enable_bootstrap_token_auth, "a boolean key in the file");
+        assert_eq!(cfg.service_account_key_file, vec![PathBuf::from("/var/lib/rkube/pki/sa.pub")]);
+        assert_eq!(cfg.tls_cert_file.as_deref(), Some(std::path::Path::new("/var/lib/rkube/pki/apiserver.crt")));
         assert_eq!(cfg.encryption_provider_config, None, "the example leaves encryption commented out");
     }
 

@@ -106,3 +106,17 @@ impl Config {
         self.hostname_override.clone().unwrap_or_else(crate::node::hostname).to_lowercase()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_file_loads() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/kubelet.yaml");
+        let c: Config = rkube_daemon::load_config_from(vec!["x".into(), "--config".into(), file.into()]).unwrap();
+        assert_eq!(c.api.kubeconfig.as_deref(), Some(std::path::Path::new("/var/lib/rkube/kubelet-node-1.kubeconfig")));
+        assert_eq!(c.client_ca_file.as_deref(), Some(std::path::Path::new("/var/lib/rkube/pki/ca.crt")));
+        assert_eq!(c.node_name(), "node-1");
+    }
+}

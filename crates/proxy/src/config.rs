@@ -205,7 +205,7 @@ mod tests {
             "--healthz-port=1".into(),
         ])
         .unwrap();
-        assert_eq!(c.api.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.api.kubeconfig.as_deref(), Some(std::path::Path::new("/var/lib/rkube/proxy.kubeconfig")));
         assert_eq!(c.cluster_cidr, ["10.244.0.0/16"]);
         assert_eq!(c.healthz_port, 1, "the command line wins over the file");
         c.resolve().unwrap();

@@ -81,7 +81,7 @@ mod tests {
             "--secure-port=1".into(),
         ])
         .unwrap();
-        assert_eq!(c.api.master.as_deref(), Some("http://127.0.0.1:6443"));
+        assert_eq!(c.api.kubeconfig.as_deref(), Some(std::path::Path::new("/var/lib/rkube/scheduler.kubeconfig")));
         assert_eq!(c.leader_elect_resource_name, "kube-scheduler");
         assert_eq!(c.secure_port, 1, "the command line wins over the file");
     }
