@@ -92,6 +92,9 @@ impl ResourceInfo {
         if self.kind == "Namespace" {
             subs.push("finalize");
         }
+        if self.kind == "CertificateSigningRequest" {
+            subs.push("approval");
+        }
         subs
     }
 }
@@ -202,6 +205,8 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, NONE),
     res("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, NONE),
     res("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, NONE),
+    res("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", false, &["csr"])
+        .status(),
 ];
 
 /// Looks a resource up by group, version and plural name.

@@ -91,7 +91,7 @@ fn roundtrip<T: DeserializeOwned + Serialize>(res: &ResourceInfo, body: Value) -
 
 /// Round-trips through the struct of `res`'s kind, or `Ok(None)` for a kind with no struct.
 fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiError> {
-    use api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, rbac, storage};
+    use api::{apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking, rbac, storage};
     match (res.group, res.version, res.kind) {
         ("", "v1", "Namespace") => roundtrip::<core::v1::Namespace>(res, body),
         ("", "v1", "Pod") => roundtrip::<core::v1::Pod>(res, body),
@@ -128,6 +128,9 @@ fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiEr
         ("rbac.authorization.k8s.io", "v1", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(res, body),
         ("rbac.authorization.k8s.io", "v1", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(res, body),
         ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(res, body),
+        ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
+            roundtrip::<certificates::v1::CertificateSigningRequest>(res, body)
+        }
         _ => Ok(None),
     }
 }

@@ -3,6 +3,7 @@
 //! Runs on the canonical, defaulted JSON (see [`crate::schema`]); every accessor tolerates
 //! values of the wrong JSON type, so no input can make validation panic.
 
+mod csr;
 mod meta;
 mod misc;
 mod network;
@@ -14,6 +15,7 @@ mod workloads;
 use crate::{FieldError, ResourceInfo};
 use serde_json::{Map, Value};
 
+pub use csr::{KEY_USAGES, has_pem_block};
 pub use meta::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
 pub use misc::PV_SOURCES;
 
@@ -49,6 +51,7 @@ pub fn validate_update(res: &ResourceInfo, obj: &Value, old: &Value) -> Vec<Fiel
         ("apps", "ControllerRevision") => misc::validate_controller_revision_update(obj, old, &mut errs),
         ("batch", "Job") => workloads::validate_job_update(obj, old, &mut errs),
         ("networking.k8s.io", "IngressClass") => network::validate_ingress_class_update(obj, old, &mut errs),
+        ("certificates.k8s.io", "CertificateSigningRequest") => csr::validate_csr_update(obj, old, &mut errs),
         _ => {}
     }
     errs
@@ -87,6 +90,7 @@ fn validate_kind(res: &ResourceInfo, obj: &Value, errs: &mut Errs) {
         ("coordination.k8s.io", "Lease") => misc::validate_lease(obj, errs),
         ("discovery.k8s.io", "EndpointSlice") => network::validate_endpoint_slice(obj, errs),
         ("events.k8s.io", "Event") => misc::validate_events_event(obj, errs),
+        ("certificates.k8s.io", "CertificateSigningRequest") => csr::validate_csr(obj, errs),
         _ => {}
     }
 }

@@ -5,7 +5,8 @@
 //! documents rewrite that to their own reference style, the structure resolves it directly.
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac, scheduling, storage,
+    apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking, policy, rbac, scheduling,
+    storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
@@ -80,6 +81,7 @@ kinds! {
     "rbac.authorization.k8s.io" "v1" "ClusterRole" => rbac::v1::ClusterRole;
     "rbac.authorization.k8s.io" "v1" "RoleBinding" => rbac::v1::RoleBinding;
     "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" => rbac::v1::ClusterRoleBinding;
+    "certificates.k8s.io" "v1" "CertificateSigningRequest" => certificates::v1::CertificateSigningRequest;
     "policy" "v1" "PodDisruptionBudget" => policy::v1::PodDisruptionBudget;
     "scheduling.k8s.io" "v1" "PriorityClass" => scheduling::v1::PriorityClass;
     "storage.k8s.io" "v1" "StorageClass" => storage::v1::StorageClass;
