@@ -81,6 +81,14 @@ fn anonymous_and_bad_credentials_get_401_and_the_unauthorized_get_403_naming_ver
     assert_eq!(env.run_as(&alice, &["auth", "can-i", "list", "configmaps", "-n", "team"]).stdout.trim(), "yes");
     assert_eq!(env.run_as(&alice, &["auth", "can-i", "delete", "configmaps", "-n", "team"]).stdout.trim(), "no");
     assert_eq!(env.run_as(&alice, &["auth", "can-i", "list", "configmaps", "-n", "default"]).stdout.trim(), "no");
+    // `can-i --list` (SelfSubjectRulesReview) shows what the binding gave her there.
+    let list = env.run_as(&alice, &["auth", "can-i", "--list", "-n", "team"]).stdout;
+    let configmaps = list.lines().find(|l| l.starts_with("configmaps ")).unwrap_or_else(|| panic!("{list}"));
+    assert!(configmaps.ends_with("[get list watch]"), "{configmaps}");
+    assert!(
+        list.lines().any(|l| l.contains("selfsubjectaccessreviews.authorization.k8s.io") && l.contains("[create]")),
+        "{list}"
+    );
     let out = env.run_as(&alice, &["delete", "configmap", "settings", "-n", "team"]);
     assert!(out.stderr.contains("cannot delete resource \"configmaps\""), "{}", out.stderr);
 

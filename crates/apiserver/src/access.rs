@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::mirror::Mirror;
 use crate::requestinfo::RequestInfo;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use rkube_api::ApiError;
 use rkube_api::registry::{self, ResourceInfo};
 use rkube_auth::authn::{ServiceAccountClaims, ServiceAccountTokenVerifier, TokenFile};
@@ -44,6 +44,8 @@ pub struct RequestUser(pub UserInfo);
 pub struct Access {
     authenticator: Authenticator,
     authorizer: Box<dyn Authorizer>,
+    /// The RBAC authorizer of the chain, for SelfSubjectRulesReview.
+    rbac: Option<Arc<RbacAuthorizer<RbacMirror>>>,
     /// Nothing to check: no credential is configured and every mode is AlwaysAllow.
     open: bool,
 }
@@ -98,6 +100,7 @@ impl Access {
         authenticator = authenticator.allow_anonymous(config.anonymous_auth.unwrap_or(!configured));
 
         let mut chain: Vec<Box<dyn Authorizer>> = Vec::new();
+        let mut rbac = None;
         let mut open = !configured;
         for mode in &config.authorization_mode {
             match mode.as_str() {
@@ -109,7 +112,9 @@ impl Access {
                 "RBAC" => {
                     open = false;
                     chain.push(Box::new(PrivilegedGroups::default()));
-                    chain.push(Box::new(RbacAuthorizer::new(RbacMirror::spawn(cache, cancel))));
+                    let authorizer = Arc::new(RbacAuthorizer::new(RbacMirror::spawn(cache, cancel)));
+                    rbac = Some(authorizer.clone());
+                    chain.push(Box::new(Shared(authorizer)));
                 }
                 "Node" => {
                     open = false;
@@ -122,7 +127,7 @@ impl Access {
                 }
             }
         }
-        Ok(Access { authenticator, authorizer: Box::new(Union(chain)), open })
+        Ok(Access { authenticator, authorizer: Box::new(Union(chain)), rbac, open })
     }
 
     /// Whether requests go unchecked (no credential configured, AlwaysAllow only).
@@ -159,6 +164,12 @@ impl Access {
                 Err(ApiError::Forbidden { message: rbac::forbidden_status_message(&attrs, &reason), target: None })
             }
         }
+    }
+
+    /// The RBAC rules that apply to `user` in `namespace`, and the errors met collecting them
+    /// (SelfSubjectRulesReview); None without the RBAC mode.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Option<(Vec<PolicyRule>, Vec<String>)> {
+        self.rbac.as_ref().map(|r| r.rules_for(user, namespace))
     }
 
     /// Whether `user` may do `attrs` (SelfSubjectAccessReview).
@@ -229,6 +240,15 @@ fn service_account_still_valid(cache: &WatchCache, claims: &ServiceAccountClaims
         }
     }
     Ok(())
+}
+
+/// An authorizer the chain shares with [`Access`] itself.
+struct Shared<A>(Arc<A>);
+
+impl<A: Authorizer> Authorizer for Shared<A> {
+    fn authorize(&self, attrs: &Attributes) -> Decision {
+        self.0.authorize(attrs)
+    }
 }
 
 struct AlwaysAllow;

@@ -1,5 +1,6 @@
 //! The create-only review APIs that ask the API server about the caller:
-//! `authorization.k8s.io/v1` SelfSubjectAccessReview (`kubectl auth can-i`) and
+//! `authorization.k8s.io/v1` SelfSubjectAccessReview (`kubectl auth can-i`),
+//! SelfSubjectRulesReview (`kubectl auth can-i --list`) and
 //! `authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`). Nothing is stored.
 
 use crate::access::{Access, attributes};
@@ -10,6 +11,8 @@ use serde_json::{Value, json};
 
 /// Path of SelfSubjectAccessReviews.
 pub const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+/// Path of SelfSubjectRulesReviews.
+pub const RULES_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 /// Path of SelfSubjectReviews.
 pub const SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
 
@@ -67,6 +70,47 @@ pub fn access_review(access: &Access, user: Option<&UserInfo>, review: Value) ->
         "apiVersion": "authorization.k8s.io/v1",
         "metadata": {"creationTimestamp": null},
         "spec": spec,
+        "status": status,
+    }))
+}
+
+/// Answers a SelfSubjectRulesReview: the RBAC rules `user` has in `spec.namespace`.
+/// Without RBAC (or authorization off) the answer is marked incomplete, as Kubernetes does for
+/// authorizers that cannot list rules.
+pub fn rules_review(access: &Access, user: Option<&UserInfo>, review: Value) -> Result<Value, ApiError> {
+    if review["kind"].as_str().is_some_and(|k| k != "SelfSubjectRulesReview") {
+        return Err(ApiError::BadRequest(format!("expected a SelfSubjectRulesReview, got {}", review["kind"])));
+    }
+    let namespace = text(&review["spec"], "namespace");
+    let listed = user.and_then(|u| access.rules_for(u, &namespace));
+    let (mut resource_rules, mut non_resource_rules) = (Vec::new(), Vec::new());
+    let (errors, incomplete) = match &listed {
+        Some((rules, errors)) => {
+            for rule in rules {
+                if let Some(urls) = rule.non_resource_urls.as_ref().filter(|u| !u.is_empty()) {
+                    non_resource_rules.push(json!({"verbs": rule.verbs, "nonResourceURLs": urls}));
+                } else {
+                    let mut r = json!({"verbs": rule.verbs, "apiGroups": rule.api_groups, "resources": rule.resources});
+                    if let Some(names) = rule.resource_names.as_ref().filter(|n| !n.is_empty()) {
+                        r["resourceNames"] = json!(names);
+                    }
+                    resource_rules.push(r);
+                }
+            }
+            (errors.join("; "), !errors.is_empty())
+        }
+        None => (String::new(), true),
+    };
+    let mut status =
+        json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": incomplete});
+    if !errors.is_empty() {
+        status["evaluationError"] = json!(errors);
+    }
+    Ok(json!({
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": review["spec"],
         "status": status,
     }))
 }
