@@ -174,6 +174,173 @@ impl CertificateAuthority {
     }
 }
 
+/// Kubernetes' backdating of issued certificates, for clocks a little behind the signer's.
+const SIGNING_BACKDATE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// What a PEM certificate request (PKCS#10) asks for, read after its signature checked out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateRequest {
+    /// The subject's common name (the user, for client certificates).
+    pub common_name: String,
+    /// The subject's organizations (the groups, for client certificates), in order.
+    pub organizations: Vec<String>,
+    /// Requested DNS subject alternative names.
+    pub dns_names: Vec<String>,
+    /// Requested IP address subject alternative names.
+    pub ip_addresses: Vec<IpAddr>,
+    /// Requested email subject alternative names.
+    pub emails: Vec<String>,
+    /// Requested URI subject alternative names.
+    pub uris: Vec<String>,
+    /// Whether the key is ECDSA (P-256 or P-384).
+    pub ecdsa_key: bool,
+}
+
+/// The DER of the first PEM block labelled `CERTIFICATE REQUEST`.
+fn first_request_der(pem: &str) -> Result<Vec<u8>> {
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem.as_bytes()) {
+        let (kind, der) = section.map_err(|e| AuthError::invalid("certificate request", e))?;
+        if kind == SectionKind::Csr {
+            return Ok(der);
+        }
+    }
+    Err(AuthError::invalid("certificate request", "no CERTIFICATE REQUEST PEM block"))
+}
+
+/// Parses a PEM certificate request and checks its self-signature (proof the requester holds
+/// the key); any malformed input is an error, never a panic.
+pub fn parse_certificate_request(pem: &str) -> Result<CertificateRequest> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    use x509_parser::prelude::FromDer as _;
+    let der = first_request_der(pem)?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|e| AuthError::invalid("certificate request", e))?;
+    csr.verify_signature().map_err(|e| AuthError::invalid("certificate request", format!("bad signature: {e}")))?;
+    let info = &csr.certification_request_info;
+    let text = |a: &x509_parser::x509::AttributeTypeAndValue| a.as_str().map(str::to_string);
+    let mut out = CertificateRequest {
+        common_name: info.subject.iter_common_name().find_map(|a| text(a).ok()).unwrap_or_default(),
+        organizations: info.subject.iter_organization().filter_map(|a| text(a).ok()).collect(),
+        ecdsa_key: info.subject_pki.algorithm.algorithm == x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY,
+        ..CertificateRequest::default()
+    };
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::DNSName(d) => out.dns_names.push(d.to_string()),
+                    GeneralName::RFC822Name(e) => out.emails.push(e.to_string()),
+                    GeneralName::URI(u) => out.uris.push(u.to_string()),
+                    GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => out.ip_addresses.push(IpAddr::from(<[u8; 4]>::try_from(*ip).unwrap_or_default())),
+                        16 => out.ip_addresses.push(IpAddr::from(<[u8; 16]>::try_from(*ip).unwrap_or_default())),
+                        _ => return Err(AuthError::invalid("certificate request", "an IP address SAN of odd length")),
+                    },
+                    other => {
+                        return Err(AuthError::invalid("certificate request", format!("unsupported SAN {other:?}")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A fresh ECDSA P-256 key and a certificate request signed with it for `common_name` in
+/// `organization` (if any) with the given SANs: `(key PEM (PKCS#8), request PEM)`.
+pub fn generate_request(
+    common_name: &str,
+    organization: Option<&str>,
+    dns_names: &[String],
+    ip_addresses: &[IpAddr],
+) -> Result<(String, String)> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    if let Some(o) = organization {
+        params.distinguished_name.push(DnType::OrganizationName, o);
+    }
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    for name in dns_names {
+        let name = name.clone().try_into().map_err(|e| AuthError::invalid("DNS name", e))?;
+        params.subject_alt_names.push(SanType::DnsName(name));
+    }
+    params.subject_alt_names.extend(ip_addresses.iter().copied().map(SanType::IpAddress));
+    let request = params.serialize_request(&key)?;
+    Ok((key.serialize_pem(), request.pem()?))
+}
+
+/// The key usages and extended key usages of Kubernetes' `spec.usages` names; CA usages
+/// (`cert sign`, `crl sign`) and names rcgen cannot express are refused.
+fn usages_to_x509(usages: &[String]) -> Result<(Vec<KeyUsagePurpose>, Vec<ExtendedKeyUsagePurpose>)> {
+    let (mut key, mut extended) = (Vec::new(), Vec::new());
+    for usage in usages {
+        match usage.as_str() {
+            "signing" | "digital signature" => key.push(KeyUsagePurpose::DigitalSignature),
+            "content commitment" => key.push(KeyUsagePurpose::ContentCommitment),
+            "key encipherment" => key.push(KeyUsagePurpose::KeyEncipherment),
+            "key agreement" => key.push(KeyUsagePurpose::KeyAgreement),
+            "data encipherment" => key.push(KeyUsagePurpose::DataEncipherment),
+            "encipher only" => key.push(KeyUsagePurpose::EncipherOnly),
+            "decipher only" => key.push(KeyUsagePurpose::DecipherOnly),
+            "any" => extended.push(ExtendedKeyUsagePurpose::Any),
+            "server auth" => extended.push(ExtendedKeyUsagePurpose::ServerAuth),
+            "client auth" => extended.push(ExtendedKeyUsagePurpose::ClientAuth),
+            "code signing" => extended.push(ExtendedKeyUsagePurpose::CodeSigning),
+            "email protection" | "s/mime" => extended.push(ExtendedKeyUsagePurpose::EmailProtection),
+            "timestamping" => extended.push(ExtendedKeyUsagePurpose::TimeStamping),
+            "ocsp signing" => extended.push(ExtendedKeyUsagePurpose::OcspSigning),
+            other => return Err(AuthError::invalid("certificate usages", format!("{other:?} cannot be issued"))),
+        }
+    }
+    key.dedup();
+    extended.dedup();
+    Ok((key, extended))
+}
+
+impl CertificateAuthority {
+    /// Issues a certificate for a PEM certificate request: the request's subject (copied
+    /// byte for byte, so several organizations survive), public key and SANs, with exactly
+    /// the Kubernetes `usages` asked for (never a CA), valid from five minutes ago for
+    /// `validity` but never beyond the CA's own expiry. Returns the certificate PEM.
+    pub fn sign_request(&self, request_pem: &str, usages: &[String], validity: std::time::Duration) -> Result<String> {
+        use x509_parser::prelude::FromDer as _;
+        let der = first_request_der(request_pem)?;
+        let (_, parsed) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+            .map_err(|e| AuthError::invalid("certificate request", e))?;
+        let subject = parsed.certification_request_info.subject.as_raw().to_vec();
+        let mut csr = rcgen::CertificateSigningRequestParams::from_der(&der.clone().into())
+            .map_err(|e| AuthError::invalid("certificate request", e))?;
+        let (key_usages, extended) = usages_to_x509(usages)?;
+        let params = &mut csr.params;
+        params.key_usages = key_usages;
+        params.extended_key_usages = extended;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial()?);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| AuthError::invalid("system clock", e))?;
+        let ca_not_after = {
+            let ca_der = first_certificate_der(&self.cert_pem)?;
+            let (_, ca) =
+                x509_parser::parse_x509_certificate(&ca_der).map_err(|e| AuthError::invalid("CA certificate", e))?;
+            u64::try_from(ca.validity().not_after.timestamp()).unwrap_or(0)
+        };
+        let end = now.saturating_add(validity).as_secs().min(ca_not_after);
+        let start = now.saturating_sub(SIGNING_BACKDATE).as_secs();
+        if end <= now.as_secs() {
+            return Err(AuthError::invalid("CA certificate", "expired"));
+        }
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        params.not_before = epoch + std::time::Duration::from_secs(start);
+        params.not_after = epoch + std::time::Duration::from_secs(end);
+        let cert = csr.signed_by(&self.issuer)?;
+        let der = der::replace_subject(cert.der(), &subject, self.issuer.key())?;
+        Ok(pem_encode("CERTIFICATE", &der))
+    }
+}
+
 /// `sha256:<hex>` of the SubjectPublicKeyInfo of the first certificate in `ca_pem`: the value
 /// kubeadm's `--discovery-token-ca-cert-hash` pins. It survives CA re-issuance with the same key.
 pub fn ca_cert_hash(ca_pem: &str) -> Result<String> {
@@ -355,9 +522,11 @@ pub fn write_pki(dir: &Path, options: &PkiOptions) -> Result<PkiPaths> {
         }
         // A kept key gets a new certificate; a certificate without its key is useless, so
         // that case (like a half CA) is reported rather than papered over.
+        // The file holds the leaf and then the CA: the server sends the whole chain, so a
+        // joining node that pins the CA's key hash finds the CA in the handshake.
         if paths.apiserver_key.exists() {
             let cert = ca.issue_serving_for_key_pem(&read(&paths.apiserver_key)?, "kube-apiserver", &dns, &ips)?;
-            write_new(&paths.apiserver_cert, cert.as_bytes(), 0o644)?;
+            write_new(&paths.apiserver_cert, format!("{cert}{}", ca.cert_pem()).as_bytes(), 0o644)?;
         } else if paths.apiserver_cert.exists() {
             return Err(AuthError::invalid(
                 "PKI directory",
@@ -366,7 +535,7 @@ pub fn write_pki(dir: &Path, options: &PkiOptions) -> Result<PkiPaths> {
         } else {
             let pair = ca.issue_serving("kube-apiserver", &dns, &ips)?;
             write_new(&paths.apiserver_key, pair.key_pem.as_bytes(), 0o600)?;
-            write_new(&paths.apiserver_cert, pair.cert_pem.as_bytes(), 0o644)?;
+            write_new(&paths.apiserver_cert, format!("{}{}", pair.cert_pem, ca.cert_pem()).as_bytes(), 0o644)?;
         }
         tracing::info!(dir = %dir.display(), dns = ?dns, ips = ?ips, "issued API server certificate");
     }
@@ -477,3 +646,65 @@ fn set_validity(params: &mut CertificateParams, days: i64) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    fn parse_cert(pem: &str) -> Vec<u8> {
+        first_certificate_der(pem).unwrap()
+    }
+
+    #[test]
+    fn a_generated_request_parses_back_and_a_tampered_one_does_not() {
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let (key, pem) = generate_request("system:node:n1", Some("system:nodes"), &["n1".into()], &[ip]).unwrap();
+        assert!(key.contains("PRIVATE KEY"));
+        let req = parse_certificate_request(&pem).unwrap();
+        assert_eq!(req.common_name, "system:node:n1");
+        assert_eq!(req.organizations, vec!["system:nodes".to_string()]);
+        assert_eq!((req.dns_names, req.ip_addresses), (vec!["n1".to_string()], vec![ip]));
+        assert!(req.ecdsa_key && req.emails.is_empty() && req.uris.is_empty());
+
+        // Flip one byte of the signed content: the self-signature no longer verifies.
+        let mut der = first_request_der(&pem).unwrap();
+        let at = der.len() / 3;
+        der[at] ^= 0x01;
+        assert!(parse_certificate_request(&pem_encode("CERTIFICATE REQUEST", &der)).is_err());
+        assert!(parse_certificate_request("not pem at all").is_err());
+        assert!(parse_certificate_request(&pem_encode("CERTIFICATE REQUEST", b"\x30\x03\x02\x01")).is_err());
+    }
+
+    #[test]
+    fn sign_request_copies_the_subject_and_applies_exactly_the_usages() {
+        let ca = CertificateAuthority::generate("test-ca").unwrap();
+        let (_, pem) = generate_request("system:node:n1", Some("system:nodes"), &[], &[]).unwrap();
+        let usages = vec!["digital signature".to_string(), "client auth".to_string()];
+        let hour = std::time::Duration::from_secs(3600);
+        let cert_pem = ca.sign_request(&pem, &usages, hour).unwrap();
+        let der = parse_cert(&cert_pem);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let cn: Vec<_> = cert.subject().iter_common_name().map(|a| a.as_str().unwrap().to_string()).collect();
+        let orgs: Vec<_> = cert.subject().iter_organization().map(|a| a.as_str().unwrap().to_string()).collect();
+        assert_eq!((cn, orgs), (vec!["system:node:n1".to_string()], vec!["system:nodes".to_string()]));
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        assert!(!cert.is_ca());
+        let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+        assert_eq!(lifetime, 3600 + 300, "an hour plus the five minutes of backdating");
+        let ca_der = parse_cert(ca.cert_pem());
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        cert.verify_signature(Some(ca_cert.public_key())).unwrap();
+
+        // Never longer than the CA lives.
+        let forever = std::time::Duration::from_secs(100 * 365 * 86400);
+        let long_der = parse_cert(&ca.sign_request(&pem, &usages, forever).unwrap());
+        let (_, long) = x509_parser::parse_x509_certificate(&long_der).unwrap();
+        assert!(long.validity().not_after.timestamp() <= ca_cert.validity().not_after.timestamp());
+
+        for bad in ["cert sign", "crl sign", "netscape sgc"] {
+            assert!(ca.sign_request(&pem, &[bad.to_string()], hour).is_err(), "{bad}");
+        }
+        assert!(ca.sign_request("garbage", &usages, hour).is_err());
+    }
+}
