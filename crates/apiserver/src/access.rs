@@ -193,6 +193,38 @@ impl Access {
     }
 }
 
+/// The annotation that marks a mirror pod (a static pod's copy in the API).
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// Kubernetes' NodeRestriction admission, for what the Node authorizer cannot see (request
+/// bodies): a kubelet may create only mirror pods, bound to its own node.
+pub fn admit_node_create(user: Option<&UserInfo>, res: &ResourceInfo, obj: &serde_json::Value) -> Result<(), ApiError> {
+    let Some(node) = user.and_then(|u| u.node_name()) else { return Ok(()) };
+    if res.group.is_empty() && res.kind == "Pod" {
+        let forbidden = |message: String| Err(ApiError::Forbidden { message, target: None });
+        if obj.pointer(&format!("/metadata/annotations/{}", MIRROR_POD_ANNOTATION.replace('/', "~1"))).is_none() {
+            return forbidden(format!(
+                "pod does not have \"{MIRROR_POD_ANNOTATION}\" annotation, node \"{node}\" can only create mirror pods"
+            ));
+        }
+        if obj.pointer("/spec/nodeName").and_then(|n| n.as_str()) != Some(node) {
+            return forbidden(format!("node \"{node}\" can only create pods with spec.nodeName set to itself"));
+        }
+    }
+    Ok(())
+}
+
+/// NodeRestriction for TokenRequest: a kubelet may get tokens bound only to pods on its node.
+pub fn admit_node_token(user: Option<&UserInfo>, pod_node: Option<&str>) -> Result<(), ApiError> {
+    match user.and_then(|u| u.node_name()) {
+        Some(node) if pod_node != Some(node) => Err(ApiError::Forbidden {
+            message: format!("node \"{node}\" can only request tokens bound to pods scheduled on itself"),
+            target: None,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Health and version paths, open to anyone with or without credentials.
 fn is_public(info: &RequestInfo) -> bool {
     !info.resource_request

@@ -90,10 +90,16 @@ fn err(e: ApiError) -> Status {
 impl Service {
     /// Authenticates the caller (client certificate, bearer token) and authorizes `verb` on
     /// the resource `r` names (`sub` overriding its subresource), before anything else runs.
-    fn allow<T>(&self, req: &Request<T>, verb: &str, r: Option<&pb::ResourceRef>, sub: Option<&str>) -> Result<()> {
+    fn allow<T>(
+        &self,
+        req: &Request<T>,
+        verb: &str,
+        r: Option<&pb::ResourceRef>,
+        sub: Option<&str>,
+    ) -> Result<Option<rkube_auth::UserInfo>> {
         let access = &self.0.access;
         if access.is_open() {
-            return Ok(());
+            return Ok(None);
         }
         let connection = req.extensions().get::<Arc<rkube_daemon::serve::Connection>>();
         let certificate = connection.and_then(|c| c.client_certificate.as_ref()).map(|c| c.as_ref());
@@ -108,7 +114,8 @@ impl Service {
             &r.name,
             sub.unwrap_or(&r.subresource),
         );
-        access.authorize(&user, &info).map_err(err)
+        access.authorize(&user, &info).map_err(err)?;
+        Ok(Some(user))
     }
 }
 
@@ -136,7 +143,7 @@ impl ResourceService for Service {
     }
 
     async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::ObjectResponse>> {
-        self.allow(&req, "create", req.get_ref().r#ref.as_ref(), None)?;
+        let user = self.allow(&req, "create", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let obj = decode_object(req.object.as_ref()).map_err(err)?;
@@ -151,7 +158,9 @@ impl ResourceService for Service {
             }
             "token" if res.kind == "ServiceAccount" && res.group.is_empty() => {
                 let namespace = ns.as_deref().unwrap_or("default");
-                let answer = crate::tokenrequest::create_token(&self.0, namespace, &r.name, obj).await.map_err(err)?;
+                let answer = crate::tokenrequest::create_token(&self.0, user.as_ref(), namespace, &r.name, obj)
+                    .await
+                    .map_err(err)?;
                 return Ok(Response::new(object_response(&answer, vec![])));
             }
             other => {
@@ -161,6 +170,7 @@ impl ResourceService for Service {
                 }));
             }
         }
+        crate::access::admit_node_create(user.as_ref(), res, &obj).map_err(err)?;
         let o = self.0.registry.create(res, ns.as_deref(), obj, &opts).await.map_err(err)?;
         Ok(Response::new(outcome(o)))
     }

@@ -399,6 +399,7 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                     }
                     let body = read_body(server, body).await?;
                     let obj = codec::decode(&body, format)?;
+                    crate::access::admit_node_create(parts.extensions.get::<RequestUser>().map(|u| &u.0), res, &obj)?;
                     outcome_response(out, res, registry.create(res, ns, obj, &write_options(&query, headers, default_validation, false)?).await?)
                 }
                 Method::DELETE => {
@@ -428,7 +429,8 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                 (Method::POST, Some("token")) if res.kind == "ServiceAccount" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let request = codec::decode(&body, format)?;
-                    let answer = crate::tokenrequest::create_token(server, ns.unwrap_or("default"), &name, request).await?;
+                    let user = parts.extensions.get::<RequestUser>().map(|u| &u.0);
+                    let answer = crate::tokenrequest::create_token(server, user, ns.unwrap_or("default"), &name, request).await?;
                     Ok(value_response(201, &answer))
                 }
                 (Method::PUT, Some("finalize")) if res.kind == "Namespace" && res.group.is_empty() => {

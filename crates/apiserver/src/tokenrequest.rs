@@ -97,7 +97,13 @@ fn token_request_kind() -> ResourceInfo {
 /// `POST /api/v1/namespaces/{namespace}/serviceaccounts/{name}/token`: a signed token for the
 /// ServiceAccount, bound to a pod when the request names one; answers the TokenRequest with
 /// `status.token` and `status.expirationTimestamp` (201).
-pub async fn create_token(server: &Server, namespace: &str, name: &str, body: Value) -> Result<Value, ApiError> {
+pub async fn create_token(
+    server: &Server,
+    requester: Option<&rkube_auth::UserInfo>,
+    namespace: &str,
+    name: &str,
+    body: Value,
+) -> Result<Value, ApiError> {
     let Some(issuer) = server.tokens.as_ref() else {
         // Kubernetes serves the subresource only when it can sign.
         return Err(ApiError::NotFound { resource: String::new(), name: "serviceaccounts/token".into() });
@@ -141,6 +147,7 @@ pub async fn create_token(server: &Server, namespace: &str, name: &str, body: Va
     let mut node_claim = None;
     if let Some(r) = &mut spec.bound_object_ref {
         let (pod_name, uid, node) = bound_pod(registry, namespace, name, r).await?;
+        crate::access::admit_node_token(requester, node.as_deref())?;
         node_claim = node.and_then(|n| node_uid(registry, &n));
         r.uid = Some(uid.clone());
         r.api_version.get_or_insert_with(|| "v1".into());
