@@ -146,9 +146,12 @@ impl ResourceService for Service {
         let user = self.allow(&req, "create", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
-        let obj = decode_object(req.object.as_ref()).map_err(err)?;
+        let mut obj = decode_object(req.object.as_ref()).map_err(err)?;
         let opts = write_options(req.options.as_ref()).map_err(err)?;
         let r = req.r#ref.unwrap_or_default();
+        if crate::csr::is_csr(res) && r.subresource.is_empty() {
+            crate::csr::prepare_create(&mut obj, user.as_ref()).map_err(err)?;
+        }
         match r.subresource.as_str() {
             "" => {}
             "binding" if res.kind == "Pod" && res.group.is_empty() => {
@@ -176,10 +179,20 @@ impl ResourceService for Service {
     }
 
     async fn update(&self, req: Request<pb::UpdateRequest>) -> Result<Response<pb::ObjectResponse>> {
-        self.allow(&req, "update", req.get_ref().r#ref.as_ref(), None)?;
+        let user = self.allow(&req, "update", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         let r = req.r#ref.clone().unwrap_or_default();
+        if crate::csr::is_csr(res) && matches!(r.subresource.as_str(), "approval" | "status") {
+            let obj = decode_object(req.object.as_ref()).map_err(err)?;
+            let opts = write_options(req.options.as_ref()).map_err(err)?;
+            let o = if r.subresource == "approval" {
+                crate::csr::update_approval(&self.0, res, &r.name, obj, user.as_ref(), &opts).await
+            } else {
+                crate::csr::update_status(&self.0, res, &r.name, obj, user.as_ref(), &opts).await
+            };
+            return Ok(Response::new(outcome(o.map_err(err)?)));
+        }
         let p = part(res, &r.subresource).map_err(err)?;
         let obj = decode_object(req.object.as_ref()).map_err(err)?;
         let opts = write_options(req.options.as_ref()).map_err(err)?;
@@ -188,7 +201,7 @@ impl ResourceService for Service {
     }
 
     async fn update_status(&self, req: Request<pb::UpdateRequest>) -> Result<Response<pb::ObjectResponse>> {
-        self.allow(&req, "update", req.get_ref().r#ref.as_ref(), Some("status"))?;
+        let user = self.allow(&req, "update", req.get_ref().r#ref.as_ref(), Some("status"))?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;
         if !res.has_status {
@@ -197,6 +210,10 @@ impl ResourceService for Service {
         let r = req.r#ref.clone().unwrap_or_default();
         let obj = decode_object(req.object.as_ref()).map_err(err)?;
         let opts = write_options(req.options.as_ref()).map_err(err)?;
+        if crate::csr::is_csr(res) {
+            let o = crate::csr::update_status(&self.0, res, &r.name, obj, user.as_ref(), &opts).await.map_err(err)?;
+            return Ok(Response::new(outcome(o)));
+        }
         let o = self.0.registry.update(res, ns.as_deref(), &r.name, obj, Part::Status, &opts).await.map_err(err)?;
         Ok(Response::new(outcome(o)))
     }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod codec;
 pub mod config;
+pub mod csr;
 pub mod discovery;
 pub mod kubeletclient;
 pub mod encryption;

@@ -398,8 +398,11 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                         return Err(method_not_allowed(&method, &path));
                     }
                     let body = read_body(server, body).await?;
-                    let obj = codec::decode(&body, format)?;
+                    let mut obj = codec::decode(&body, format)?;
                     crate::access::admit_node_create(parts.extensions.get::<RequestUser>().map(|u| &u.0), res, &obj)?;
+                    if crate::csr::is_csr(res) {
+                        crate::csr::prepare_create(&mut obj, parts.extensions.get::<RequestUser>().map(|u| &u.0))?;
+                    }
                     outcome_response(out, res, registry.create(res, ns, obj, &write_options(&query, headers, default_validation, false)?).await?)
                 }
                 Method::DELETE => {
@@ -437,6 +440,22 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                     let body = read_body(server, body).await?;
                     let obj = codec::decode(&body, format)?;
                     outcome_response(out, res, crate::namespace::finalize(registry, &name, obj).await?)
+                }
+                (Method::PUT, Some(sub @ ("approval" | "status"))) if crate::csr::is_csr(res) => {
+                    let body = read_body(server, body).await?;
+                    let obj = codec::decode(&body, format)?;
+                    let user = parts.extensions.get::<RequestUser>().map(|u| &u.0);
+                    let opts = write_options(&query, headers, default_validation, false)?;
+                    let outcome = if sub == "approval" {
+                        crate::csr::update_approval(server, res, &name, obj, user, &opts).await?
+                    } else {
+                        crate::csr::update_status(server, res, &name, obj, user, &opts).await?
+                    };
+                    outcome_response(out, res, outcome)
+                }
+                (Method::GET, Some("approval")) if crate::csr::is_csr(res) => {
+                    let obj = registry.get_part(res, ns, &name, Part::Main).await?;
+                    Ok(rendered_response(200, negotiate::object(out, res, &obj)?, &[]))
                 }
                 (Method::GET, s) => {
                     let part = part_of(res, s, &path)?;
