@@ -331,6 +331,11 @@ impl Registry {
             Some(0) => {}
             Some(rv) => self.wait_for(res, rv).await?,
         }
+        // A value no configured key can read fails the list, as in Kubernetes, rather than
+        // vanishing from it (the watch cache keeps such keys aside).
+        if let Some((key, reason)) = self.cache.unreadable(&prefix).into_iter().next() {
+            return Err(ApiError::Internal(format!("unable to transform key {key:?}: {reason}")));
+        }
         let page = self.cache.list(&prefix, None, limit, &|o| filter.matches(o));
         let token = if page.more { page.last_key.as_deref().map(|k| encode_continue(page.revision, k)) } else { None };
         let items: Vec<Bytes> = page.items.iter().map(|o| served_bytes(res, &o.bytes)).collect();
