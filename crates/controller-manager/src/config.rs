@@ -81,6 +81,17 @@ pub struct Config {
     /// `kube-root-ca.crt` (key `ca.crt`); without it that controller does not run.
     #[arg(long)]
     pub root_ca_file: Option<std::path::PathBuf>,
+    /// PEM CA certificate the csrsigning controller issues certificates with; without it (and
+    /// `--cluster-signing-key-file`) that controller does not run.
+    #[arg(long)]
+    pub cluster_signing_cert_file: Option<std::path::PathBuf>,
+    /// PEM (PKCS#8) private key of `--cluster-signing-cert-file`.
+    #[arg(long)]
+    pub cluster_signing_key_file: Option<std::path::PathBuf>,
+    /// Longest lifetime of a certificate the csrsigning controller issues (a request's
+    /// `expirationSeconds` may ask for less).
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub cluster_signing_duration: Duration,
 }
 
 impl Config {

@@ -5,6 +5,7 @@
 use crate::informers::SharedInformers;
 use crate::{Context, Registration};
 
+pub mod certificates;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -25,6 +26,7 @@ pub mod statefulset;
 pub fn configured(ctx: &Context, name: &str) -> bool {
     match name {
         "root-ca-cert-publisher" => rootcacertpublisher::configured(ctx),
+        "csrsigning" => certificates::signer::configured(ctx),
         _ => true,
     }
 }
@@ -37,6 +39,8 @@ pub type Register = fn(&Context, &SharedInformers) -> Registration;
 /// together once the shared informers have synced, so the order carries no meaning.
 pub const ALL: &[(&str, &str, Register)] = &[
     ("cronjob", "cronjob-controller", cronjob::register),
+    ("csrapproving", "certificate-controller", certificates::approver::register),
+    ("csrsigning", "certificate-controller", certificates::signer::register),
     ("daemonset", "daemonset-controller", daemonset::register),
     ("deployment", "deployment-controller", deployment::register),
     ("endpoint", "endpoint-controller", endpoints::register),
