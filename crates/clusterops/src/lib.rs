@@ -2,7 +2,12 @@
 //! PKI (CA, API server and ServiceAccount keys) and gives every daemon its own identity: a
 //! client certificate in a kubeconfig (admin, scheduler, controller-manager, proxy, ingress,
 //! one per node), kubelet serving certificates, and the API server's kubelet client
-//! certificate. Running it again keeps everything that exists.
+//! certificate. Running it again keeps everything that exists. [`join`] is the other side:
+//! a new machine joining with a bootstrap token and a pinned CA hash (see [`mod@join`]).
+
+pub mod join;
+
+pub use join::{CaHash, JoinOptions, Joined, bootstrap_token_secret, join, join_command};
 
 use rkube_auth::pki::{self, CertificateAuthority, Credential, PkiOptions, PkiPaths};
 use std::net::IpAddr;
