@@ -226,7 +226,7 @@ fn explain_api_resources_and_versions() {
     assert!(recursive.lines().any(|l| l.trim_start().starts_with("replicas") && l.contains("<integer>")), "{recursive}");
 
     let resources = env.clean(&["api-resources"]);
-    for line in ["deployments                deploy       apps/v1", "pods                       po           v1"] {
+    for line in ["deployments                  deploy       apps/v1", "pods                         po           v1"] {
         assert!(resources.contains(line), "api-resources lacks {line:?}:\n{resources}");
     }
     let versions = env.clean(&["api-versions"]);
