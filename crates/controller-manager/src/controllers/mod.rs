@@ -6,6 +6,7 @@ use crate::informers::SharedInformers;
 use crate::{Context, Registration};
 
 pub mod certificates;
+pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -38,6 +39,7 @@ pub type Register = fn(&Context, &SharedInformers) -> Registration;
 /// kube-controller-manager's controllers report themselves), and its registration. All start
 /// together once the shared informers have synced, so the order carries no meaning.
 pub const ALL: &[(&str, &str, Register)] = &[
+    ("clusterrole-aggregation", "clusterrole-aggregation-controller", clusterroleaggregation::register),
     ("cronjob", "cronjob-controller", cronjob::register),
     ("csrapproving", "certificate-controller", certificates::approver::register),
     ("csrsigning", "certificate-controller", certificates::signer::register),
