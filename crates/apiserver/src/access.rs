@@ -61,7 +61,7 @@ impl Access {
         let flag =
             |flag: &'static str| move |e: &dyn std::fmt::Display| AccessError::Flag { flag, message: e.to_string() };
         let mut authenticator = Authenticator::new();
-        let mut configured = config.client_ca_file.is_some();
+        let mut configured = config.tls.client_ca_file.is_some();
         if let Some(path) = &config.token_auth_file {
             let tokens = TokenFile::load(path).map_err(|e| flag("--token-auth-file")(&e))?;
             authenticator = authenticator.with_token_file(tokens);

@@ -47,15 +47,9 @@ pub struct Config {
     /// Port serving REST and gRPC: HTTPS with `--tls-cert-file`, else plain HTTP.
     #[arg(long, default_value_t = 6443)]
     pub secure_port: u16,
-    /// PEM certificate (chain) the server presents; with `--tls-private-key-file` it serves HTTPS.
-    #[arg(long)]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of `--tls-cert-file`.
-    #[arg(long)]
-    pub tls_private_key_file: Option<PathBuf>,
-    /// PEM CA bundle: client certificates it signed authenticate their CN as user and O as groups.
-    #[arg(long)]
-    pub client_ca_file: Option<PathBuf>,
+    /// Serving TLS: `--tls-cert-file`, `--tls-private-key-file`, `--client-ca-file`.
+    #[command(flatten)]
+    pub tls: rkube_daemon::serve::TlsFlags,
     /// Authorizers asked in order, the first Allow or Deny deciding: AlwaysAllow, AlwaysDeny,
     /// Node (kubelets confined to their node), RBAC (members of system:masters always pass).
     #[arg(long, value_delimiter = ',', default_value = "AlwaysAllow")]
@@ -154,7 +148,7 @@ mod tests {
         assert_eq!(cfg.authorization_mode, vec!["Node".to_string(), "RBAC".to_string()]);
         assert!(cfg.enable_bootstrap_token_auth, "a boolean key in the file");
         assert_eq!(cfg.service_account_key_file, vec![PathBuf::from("/var/lib/rkube/pki/sa.pub")]);
-        assert_eq!(cfg.tls_cert_file.as_deref(), Some(std::path::Path::new("/var/lib/rkube/pki/apiserver.crt")));
+        assert_eq!(cfg.tls.tls_cert_file.as_deref(), Some(std::path::Path::new("/var/lib/rkube/pki/apiserver.crt")));
         assert_eq!(cfg.encryption_provider_config, None, "the example leaves encryption commented out");
     }
 

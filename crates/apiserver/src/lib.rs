@@ -264,11 +264,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     namespace::spawn(registry.clone(), ns_rx, token.clone());
 
     let addr = format!("{}:{}", config.bind_address, config.secure_port);
-    let tls = rkube_daemon::serve::acceptor(
-        config.tls_cert_file.as_deref(),
-        config.tls_private_key_file.as_deref(),
-        config.client_ca_file.as_deref(),
-    )?;
+    let tls = config.tls.acceptor()?;
     let access = access::Access::new(&config, &registry.cache, &token)?;
     let kubelet = kubeletclient::KubeletClient::new(
         config.kubelet_client_certificate.as_deref(),

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod controllers;
 pub mod expectations;
+pub mod http;
 pub mod informers;
 pub mod manager;
 pub mod objects;

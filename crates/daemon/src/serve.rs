@@ -15,7 +15,7 @@ use rustls::server::WebPkiClientVerifier;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -102,17 +102,32 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
     Ok(config)
 }
 
-/// The TLS acceptor of a daemon's `--tls-cert-file`/`--tls-private-key-file` (and
-/// `--client-ca-file`), or None to serve plain HTTP when neither is given.
-pub fn acceptor(
-    cert: Option<&Path>,
-    key: Option<&Path>,
-    client_ca: Option<&Path>,
-) -> Result<Option<TlsAcceptor>, TlsError> {
-    match (cert, key) {
-        (Some(cert), Some(key)) => Ok(Some(TlsAcceptor::from(Arc::new(server_config(cert, key, client_ca)?)))),
-        (None, None) => Ok(None),
-        _ => Err(TlsError::Config("--tls-cert-file and --tls-private-key-file go together".into())),
+/// The serving TLS flags of the daemons that face clients, with Kubernetes' names.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsFlags {
+    /// PEM certificate (chain) to serve; with `--tls-private-key-file` the port speaks HTTPS.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// PEM CA bundle client certificates are verified against (CN is the user, O the groups).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    /// The TLS acceptor these flags describe, or None to serve plain HTTP when neither the
+    /// certificate nor the key is given.
+    pub fn acceptor(&self) -> Result<Option<TlsAcceptor>, TlsError> {
+        match (&self.tls_cert_file, &self.tls_private_key_file) {
+            (Some(cert), Some(key)) => {
+                let config = server_config(cert, key, self.client_ca_file.as_deref())?;
+                Ok(Some(TlsAcceptor::from(Arc::new(config))))
+            }
+            (None, None) => Ok(None),
+            _ => Err(TlsError::Config("--tls-cert-file and --tls-private-key-file go together".into())),
+        }
     }
 }
 

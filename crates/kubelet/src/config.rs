@@ -38,16 +38,9 @@ pub struct Config {
     /// Port of the kubelet's API: HTTPS with `--tls-cert-file`, else plain HTTP; 0 picks a free port.
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
-    /// PEM certificate the kubelet API presents.
-    #[arg(long)]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of `--tls-cert-file`.
-    #[arg(long)]
-    pub tls_private_key_file: Option<PathBuf>,
-    /// PEM CA bundle: with it, only clients with a certificate it signed (the API server) may
-    /// use the kubelet API.
-    #[arg(long)]
-    pub client_ca_file: Option<PathBuf>,
+    /// Serving TLS: `--tls-cert-file`, `--tls-private-key-file`, `--client-ca-file`.
+    #[command(flatten)]
+    pub tls: rkube_daemon::serve::TlsFlags,
     /// Port of /healthz, /readyz and /metrics; 0 disables.
     #[arg(long, alias = "secure-port", default_value_t = 10248)]
     pub healthz_port: u16,
@@ -116,7 +109,7 @@ mod tests {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/kubelet.yaml");
         let c: Config = rkube_daemon::load_config_from(vec!["x".into(), "--config".into(), file.into()]).unwrap();
         assert_eq!(c.api.kubeconfig.as_deref(), Some(std::path::Path::new("/var/lib/rkube/kubelet-node-1.kubeconfig")));
-        assert_eq!(c.client_ca_file.as_deref(), Some(std::path::Path::new("/var/lib/rkube/pki/ca.crt")));
+        assert_eq!(c.tls.client_ca_file.as_deref(), Some(std::path::Path::new("/var/lib/rkube/pki/ca.crt")));
         assert_eq!(c.node_name(), "node-1");
     }
 }

@@ -55,12 +55,8 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     let kubelet_port = listener.local_addr()?.port();
     let stats = Arc::new(stats::StatsProvider::new(cri.clone(), node_name.clone()));
     let app = server::router(cri.clone(), token.clone()).merge(stats::router(stats));
-    let tls = rkube_daemon::serve::acceptor(
-        config.tls_cert_file.as_deref(),
-        config.tls_private_key_file.as_deref(),
-        config.client_ca_file.as_deref(),
-    )?;
-    let require_client_certificate = tls.is_some() && config.client_ca_file.is_some();
+    let tls = config.tls.acceptor()?;
+    let require_client_certificate = tls.is_some() && config.tls.client_ca_file.is_some();
     tokio::spawn(server::serve_app(listener, app, tls, require_client_certificate, token.clone()));
 
     let readiness = rkube_daemon::Readiness::default();

@@ -37,24 +37,7 @@ pub(crate) struct Rest {
 impl Rest {
     /// A client for the kubeconfig's server with its CA, client certificate and token.
     pub(crate) fn new(credentials: &rkube_client::Kubeconfig) -> Result<Rest, String> {
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(15));
-        if let Some(ca) = &credentials.certificate_authority {
-            let ca = reqwest::Certificate::from_pem(ca).map_err(|e| format!("certificate-authority: {e}"))?;
-            builder = builder.tls_built_in_root_certs(false).add_root_certificate(ca);
-        }
-        if let (Some(cert), Some(key)) = (&credentials.client_certificate, &credentials.client_key) {
-            let pem = [cert.as_slice(), b"\n", key.as_slice()].concat();
-            builder =
-                builder.identity(reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?);
-        }
-        if let Some(token) = &credentials.token {
-            let mut headers = reqwest::header::HeaderMap::new();
-            let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| "the bearer token is not a valid header value".to_string())?;
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-            builder = builder.default_headers(headers);
-        }
-        let http = builder.build().map_err(|e| e.to_string())?;
+        let http = crate::http::client(credentials, Duration::from_secs(15))?;
         Ok(Rest { base: credentials.server.trim_end_matches('/').to_string(), http })
     }
 
