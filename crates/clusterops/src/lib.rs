@@ -4,10 +4,13 @@
 //! one per node), kubelet serving certificates, and the API server's kubelet client
 //! certificate. Running it again keeps everything that exists. [`join`] is the other side:
 //! a new machine joining with a bootstrap token and a pinned CA hash (see [`mod@join`]).
+//! [`write_machine_files`] gives a machine its daemons' config files and systemd units.
 
 pub mod join;
+pub mod machine;
 
 pub use join::{CaHash, JoinOptions, Joined, bootstrap_token_secret, join, join_command};
+pub use machine::{MachineOptions, write_machine_files};
 
 use rkube_auth::pki::{self, CertificateAuthority, Credential, PkiOptions, PkiPaths};
 use std::net::IpAddr;

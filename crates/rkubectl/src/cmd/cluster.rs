@@ -84,6 +84,21 @@ pub struct InitArgs {
     /// A node to write credentials for: `name` or `name=ip[,ip...]` (repeatable).
     #[arg(long = "node")]
     pub nodes: Vec<String>,
+    /// Also write this machine's daemon config files here (e.g. `/etc/rkube`; kept if present).
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
+    /// Also write the systemd units here (e.g. `/etc/systemd/system`; kept if present).
+    #[arg(long)]
+    pub units_dir: Option<PathBuf>,
+    /// etcd client URLs for the API server's config file.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub etcd_servers: Vec<String>,
+    /// The address this machine's API server announces.
+    #[arg(long)]
+    pub advertise_address: Option<String>,
+    /// The node this machine's kubelet and proxy run as (one of `--node`), for their configs.
+    #[arg(long)]
+    pub this_node: Option<String>,
 }
 
 /// Runs a cluster command.
@@ -155,7 +170,7 @@ fn init(ctx: &mut Ctx, args: InitArgs) -> Result<()> {
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Usage(e.to_string()))?;
     let options = rkube_clusterops::InitOptions {
-        dir: args.dir,
+        dir: args.dir.clone(),
         server,
         apiserver_dns_names: names,
         apiserver_ips: ips,
@@ -165,5 +180,19 @@ fn init(ctx: &mut Ctx, args: InitArgs) -> Result<()> {
     let files = rkube_clusterops::init(&options).map_err(|e| Error::Usage(e.to_string()))?;
     ctx.println(&format!("cluster files are in {}", files.dir.display()));
     ctx.println(&format!("admin kubeconfig: {}", files.kubeconfig("admin").display()));
+    if let Some(config_dir) = args.config_dir {
+        let machine = rkube_clusterops::MachineOptions {
+            config_dir,
+            units_dir: args.units_dir,
+            etcd_servers: args.etcd_servers,
+            advertise_address: args.advertise_address,
+            node: args.this_node,
+        };
+        for path in rkube_clusterops::write_machine_files(&files, &machine).map_err(|e| Error::Usage(e.to_string()))? {
+            ctx.println(&format!("wrote {}", path.display()));
+        }
+    } else if args.units_dir.is_some() || args.this_node.is_some() {
+        return Err(Error::Usage("--units-dir and --this-node go with --config-dir".into()));
+    }
     Ok(())
 }
