@@ -7,7 +7,8 @@
 #     containerd/        node 0's containerd (config, socket, images, state; see lib/node.sh)
 #     kubelet/           node 0's kubelet --root-dir
 #     pod-logs/          node 0's container logs (kubelet --pod-logs-dir)
-#     nodes/I/           the same three for extra node I (scripts/up --nodes N)
+#     nodes/I/           the same three for extra node I (scripts/up --nodes N), and netns,
+#                        naming its network namespace and veth (see lib/node.sh)
 #     run/NAME.pid       pid of each daemon that scripts/up started
 #     log/NAME.log       its stdout and stderr
 #     pki/               the cluster CA, API server, ServiceAccount, kubelet and client
@@ -44,6 +45,7 @@ daemon_program() {
   case $1 in
     containerd-*) echo containerd ;;
     kubelet-*) echo rkube-kubelet ;;
+    rkube-proxy-*) echo rkube-proxy ;;
     registry) echo docker-registry ;;
     *) echo "$1" ;;
   esac

@@ -9,7 +9,15 @@
 #                kubelet/ (--root-dir) and pod-logs/ (--pod-logs-dir)
 #   name         $RKUBE_NODE_NAME (default: the host name) for node 0, $RKUBE_NODE_NAME-I otherwise
 #   network      bridge rkube<I>, pods on 10.244.<I>.0/24 (no masquerading: pods on different
-#                nodes reach each other by pod IP through the host)
+#                nodes reach each other by pod IP through the host). Node 0 lives in the host's
+#                network namespace; node I>0 is a "machine" of its own: network namespace
+#                rkube-<API port>-n<I> (its containerd, kubelet and rkube-proxy run in it), joined
+#                to the host by a veth pair (host side rkv<API port>-<I> 10.245.<I>.1/30, node side
+#                eth0 10.245.<I>.2/30, the node's address), default route via the host, and the
+#                host routing 10.244.<I>.0/24 via 10.245.<I>.2. Only the network is separate: the
+#                daemons enter the namespace with `nsenter --net`, not `ip netns exec`, which would
+#                also give each its own mount namespace and hide the kubelet's volume mounts from
+#                containerd. setup_node_netns records the names in <dir>/netns for scripts/down.
 #   ports        CRI stream server RKUBE_STREAM_PORT+I, kubelet API RKUBE_KUBELET_PORT+10*I,
 #                kubelet health RKUBE_KUBELET_HEALTHZ_PORT+10*I
 
@@ -25,6 +33,91 @@ node_socket() { echo "$(node_dir "$1")/containerd/containerd.sock"; }
 node_stream_port() { echo $((RKUBE_STREAM_PORT + $1)); }
 node_kubelet_port() { echo $((RKUBE_KUBELET_PORT + 10 * $1)); }
 node_healthz_port() { echo $((RKUBE_KUBELET_HEALTHZ_PORT + 10 * $1)); }
+# Node I>0's network namespace and the host side of its veth pair; named after the API port so
+# that two local clusters (scripts/e2e-cluster next to a user's) keep theirs apart.
+node_netns() { echo "rkube-$RKUBE_API_PORT-n$1"; }
+node_veth() { echo "rkv$RKUBE_API_PORT-$1"; }
+# The host's address on node I's veth (where node I reaches the API server and the registry),
+# and node I's own address (its kubelet's --node-ip).
+node_host_ip() { echo "10.245.$1.1"; }
+node_addr() { echo "10.245.$1.2"; }
+# node_record I: the namespace recorded for node I by setup_node_netns ("" if none: node 0, or
+# a node started by an older scripts/up, whose daemons ran in the host's namespace).
+node_record() { sed -n 's/^netns=//p' "$(node_dir "$1")/netns" 2>/dev/null || true; }
+
+# node_prefix I: the words that run a command in node I's network namespace (none for the
+# host's). nsenter execs the command, so a daemon started this way keeps the pid nohup got.
+node_prefix() {
+  local ns
+  ns=$(node_record "$1")
+  [[ -z $ns ]] || echo "nsenter --net=/run/netns/$ns"
+}
+
+# node_run I COMMAND...: runs COMMAND (a program, not a function) in node I's network namespace.
+node_run() {
+  local prefix
+  prefix=$(node_prefix "$1")
+  shift
+  # shellcheck disable=SC2086 # node_prefix's words
+  $prefix "$@"
+}
+
+# A FORWARD chain whose policy is DROP (Docker sets one) would drop the routed pod traffic:
+# node I's accept rules carry this comment so scripts/down finds them.
+forward_comment() { echo "rkube-$RKUBE_API_PORT-n$1"; }
+
+# setup_node_netns I: creates node I's namespace, veth pair, addresses and routes (idempotent),
+# and records them in <dir>/netns.
+setup_node_netns() {
+  local i=$1 ns veth host_ip addr dir
+  ns=$(node_netns "$i")
+  veth=$(node_veth "$i")
+  host_ip=$(node_host_ip "$i")
+  addr=$(node_addr "$i")
+  mkdir -p "$(node_dir "$i")"
+  printf 'netns=%s\nveth=%s\nforward=%s\n' "$ns" "$veth" "$(forward_comment "$i")" >"$(node_dir "$i")/netns"
+  [[ -e /run/netns/$ns ]] || ip netns add "$ns" || return 1
+  if [[ ! -e /sys/class/net/$veth ]]; then
+    ip link add "$veth" type veth peer name eth0 netns "$ns" || return 1
+  fi
+  ip addr replace "$host_ip/30" dev "$veth" &&
+    ip link set "$veth" up &&
+    ip -n "$ns" link set lo up &&
+    ip -n "$ns" addr replace "$addr/30" dev eth0 &&
+    ip -n "$ns" link set eth0 up &&
+    ip -n "$ns" route replace default via "$host_ip" dev eth0 &&
+    ip route replace "$(node_subnet "$i")" via "$addr" dev "$veth" || return 1
+  # The node routes between its pods' bridge and the host.
+  nsenter --net="/run/netns/$ns" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward' || return 1
+  if command -v iptables >/dev/null 2>&1 && iptables -S FORWARD 2>/dev/null | grep -q -- '^-P FORWARD DROP'; then
+    for dir in -i -o; do
+      iptables -C FORWARD "$dir" "$veth" -m comment --comment "$(forward_comment "$i")" -j ACCEPT 2>/dev/null ||
+        iptables -I FORWARD "$dir" "$veth" -m comment --comment "$(forward_comment "$i")" -j ACCEPT || return 1
+    done
+  fi
+}
+
+# teardown_node_netns I: deletes what setup_node_netns made for node I (after its daemons and
+# pods are gone): the forward rules, the namespace (taking node I's bridge and its end of the
+# veth pair with it), the veth, and with it the route to node I's pods.
+teardown_node_netns() {
+  local file ns veth comment rule
+  file=$(node_dir "$1")/netns
+  [[ -f $file ]] || return 0
+  ns=$(sed -n 's/^netns=//p' "$file")
+  veth=$(sed -n 's/^veth=//p' "$file")
+  comment=$(sed -n 's/^forward=//p' "$file")
+  if [[ -n $comment ]] && command -v iptables >/dev/null 2>&1; then
+    iptables -S FORWARD 2>/dev/null | grep -F -- "--comment $comment " | sed 's/^-A FORWARD //' |
+      while read -r rule; do
+        # shellcheck disable=SC2086 # the rule's words, as iptables -S printed them
+        iptables -D FORWARD $rule 2>/dev/null || true
+      done || true
+  fi
+  if [[ -n $ns && -e /run/netns/$ns ]]; then ip netns delete "$ns" 2>/dev/null || true; fi
+  if [[ -n $veth && -e /sys/class/net/$veth ]]; then ip link delete "$veth" 2>/dev/null || true; fi
+  rm -f "$file"
+}
 
 # write_node_config I TEMPLATE: node I's containerd config, rendered from TEMPLATE
 # (deploy/config/containerd.toml) by moving every path under the node's dir, and its CNI conflist.
@@ -38,15 +131,25 @@ write_node_config() {
     -e "s|/var/lib/containerd|$d/root|g" \
     -e "s|/etc/cni/net.d|$d/cni|g" \
     -e "s|/opt/containerd|$d/opt|g" \
+    -e "s|/etc/containerd/certs.d|$d/certs.d|g" \
     -e "s|^\( *stream_server_port = \).*|\1\"$(node_stream_port "$i")\"|" \
     -e "s|\"127.0.0.1:5000/|\"$registry_host/|g" \
     "$template" >"$d/config.toml.tmp"
   # A path the template gained but this function does not move would be shared by all nodes.
-  if grep -v '^ *#' "$d/config.toml.tmp" | grep -q -E '"(/run/containerd|/var/lib/containerd|/etc/cni|/opt/containerd)'; then
+  if grep -v '^ *#' "$d/config.toml.tmp" | grep -q -E '"(/run/containerd|/var/lib/containerd|/etc/cni|/etc/containerd|/opt/containerd)'; then
     echo "node.sh: $template has a path that write_node_config does not move under $d" >&2
     return 1
   fi
   mv "$d/config.toml.tmp" "$d/config.toml"
+
+  # Images keep the name $registry_host/... on every node; on node I>0 that loopback address is
+  # the node's own, so this host config sends the pulls to the registry on the host side of the
+  # node's veth (plain HTTP). Node 0 names the loopback registry it reaches directly.
+  local server="http://$registry_host"
+  ((i == 0)) || server="http://$(node_host_ip "$i"):$RKUBE_REGISTRY_PORT"
+  mkdir -p "$d/certs.d/$registry_host"
+  printf 'server = "%s"\n\n[host."%s"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n' \
+    "$server" "$server" >"$d/certs.d/$registry_host/hosts.toml"
 
   # containerd reloads the conflist when it is written, so only write it when it changes.
   conf=$(
@@ -130,7 +233,10 @@ cleanup_node() {
     [[ $f == /run/containerd/s/* ]] && rm -f "$f"
   done
 
-  cni_teardown "$(node_bridge "$i")" "$d"
+  # CNI DEL in the node's namespace: the pods' host-side veths and portmap's rules are there.
+  local prefix=""
+  [[ -n $(node_record "$i") && -e /run/netns/$(node_record "$i") ]] && prefix=$(node_prefix "$i")
+  cni_teardown "$(node_bridge "$i")" "$d" "$prefix"
 
   # Deepest first: container rootfs overlays, sandbox shm, netns bind mounts.
   awk -v d="$d/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo |
@@ -142,11 +248,12 @@ cleanup_node() {
   fi
 }
 
-# cni_teardown NETWORK DIR: runs CNI DEL, with the configuration libcni cached at ADD time, for
+# cni_teardown NETWORK DIR [PREFIX]: runs CNI DEL (under PREFIX's words, e.g. nsenter), with the configuration libcni cached at ADD time, for
 # every attachment on NETWORK or with its netns under DIR (the CRI's own loopback network), and
 # drops those cache entries. Removes portmap's iptables rules, which outlive the netns.
 cni_teardown() {
-  python3 - "$1" "$2" "$cni_cache_dir" "$cni_bin_dir" <<'PY'
+  # shellcheck disable=SC2086 # the prefix's words
+  ${3:-} python3 - "$1" "$2" "$cni_cache_dir" "$cni_bin_dir" <<'PY'
 import base64, json, os, subprocess, sys
 
 network, state_dir, cache_dir, bin_dir = sys.argv[1:5]
