@@ -134,6 +134,14 @@ pub enum Command {
     Wait(WaitArgs),
     /// Print the logs for a container in a pod.
     Logs(LogsArgs),
+    /// Execute a command in a container.
+    Exec(crate::cmd::stream::ExecArgs),
+    /// Attach to a running container.
+    Attach(crate::cmd::stream::AttachArgs),
+    /// Copy files and directories to and from containers.
+    Cp(crate::cmd::stream::CpArgs),
+    /// Forward one or more local ports to a pod.
+    PortForward(crate::cmd::portforward::PortForwardArgs),
     /// Modify kubeconfig files.
     #[command(subcommand)]
     Config(ConfigCommand),

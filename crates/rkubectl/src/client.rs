@@ -30,6 +30,9 @@ pub struct Client {
     pub namespace: String,
     /// Whether `-n` was given explicitly.
     pub namespace_explicit: bool,
+    /// TLS for connections rkubectl upgrades itself (WebSocket streams), HTTP/1.1 only.
+    upgrade_tls: Arc<rustls::ClientConfig>,
+    tls_server_name: Option<String>,
 }
 
 impl Client {
@@ -51,7 +54,12 @@ impl Client {
                 format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
             })
         };
+        // An HTTP upgrade exists only in HTTP/1.1, so the stream connections never offer h2.
+        let mut upgrade_tls = tls_config(cfg)?;
+        upgrade_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Client {
+            upgrade_tls: Arc::new(upgrade_tls),
+            tls_server_name: cfg.tls_server_name.clone(),
             http: build(Some(timeout.unwrap_or(Duration::from_secs(60))))?,
             streaming: build(timeout)?,
             base: cfg.server.clone(),
@@ -114,6 +122,17 @@ impl Client {
         }
     }
 
+    /// What a connection that rkubectl upgrades itself needs: base URL, credentials, TLS.
+    pub fn upgrade_target(&self) -> UpgradeTarget {
+        UpgradeTarget {
+            base: self.base.clone(),
+            auth: self.auth.clone(),
+            impersonate: self.impersonate.clone(),
+            tls: self.upgrade_tls.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+        }
+    }
+
     /// GET as JSON.
     pub fn get(&self, path: &str) -> Result<Value> {
         self.json(Method::GET, path, "application/json", None)
@@ -142,7 +161,23 @@ impl Client {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// Everything needed to open an upgraded (WebSocket) connection to the API server.
+#[derive(Clone)]
+pub struct UpgradeTarget {
+    /// The server URL (`https://host:port[/prefix]`).
+    pub base: String,
+    /// The `Authorization` header value, if any.
+    pub auth: Option<String>,
+    /// The `Impersonate-User` header value, if any.
+    pub impersonate: Option<String>,
+    /// TLS settings (CA, client certificate) offering only HTTP/1.1.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// `--tls-server-name`: the name checked against the certificate instead of the host.
+    pub tls_server_name: Option<String>,
+}
+
+/// Joins an error with its sources, as Go prints wrapped errors.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {

@@ -20,6 +20,15 @@ pub enum Error {
     /// Local I/O failed (reading manifests, writing the cache).
     #[error("error: {0}")]
     Io(#[from] std::io::Error),
+    /// The command ends with this exit code after printing `message` on stderr (if any):
+    /// a remote command's code (`exec`), or "different"/"no" answers (`diff`, `auth can-i`).
+    #[error("{message}")]
+    Exit {
+        /// The process exit code.
+        code: i32,
+        /// What to print first; may be empty.
+        message: String,
+    },
     /// Errors were already printed (several objects failed); exit 1 without another line.
     #[error("")]
     Reported,

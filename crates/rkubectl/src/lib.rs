@@ -12,6 +12,8 @@ pub mod kubeconfig;
 pub mod manifest;
 pub mod print;
 pub mod resource;
+pub mod term;
+pub mod ws;
 
 use std::io::Write as _;
 
@@ -29,6 +31,12 @@ pub fn run(cli: cli::Cli) -> i32 {
             }
         }
         Err(error::Error::Reported) => 1,
+        Err(error::Error::Exit { code, message }) => {
+            if !message.is_empty() {
+                let _ = writeln!(std::io::stderr(), "{message}");
+            }
+            code
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "{e}");
             1

@@ -7,7 +7,9 @@ pub mod get;
 pub mod info;
 pub mod logs;
 pub mod ops;
+pub mod portforward;
 pub mod rollout;
+pub mod stream;
 pub mod write;
 
 use crate::cli::{Command, SetCommand};
@@ -43,5 +45,9 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::ClusterInfo => info::cluster_info(ctx),
         Command::Explain(a) => info::explain(ctx, a),
         Command::Cluster(c) => cluster::run(ctx, c),
+        Command::Exec(a) => stream::exec(ctx, a),
+        Command::Attach(a) => stream::attach(ctx, a),
+        Command::Cp(a) => stream::cp(ctx, a),
+        Command::PortForward(a) => portforward::run(ctx, a),
     }
 }
