@@ -562,3 +562,124 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Runs rkubectl as the user of `kubeconfig`.
+fn rk_as(env: &Env, kubeconfig: &Path, args: &[&str]) -> Out {
+    let mut cmd = Command::new(rkubectl_binary());
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(env.dir.path().join("rk-cache"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
+    env.run_command(cmd, &format!("rkubectl {args:?} as {}", kubeconfig.display()))
+}
+
+/// The same command as the same user with both clients: same exit code, stdout and stderr.
+fn same_as(env: &Env, kubeconfig: &Path, args: &[&str]) -> Out {
+    let k = env.run_as(kubeconfig, args);
+    let r = rk_as(env, kubeconfig, args);
+    assert_eq!((r.code, &r.stdout, &r.stderr), (k.code, &k.stdout, &k.stderr), "{args:?}");
+    r
+}
+
+#[test]
+fn auth_can_i_and_whoami_over_tls_with_rbac_like_kubectl() {
+    let pki = rkube_testkit::TestPki::new().expect("pki");
+    let tokens = pki.dir().join("tokens.csv");
+    std::fs::write(&tokens, "bob-secret-token,bob,uid-bob,\"devs,qa\"\n").expect("tokens");
+    let tokens = tokens.display().to_string();
+    let env = Env::start_secure(&pki, &["--authorization-mode", "Node,RBAC", "--token-auth-file", &tokens]);
+    let server = env.api.url();
+    let alice = pki.kubeconfig(&server, "alice", &[]).expect("alice's kubeconfig");
+    let bob = pki.token_kubeconfig(&server, "bob", "bob-secret-token").expect("bob's kubeconfig");
+    env.ok(&["create", "namespace", "team"]);
+    env.ok(&["create", "rolebinding", "alice-view", "-n", "team", "--clusterrole=view", "--user=alice"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while env.run_as(&alice, &["auth", "can-i", "list", "pods", "-n", "team"]).code != 0 {
+        assert!(std::time::Instant::now() < deadline, "alice's RoleBinding never took effect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // yes (0) / no (1), a client certificate over TLS, the admin and a token.
+    assert_eq!(same_as(&env, &alice, &["auth", "can-i", "list", "configmaps", "-n", "team"]).stdout, "yes\n");
+    let no = same_as(&env, &alice, &["auth", "can-i", "delete", "configmaps", "-n", "team"]);
+    assert_eq!((no.code, no.stdout.as_str()), (1, "no\n"));
+    for args in [
+        &["auth", "can-i", "list", "configmaps"][..],
+        &["auth", "can-i", "get", "pods/web", "-n", "team"],
+        &["auth", "can-i", "get", "pods", "--subresource=log", "-n", "team"],
+        &["auth", "can-i", "create", "deployments.apps", "-n", "team"],
+        &["auth", "can-i", "get", "nosuchthings", "-n", "team"],
+        &["auth", "can-i", "get", "/healthz"],
+        &["auth", "can-i", "list", "pods", "-A"],
+        &["auth", "can-i", "list", "pods", "-q", "-n", "team"],
+        &["auth", "can-i", "--list", "-n", "team"],
+        &["auth", "can-i", "--list", "-n", "team", "--no-headers"],
+        &["auth", "can-i", "--list"],
+        &["auth", "whoami"],
+        &["auth", "whoami", "-o", "json"],
+        &["auth", "whoami", "-o", "yaml"],
+    ] {
+        same_as(&env, &alice, args);
+        same_as(&env, &bob, args);
+    }
+    same_as(&env, &env.kubeconfig, &["auth", "can-i", "*", "*"]);
+    same_as(&env, &env.kubeconfig, &["auth", "whoami"]);
+    let who = same_as(&env, &bob, &["auth", "whoami"]).stdout;
+    assert!(who.contains("Username    bob") && who.contains("UID         uid-bob"), "{who}");
+    // Not allowed at all: Forbidden from the server, as kubectl reports it.
+    let out = same_as(&env, &alice, &["top", "pod", "-n", "team"]);
+    assert_ne!(out.code, 0);
+}
+
+#[test]
+fn autoscale_and_completion() {
+    let env = Env::start();
+    env.ok(&["create", "deployment", "web", "--image=nginx:1.27"]);
+    env.ok(&["create", "deployment", "api", "--image=nginx:1.27"]);
+    // Same objects from both clients (one per name), same lines, same errors.
+    assert_eq!(
+        rk_ok(&env, &["autoscale", "deployment", "web", "--min=2", "--max=5", "--cpu-percent=80"]),
+        "horizontalpodautoscaler.autoscaling/web autoscaled\n"
+    );
+    env.ok(&["autoscale", "deployment", "api", "--min=2", "--max=5", "--cpu-percent=80"]);
+    let mine = env.json(&["get", "hpa", "web"]);
+    let theirs = env.json(&["get", "hpa", "api"]);
+    assert_eq!(mine["apiVersion"], "autoscaling/v2");
+    let mut theirs_spec = theirs["spec"].clone();
+    theirs_spec["scaleTargetRef"]["name"] = "web".into();
+    assert_eq!(mine["spec"], theirs_spec);
+    rk_ok(&env, &["autoscale", "deploy/web", "--max=3", "--name=web-small"]);
+    env.ok(&["autoscale", "deploy/api", "--max=3", "--name=api-small"]);
+    // Without --cpu-percent or --min the server's defaults apply, for both alike.
+    let (small, other) = (env.json(&["get", "hpa", "web-small"]), env.json(&["get", "hpa", "api-small"]));
+    for field in ["metrics", "minReplicas", "maxReplicas"] {
+        assert_eq!(small["spec"][field], other["spec"][field], "{field}");
+    }
+    for args in [
+        &["autoscale", "deployment", "web", "--max=3"][..],
+        &["autoscale", "deployment", "nope", "--max=3"],
+        &["autoscale", "deployment", "web", "--min=2"],
+        &["autoscale", "deployment", "web", "--max=3", "--name=x", "--dry-run=client", "-o", "yaml"],
+        &["autoscale", "deployment", "web", "--max=3", "--name=x", "--dry-run=client"],
+        &["autoscale", "deployment", "web", "--max=3", "--name=y", "--dry-run=server", "-o", "name"],
+    ] {
+        let k = env.run(args);
+        let r = rk(&env, args);
+        assert_eq!((r.code, &r.stdout, r.stderr.trim()), (k.code, &k.stdout, k.stderr.trim()), "{args:?}");
+    }
+    same(&env, &["get", "hpa"]);
+
+    // completion: scripts the shells accept, naming the verbs.
+    let bash = rk_ok(&env, &["completion", "bash"]);
+    assert!(bash.contains("port-forward") && bash.contains("can-i"), "bash completion lacks verbs");
+    let script = env.dir.path().join("rk.bash");
+    std::fs::write(&script, &bash).expect("script written");
+    let check = Command::new("bash").args(["-n", &script.to_string_lossy()]).output().expect("bash runs");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(rk_ok(&env, &["completion", "zsh"]).starts_with("#compdef rkubectl"));
+    assert!(rk_ok(&env, &["completion", "fish"]).contains("complete -c rkubectl"));
+    let out = rk(&env, &["completion", "ksh"]);
+    assert_eq!((out.code, out.stderr.trim()), (1, "error: Unsupported shell type \"ksh\"."));
+}

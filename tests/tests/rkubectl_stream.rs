@@ -310,3 +310,51 @@ fn exec_attach_cp_port_forward_like_kubectl() {
     kill(watcher);
     assert!(echoed, "the attached rkubectl never saw what the other sent");
 }
+
+/// Header and first column of a `top` table.
+fn shape(table: &str) -> (String, Vec<String>) {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
+    (header, lines.filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect())
+}
+
+#[test]
+fn top_like_kubectl() {
+    let c = Cluster::start();
+    c.pod("busy", "while true; do :; done", "");
+    c.pod("idle", "sleep 100000", "");
+    // Metrics come from the kubelet's stats: wait until both pods have some.
+    c.wait("pod metrics", Duration::from_secs(60), || {
+        let out = c.env.run(&["top", "pod", "--no-headers"]);
+        out.code == 0 && out.stdout.lines().count() == 2
+    });
+    for args in [
+        &["top", "pod"][..],
+        &["top", "pods", "-A"],
+        &["top", "pod", "--containers"],
+        &["top", "pod", "idle"],
+        &["top", "node"],
+        &["top", "node", NODE, "--show-capacity"],
+    ] {
+        let k = c.env.run(args);
+        let r = c.rk(args);
+        assert_eq!((r.code, shape(&r.stdout)), (k.code, shape(&k.stdout)), "{args:?}\n{}\n{}", k.stdout, r.stdout);
+        // Every cell, the last included, is padded to its column (kubectl's tabwriter).
+        let widths = |t: &str| t.lines().map(str::len).collect::<Vec<_>>();
+        assert_eq!(widths(&r.stdout).first(), widths(&k.stdout).first(), "{args:?}");
+    }
+    // The busy loop uses more CPU than the sleeper, and sorting puts it first.
+    let sorted = c.rk_ok(&["top", "pod", "--sort-by=cpu", "--no-headers"]);
+    assert_eq!(sorted.lines().next().and_then(|l| l.split_whitespace().next()), Some("busy"), "{sorted}");
+    let node = c.rk_ok(&["top", "node", "--no-headers"]);
+    let cells: Vec<&str> = node.split_whitespace().collect();
+    assert!(
+        cells.len() == 5 && cells[1].ends_with('m') && cells[2].ends_with('%') && cells[3].ends_with("Mi"),
+        "{node}"
+    );
+    for args in [&["top", "pod", "nope"][..], &["top", "pod", "-n", "empty"], &["top", "pod", "--sort-by=disk"]] {
+        let k = c.env.run(args);
+        let r = c.rk(args);
+        assert_eq!((r.code, &r.stderr), (k.code, &k.stderr), "{args:?}");
+    }
+}

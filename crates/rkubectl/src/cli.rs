@@ -142,6 +142,16 @@ pub enum Command {
     Cp(crate::cmd::stream::CpArgs),
     /// Forward one or more local ports to a pod.
     PortForward(crate::cmd::portforward::PortForwardArgs),
+    /// Display resource (CPU/memory) usage.
+    #[command(subcommand)]
+    Top(crate::cmd::top::TopCommand),
+    /// Inspect authorization.
+    #[command(subcommand)]
+    Auth(crate::cmd::auth::AuthCommand),
+    /// Auto-scale a deployment, replica set, stateful set, or replication controller.
+    Autoscale(crate::cmd::misc::AutoscaleArgs),
+    /// Output shell completion code for the specified shell (bash, zsh, fish).
+    Completion(crate::cmd::misc::CompletionArgs),
     /// Modify kubeconfig files.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -1,15 +1,18 @@
 //! One module per verb group; `dispatch` routes a parsed command to it.
 
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod describe;
 pub mod get;
 pub mod info;
 pub mod logs;
+pub mod misc;
 pub mod ops;
 pub mod portforward;
 pub mod rollout;
 pub mod stream;
+pub mod top;
 pub mod write;
 
 use crate::cli::{Command, SetCommand};
@@ -49,5 +52,9 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::Attach(a) => stream::attach(ctx, a),
         Command::Cp(a) => stream::cp(ctx, a),
         Command::PortForward(a) => portforward::run(ctx, a),
+        Command::Top(c) => top::run(ctx, c),
+        Command::Auth(c) => auth::run(ctx, c),
+        Command::Autoscale(a) => misc::autoscale(ctx, a),
+        Command::Completion(a) => misc::completion(ctx, a),
     }
 }

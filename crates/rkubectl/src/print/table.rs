@@ -182,6 +182,29 @@ fn write_lines(lines: &[Vec<String>], from: usize, to: usize, widths: &[usize], 
     }
 }
 
+/// Go's tabwriter with a minimum cell width (kubectl's `GetNewTabWriter`: 6, padding 3) over
+/// lines that all belong to one alignment block.
+pub fn tabwrite_min(lines: &[Vec<String>], min: usize, padding: usize) -> String {
+    let cols = lines.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for l in lines {
+        for (i, c) in l.iter().enumerate().take(l.len().saturating_sub(1)) {
+            widths[i] = widths[i].max((c.chars().count() + padding).max(min));
+        }
+    }
+    let mut out = String::new();
+    for l in lines {
+        for (i, c) in l.iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < l.len() {
+                out.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count()));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Header (unless `no_headers`) and rows, aligned.
 pub fn render(rows: &Rows, no_headers: bool) -> String {
     let mut lines = Vec::with_capacity(rows.rows.len() + 1);
