@@ -683,3 +683,103 @@ fn autoscale_and_completion() {
     let out = rk(&env, &["completion", "ksh"]);
     assert_eq!((out.code, out.stderr.trim()), (1, "error: Unsupported shell type \"ksh\"."));
 }
+
+#[test]
+fn drain_like_kubectl() {
+    let c = cluster();
+    let env = &c.env;
+    let node1 = "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-1\n  labels: {kubernetes.io/hostname: node-1}\nstatus:\n  allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\"}\n  conditions: [{type: Ready, status: \"True\"}]\n";
+    env.clean(&["create", "-f", &env.manifest("node-1.yaml", node1)]);
+    let ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec:\n      containers: [{name: a, image: busybox}]\n";
+    env.ok(&["create", "-f", &env.manifest("ds.yaml", ds)]);
+    for n in ["0", "1"] {
+        let pod = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: solo-{n}\nspec:\n  nodeName: node-{n}\n  terminationGracePeriodSeconds: 1\n  containers: [{{name: c, image: busybox}}]\n  volumes: [{{name: scratch, emptyDir: {{}}}}]\n"
+        );
+        env.ok(&["create", "-f", &env.manifest(&format!("solo-{n}.yaml"), &pod)]);
+    }
+    env.until(
+        &["get", "pods", "-l", "app=agent", "-o", "jsonpath={.items[*].spec.nodeName}"],
+        "a DaemonSet pod on each node",
+        Duration::from_secs(60),
+        |out| out.contains("node-0") && out.contains("node-1"),
+        || c.controllers.log_tail(),
+    );
+    let agent = |node: &str| {
+        env.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "--field-selector",
+            &format!("spec.nodeName={node}"),
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])
+    };
+    let (agent0, agent1) = (agent("node-0"), agent("node-1"));
+    // rkubectl drains node-0, kubectl node-1; the outputs must match up to the names.
+    let norm = |text: &str| {
+        text.replace(&agent0, "AGENT")
+            .replace(&agent1, "AGENT")
+            .replace("solo-0", "SOLO")
+            .replace("solo-1", "SOLO")
+            .replace("node-0", "NODE")
+            .replace("node-1", "NODE")
+    };
+    let both = |extra: &[&str]| {
+        let mut r_args = vec!["drain", "node-0"];
+        r_args.extend_from_slice(extra);
+        let mut k_args = vec!["drain", "node-1"];
+        k_args.extend_from_slice(extra);
+        let r = rk(env, &r_args);
+        let k = env.run(&k_args);
+        assert_eq!(r.code, k.code, "{extra:?}\nrkubectl: {}{}\nkubectl: {}{}", r.stdout, r.stderr, k.stdout, k.stderr);
+        assert_eq!(norm(&r.stdout), norm(&k.stdout), "stdout of drain {extra:?}");
+        (norm(&r.stderr), norm(&k.stderr))
+    };
+    // Refusals: the bare pod's emptyDir stops it first (one error is compared exactly; several
+    // come in kubectl's map order, so their lines are compared as a set).
+    let (r, k) = both(&["--ignore-daemonsets"]);
+    assert_eq!(r, k);
+    assert!(
+        r.contains("cannot delete Pods with local storage (use --delete-emptydir-data to override): default/SOLO"),
+        "{r}"
+    );
+    let (r, k) = both(&["--ignore-daemonsets", "--delete-emptydir-data"]);
+    assert_eq!(r, k);
+    assert!(r.contains("cannot delete cannot delete Pods that declare no controller (use --force to override)"), "{r}");
+    let (r, k) = both(&[]);
+    let lines = |t: &str| {
+        let mut l: Vec<String> = t.lines().skip(1).map(str::to_string).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(lines(&r), lines(&k));
+    same(env, &["get", "nodes"]);
+    for n in ["node-0", "node-1"] {
+        env.ok(&["uncordon", n]);
+    }
+    // Warnings come in kubectl's map order too.
+    let warnings = |t: &str| {
+        let mut w: Vec<String> =
+            t.trim().strip_prefix("Warning: ").unwrap_or(t).split("; ").map(str::to_string).collect();
+        w.sort();
+        w
+    };
+    let (r, k) = both(&["--ignore-daemonsets", "--force", "--delete-emptydir-data", "--dry-run=client"]);
+    assert_eq!(warnings(&r), warnings(&k));
+    for n in ["node-0", "node-1"] {
+        env.ok(&["uncordon", n]);
+    }
+    // The real thing: the bare pod is deleted and waited for, the DaemonSet's pod stays.
+    let (r, k) = both(&["--ignore-daemonsets", "--force", "--delete-emptydir-data", "--timeout=60s"]);
+    assert_eq!(warnings(&r), warnings(&k));
+    assert_eq!(env.run(&["get", "pod", "solo-0"]).code, 1, "solo-0 was deleted");
+    assert_eq!(env.ok(&["get", "node", "node-0", "-o", "jsonpath={.spec.unschedulable}"]), "true");
+    assert_eq!(agent("node-0"), agent0, "the DaemonSet pod stays");
+    same(env, &["get", "nodes"]);
+    let k = env.run(&["drain", "nope"]);
+    let r = rk(env, &["drain", "nope"]);
+    assert_eq!((r.code, &r.stdout, &r.stderr), (k.code, &k.stdout, &k.stderr));
+}

@@ -145,6 +145,8 @@ pub enum Command {
     /// Display resource (CPU/memory) usage.
     #[command(subcommand)]
     Top(crate::cmd::top::TopCommand),
+    /// Drain node in preparation for maintenance.
+    Drain(crate::cmd::drain::DrainArgs),
     /// Inspect authorization.
     #[command(subcommand)]
     Auth(crate::cmd::auth::AuthCommand),

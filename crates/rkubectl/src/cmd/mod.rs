@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod describe;
+pub mod drain;
 pub mod get;
 pub mod info;
 pub mod logs;
@@ -53,6 +54,7 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::Cp(a) => stream::cp(ctx, a),
         Command::PortForward(a) => portforward::run(ctx, a),
         Command::Top(c) => top::run(ctx, c),
+        Command::Drain(a) => drain::run(ctx, a),
         Command::Auth(c) => auth::run(ctx, c),
         Command::Autoscale(a) => misc::autoscale(ctx, a),
         Command::Completion(a) => misc::completion(ctx, a),
