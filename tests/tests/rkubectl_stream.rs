@@ -9,7 +9,6 @@ mod support;
 
 use rkube_testkit::apiserver::bin_dir;
 use rkube_testkit::images::BUSYBOX_IMAGE;
-use rkube_testkit::{Daemon, KubeletNode};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,40 +25,9 @@ fn rkubectl_binary() -> PathBuf {
 }
 
 /// The control plane plus one real node.
-struct Cluster {
-    env: Env,
-    node: KubeletNode,
-    _scheduler: Daemon,
-}
+type Cluster = support::node::NodeCluster;
 
 impl Cluster {
-    fn start() -> Cluster {
-        let env = Env::start();
-        let node =
-            KubeletNode::start(&env.api, NODE, &[]).expect("kubelet starts (cargo build -p rkube-kubelet --bins)");
-        let scheduler =
-            Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler starts");
-        let c = Cluster { env, node, _scheduler: scheduler };
-        c.wait("the node to be Ready", Duration::from_secs(60), || {
-            c.env.run(&["get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).stdout
-                == "True"
-        });
-        c
-    }
-
-    fn wait(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n--- kubelet log ---\n{}\n--- API server log ---\n{}",
-                self.node.kubelet.log_tail(),
-                self.env.api.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     fn pod(&self, name: &str, script: &str, extra: &str) {
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {BUSYBOX_IMAGE}\n    imagePullPolicy: IfNotPresent\n{extra}    command: [\"sh\", \"-c\", {script:?}]\n"
@@ -180,7 +148,7 @@ fn forwarded_port(line: &str) -> u16 {
 
 #[test]
 fn exec_attach_cp_port_forward_like_kubectl() {
-    let c = Cluster::start();
+    let c = Cluster::start(NODE);
     c.pod(
         "web",
         "mkdir -p /www && echo hello-from-pod > /www/index.html && exec httpd -f -p 8080 -h /www",
@@ -320,7 +288,7 @@ fn shape(table: &str) -> (String, Vec<String>) {
 
 #[test]
 fn top_like_kubectl() {
-    let c = Cluster::start();
+    let c = Cluster::start(NODE);
     c.pod("busy", "while true; do :; done", "");
     c.pod("idle", "sleep 100000", "");
     // Metrics come from the kubelet's stats: wait until both pods have some.

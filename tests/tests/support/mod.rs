@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kubelet;
+pub mod node;
 
 use rkube_testkit::{ApiServer, Etcd};
 use serde_json::Value;
