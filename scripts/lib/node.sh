@@ -89,7 +89,7 @@ setup_node_netns() {
     ip route replace "$(node_subnet "$i")" via "$addr" dev "$veth" || return 1
   # The node routes between its pods' bridge and the host.
   nsenter --net="/run/netns/$ns" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward' || return 1
-  if command -v iptables >/dev/null 2>&1 && iptables -S FORWARD 2>/dev/null | grep -q -- '^-P FORWARD DROP'; then
+  if command -v iptables >/dev/null 2>&1 && [[ $(iptables -S FORWARD 2>/dev/null) == *"-P FORWARD DROP"* ]]; then
     for dir in -i -o; do
       iptables -C FORWARD "$dir" "$veth" -m comment --comment "$(forward_comment "$i")" -j ACCEPT 2>/dev/null ||
         iptables -I FORWARD "$dir" "$veth" -m comment --comment "$(forward_comment "$i")" -j ACCEPT || return 1
@@ -136,7 +136,7 @@ write_node_config() {
     -e "s|\"127.0.0.1:5000/|\"$registry_host/|g" \
     "$template" >"$d/config.toml.tmp"
   # A path the template gained but this function does not move would be shared by all nodes.
-  if grep -v '^ *#' "$d/config.toml.tmp" | grep -q -E '"(/run/containerd|/var/lib/containerd|/etc/cni|/etc/containerd|/opt/containerd)'; then
+  if grep -v '^ *#' "$d/config.toml.tmp" | grep -E '"(/run/containerd|/var/lib/containerd|/etc/cni|/etc/containerd|/opt/containerd)' >/dev/null; then
     echo "node.sh: $template has a path that write_node_config does not move under $d" >&2
     return 1
   fi
