@@ -783,3 +783,111 @@ fn drain_like_kubectl() {
     let r = rk(env, &["drain", "nope"]);
     assert_eq!((r.code, &r.stdout, &r.stderr), (k.code, &k.stdout, &k.stderr));
 }
+
+/// The same command from both clients with extra environment variables (an editor, a diff
+/// program): (kubectl, rkubectl).
+fn both_with_env(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> (Out, Out) {
+    let mut k = env.command(args);
+    let mut r = Command::new(rkubectl_binary());
+    r.arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .arg("--cache-dir")
+        .arg(env.dir.path().join("rk-cache"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBE_EDITOR")
+        .env_remove("EDITOR")
+        .env_remove("KUBECTL_EXTERNAL_DIFF")
+        .stdin(Stdio::null());
+    k.env_remove("KUBE_EDITOR").env_remove("EDITOR").env_remove("KUBECTL_EXTERNAL_DIFF");
+    for (key, value) in vars {
+        k.env(key, value);
+        r.env(key, value);
+    }
+    (env.run_command(k, &format!("kubectl {args:?}")), env.run_command(r, &format!("rkubectl {args:?}")))
+}
+
+#[test]
+fn edit_like_kubectl() {
+    let env = Env::start();
+    env.create_fixture("ed");
+    // An editor that changes nothing: both cancel the same way.
+    let (k, r) = both_with_env(&env, &["edit", "cm", "cfg", "-n", "ed"], &[("KUBE_EDITOR", "true")]);
+    assert_eq!((k.code, k.stdout.as_str(), k.stderr.trim()), (r.code, r.stdout.as_str(), r.stderr.trim()));
+    assert_eq!(r.stderr.trim(), "Edit cancelled, no changes made.");
+
+    // A sed script as the editor (split on whitespace) that flips blue and red, so each client
+    // makes a real change: same output, and the object flipped twice.
+    let flip = "sed -i -e s/blue/red/ -e t -e s/red/blue/";
+    let before = rv(&env.stored("/api/v1/namespaces/ed/configmaps/cfg"));
+    let (k, r) = both_with_env(&env, &["edit", "configmap/cfg", "-n", "ed"], &[("KUBE_EDITOR", flip)]);
+    assert_eq!((k.code, k.stdout.as_str(), k.stderr.trim()), (r.code, r.stdout.as_str(), r.stderr.trim()));
+    assert_eq!(r.stdout, "configmap/cfg edited\n");
+    assert_eq!(env.stored("/api/v1/namespaces/ed/configmaps/cfg")["data"]["color"], "blue");
+    assert!(rv(&env.stored("/api/v1/namespaces/ed/configmaps/cfg")) > before + 1);
+    // $EDITOR when $KUBE_EDITOR is unset.
+    let (k, r) = both_with_env(&env, &["edit", "cm", "cfg", "-n", "ed"], &[("EDITOR", flip)]);
+    assert_eq!((k.code, k.stdout.as_str()), (r.code, r.stdout.as_str()));
+    assert_eq!(env.stored("/api/v1/namespaces/ed/configmaps/cfg")["data"]["color"], "blue");
+    let (_, r) = both_with_env(&env, &["edit", "cm/cfg", "-n", "ed", "-o", "json"], &[("KUBE_EDITOR", "true")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut cmd = Command::new(rkubectl_binary());
+    cmd.arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .args(["edit", "cm", "cfg", "-n", "ed"])
+        .env_remove("EDITOR")
+        .env("KUBE_EDITOR", "sed -i s/blue/green/")
+        .stdin(Stdio::null());
+    let r = env.run_command(cmd, "rkubectl edit");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "configmap/cfg edited\n"), "{}", r.stderr);
+    assert_eq!(env.stored("/api/v1/namespaces/ed/configmaps/cfg")["data"]["color"], "green");
+    // A server error keeps the file and says where.
+    let script = env.dir.path().join("stale-editor.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsed -i 's/^  resourceVersion: .*/  resourceVersion: \"1\"/; s/green/stale/' \"$1\"\n",
+    )
+    .expect("script");
+    Command::new("chmod").arg("755").arg(&script).status().expect("chmod");
+    let editor = script.to_string_lossy().into_owned();
+    let (k, r) = both_with_env(&env, &["edit", "cm", "cfg", "-n", "ed"], &[("KUBE_EDITOR", editor.as_str())]);
+    assert_eq!(k.code, r.code, "kubectl: {}\nrkubectl: {}", k.stderr, r.stderr);
+    assert!(r.stderr.contains("A copy of your changes has been stored to"), "{}", r.stderr);
+    let kept = r.stderr.split('"').find(|p| p.contains("rkubectl-edit-")).expect("a kept file path");
+    assert!(std::fs::read_to_string(kept).expect("kept file").contains("stale"));
+    let _ = std::fs::remove_file(kept);
+}
+
+#[test]
+fn diff_like_kubectl() {
+    let env = Env::start();
+    env.create_fixture("df");
+    let same_cm = env.manifest("same.yaml", &fixture("df").split("---\n").nth(1).expect("configmap").to_string());
+    // kubectl's default client-side diff shows an empty annotations map the apiserver adds, so compare with its server-side diff.
+    for args in [["diff", "--server-side", "--force-conflicts", "-f", same_cm.as_str()]] {
+        let (k, r) = both_with_env(&env, &args, &[]);
+        assert_eq!((k.code, r.code), (0, 0), "kubectl: {}{}\nrkubectl: {}{}", k.stdout, k.stderr, r.stdout, r.stderr);
+        assert_eq!(r.stdout, "");
+    }
+    let changed = env.manifest("changed.yaml", &configmap_yaml("df", "cfg", "new-value"));
+    let (k, r) = both_with_env(&env, &["diff", "--server-side", "--force-conflicts", "-f", &changed], &[]);
+    assert_eq!((k.code, r.code), (1, 1), "kubectl: {}{}\nrkubectl: {}{}", k.stdout, k.stderr, r.stdout, r.stderr);
+    assert!(r.stdout.contains("+  key: new-value"), "{}", r.stdout);
+    assert!(r.stdout.contains("LIVE-") && r.stdout.contains("MERGED-") && r.stdout.contains("v1.ConfigMap.df.cfg"));
+    // A new object diffs against nothing; nothing was written.
+    let fresh = env.manifest("fresh.yaml", &configmap_yaml("df", "fresh", "1"));
+    let (k, r) = both_with_env(&env, &["diff", "--server-side", "--force-conflicts", "-f", &fresh], &[]);
+    assert_eq!((k.code, r.code), (1, 1), "{}\n{}", k.stderr, r.stderr);
+    assert!(r.stdout.contains("+  name: fresh"), "{}", r.stdout);
+    assert_eq!(env.rest("/api/v1/namespaces/df/configmaps/fresh").0, 404);
+    // An external diff program, and errors exit above 1.
+    let (k, r) = both_with_env(
+        &env,
+        &["diff", "--server-side", "--force-conflicts", "-f", &changed],
+        &[("KUBECTL_EXTERNAL_DIFF", "diff -q")],
+    );
+    assert_eq!((k.code, r.code), (1, 1), "{}\n{}", k.stderr, r.stderr);
+    assert!(r.stdout.contains(" differ"), "{}", r.stdout);
+    let (k, r) = both_with_env(&env, &["diff", "-f", "/nonexistent.yaml"], &[]);
+    assert!(k.code > 1 && r.code > 1, "kubectl {} rkubectl {}", k.code, r.code);
+}

@@ -104,6 +104,10 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Replace a resource by file name or stdin.
     Replace(CreateArgs),
+    /// Edit a resource on the server with the default editor.
+    Edit(crate::cmd::edit::EditArgs),
+    /// Diff the live version against a would-be applied version.
+    Diff(crate::cmd::edit::DiffArgs),
     /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
     Delete(DeleteArgs),
     /// Run a particular image on the cluster.

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod config;
 pub mod describe;
 pub mod drain;
+pub mod edit;
 pub mod get;
 pub mod info;
 pub mod logs;
@@ -28,6 +29,8 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::Create(a) => write::create(ctx, a),
         Command::Apply(a) => write::apply(ctx, a),
         Command::Replace(a) => write::replace(ctx, a),
+        Command::Edit(a) => edit::edit(ctx, a),
+        Command::Diff(a) => edit::diff(ctx, a),
         Command::Delete(a) => write::delete(ctx, a),
         Command::Patch(a) => write::patch(ctx, a),
         Command::Run(a) => ops::run_pod(ctx, a),
