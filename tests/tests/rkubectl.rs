@@ -891,3 +891,132 @@ fn diff_like_kubectl() {
     let (k, r) = both_with_env(&env, &["diff", "-f", "/nonexistent.yaml"], &[]);
     assert!(k.code > 1 && r.code > 1, "kubectl {} rkubectl {}", k.code, r.code);
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// An etcd started by hand on a restored data dir, killed when dropped.
+struct RestoredEtcd(std::process::Child);
+
+impl Drop for RestoredEtcd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn backup_and_restore_an_etcd_snapshot() {
+    let etcd = rkube_testkit::Etcd::start().expect("etcd");
+    let api = rkube_testkit::ApiServer::start(&etcd).expect("apiserver");
+    let kubeconfig = api.kubeconfig().expect("kubeconfig");
+    let dir = tempfile::Builder::new().prefix("rkube-backup-").tempdir().expect("dir");
+    let run = |args: &[&str]| {
+        let out = Command::new(rkubectl_binary())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("rkubectl runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let manifest = dir.path().join("objs.yaml");
+    let mut text = fixture("bk");
+    for i in 0..3 {
+        text.push_str("---\n");
+        text.push_str(&configmap_yaml("bk", &format!("extra-{i}"), "v"));
+    }
+    std::fs::write(&manifest, text).expect("manifest");
+    let (code, _, err) = run(&["create", "-f", &manifest.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+
+    let snap = dir.path().join("snap.db");
+    let endpoint = etcd.endpoint();
+    let (code, out, err) = run(&["backup", &snap.to_string_lossy(), "--etcd-servers", &endpoint]);
+    assert_eq!(code, 0, "backup: {out}{err}");
+    assert!(out.starts_with(&format!("Snapshot saved to {}", snap.display())), "{out}");
+    assert!(out.contains("sha256 verified"), "{out}");
+    let count = |resource: &str| -> u64 {
+        out.lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(resource)).then(|| w.next().and_then(|n| n.parse().ok())).flatten()
+            })
+            .unwrap_or_else(|| panic!("no count for {resource} in\n{out}"))
+    };
+    // cfg + extra-0..2 (plus any the API server made itself, like kube-root-ca.crt).
+    assert!(count("configmaps") >= 4, "{out}");
+    assert!(count("pods") >= 1, "{out}");
+    assert!(count("namespaces") >= 1, "{out}");
+    let data = std::fs::read(&snap).expect("snapshot");
+    assert!(data.len() > 32);
+    // A corrupted copy is refused by restore before etcd's tool sees it.
+    let bad = dir.path().join("bad.db");
+    let mut corrupt = data.clone();
+    corrupt[100] ^= 0xff;
+    std::fs::write(&bad, corrupt).expect("write");
+    let (code, _, err) =
+        run(&["restore", &bad.to_string_lossy(), "--data-dir", &dir.path().join("x").to_string_lossy()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("sha256"), "{err}");
+    // A non-empty data dir is refused.
+    let busy = dir.path().join("busy");
+    std::fs::create_dir_all(&busy).expect("mkdir");
+    std::fs::write(busy.join("f"), "x").expect("write");
+    let (code, _, err) = run(&["restore", &snap.to_string_lossy(), "--data-dir", &busy.to_string_lossy()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not empty"), "{err}");
+
+    let restored = dir.path().join("restored");
+    let (code, out, err) = run(&["restore", &snap.to_string_lossy(), "--data-dir", &restored.to_string_lossy()]);
+    assert_eq!(code, 0, "restore: {out}{err}");
+    assert!(out.contains("with etcdctl") || out.contains("with etcdutl"), "{out}");
+    assert!(restored.join("member").is_dir());
+
+    let (client, peer) = (free_port(), free_port());
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let log = std::fs::File::create(dir.path().join("etcd2.log")).expect("log");
+    let child = Command::new("etcd")
+        .arg("--data-dir")
+        .arg(&restored)
+        .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("etcd on the restored dir");
+    let _second = RestoredEtcd(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let keys = loop {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &client_url, "get", "--prefix", "/registry/", "--keys-only"])
+            .output()
+            .expect("etcdctl");
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restored etcd never answered: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("etcd2.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for key in [
+        "/registry/core/configmaps/bk/cfg",
+        "/registry/core/configmaps/bk/extra-2",
+        "/registry/core/pods/bk/web",
+        "/registry/core/namespaces/bk",
+    ] {
+        assert!(keys.lines().any(|l| l == key), "{key} not in the restored etcd:\n{keys}");
+    }
+}

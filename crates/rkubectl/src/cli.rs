@@ -108,6 +108,10 @@ pub enum Command {
     Edit(crate::cmd::edit::EditArgs),
     /// Diff the live version against a would-be applied version.
     Diff(crate::cmd::edit::DiffArgs),
+    /// Save an etcd snapshot of the cluster's state to a file and verify it (rkube only).
+    Backup(crate::cmd::backup::BackupArgs),
+    /// Restore an etcd snapshot into a new etcd data dir (rkube only).
+    Restore(crate::cmd::backup::RestoreArgs),
     /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
     Delete(DeleteArgs),
     /// Run a particular image on the cluster.

@@ -1,6 +1,7 @@
 //! One module per verb group; `dispatch` routes a parsed command to it.
 
 pub mod auth;
+pub mod backup;
 pub mod cluster;
 pub mod config;
 pub mod describe;
@@ -31,6 +32,8 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::Replace(a) => write::replace(ctx, a),
         Command::Edit(a) => edit::edit(ctx, a),
         Command::Diff(a) => edit::diff(ctx, a),
+        Command::Backup(a) => backup::backup(ctx, a),
+        Command::Restore(a) => backup::restore(ctx, a),
         Command::Delete(a) => write::delete(ctx, a),
         Command::Patch(a) => write::patch(ctx, a),
         Command::Run(a) => ops::run_pod(ctx, a),
