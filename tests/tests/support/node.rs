@@ -16,8 +16,8 @@ impl NodeCluster {
     /// Starts everything and waits until the node is Ready.
     pub fn start(node_name: &str) -> NodeCluster {
         let env = Env::start();
-        let node = KubeletNode::start(&env.api, node_name, &[])
-            .expect("kubelet starts (cargo build -p rkube-kubelet --bins)");
+        let node =
+            KubeletNode::start(&env.api, node_name, &[]).expect("kubelet starts (cargo build -p rkube-kubelet --bins)");
         let scheduler =
             Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler starts");
         let c = NodeCluster { env, node, _scheduler: scheduler };
