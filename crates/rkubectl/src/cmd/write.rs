@@ -64,6 +64,24 @@ pub fn report_written(ctx: &mut Ctx, format: &Format, output: Option<&str>, obj:
     crate::cmd::get::print_objects(ctx, format, vec![obj], true, false);
 }
 
+/// Runs `f` on each manifest document with its resource and namespace; a document that fails
+/// is reported and the others still go, as kubectl does.
+fn each_document(ctx: &mut Ctx, docs: Vec<Doc>, mut f: impl FnMut(&mut Ctx, &Doc, ApiResource, String) -> Result<()>) {
+    for d in docs {
+        let mut one = || -> Result<()> {
+            let r = ctx.resource_for_kind(
+                d.object["apiVersion"].as_str().unwrap_or(""),
+                d.object["kind"].as_str().unwrap_or(""),
+            )?;
+            let ns = object_namespace(ctx, &r, &d.object)?;
+            f(ctx, &d, r, ns)
+        };
+        if let Err(e) = one() {
+            ctx.report(&e);
+        }
+    }
+}
+
 /// Runs `create`.
 pub fn create(ctx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let format = Format::parse(a.output.output.as_deref())?;
@@ -74,42 +92,32 @@ pub fn create(ctx: &mut Ctx, a: CreateArgs) -> Result<()> {
     };
     let client = ctx.client()?;
     let manager = a.field_manager.clone().unwrap_or_else(|| "rkubectl-create".into());
-    for d in docs {
-        let result = (|| -> Result<()> {
-            let r = ctx.resource_for_kind(
-                d.object["apiVersion"].as_str().unwrap_or(""),
-                d.object["kind"].as_str().unwrap_or(""),
-            )?;
-            let ns = object_namespace(ctx, &r, &d.object)?;
-            let created = if client_dry {
-                d.object.clone()
-            } else {
-                let mut q = vec![format!("fieldManager={}", enc(&manager))];
-                if !query.is_empty() {
-                    q.push(query.to_string());
-                }
-                let path = format!("{}?{}", r.collection(Some(&ns)), q.join("&"));
-                client.json(Method::POST, &path, "application/json", Some(("application/json", &d.object))).map_err(
-                    |e| {
-                        with_context(
-                            e,
-                            if d.source.is_empty() {
-                                String::new()
-                            } else {
-                                format!("error when creating \"{}\": ", d.source)
-                            },
-                        )
-                    },
-                )?
-            };
-            let verb = format!("created{}", suffix(a.dry_run.as_deref()));
-            report_written(ctx, &format, a.output.output.as_deref(), &created, &r, &verb);
-            Ok(())
-        })();
-        if let Err(e) = result {
-            ctx.report(&e);
-        }
-    }
+    each_document(ctx, docs, |ctx, d, r, ns| {
+        let created = if client_dry {
+            d.object.clone()
+        } else {
+            let mut q = vec![format!("fieldManager={}", enc(&manager))];
+            if !query.is_empty() {
+                q.push(query.to_string());
+            }
+            let path = format!("{}?{}", r.collection(Some(&ns)), q.join("&"));
+            client.json(Method::POST, &path, "application/json", Some(("application/json", &d.object))).map_err(
+                |e| {
+                    with_context(
+                        e,
+                        if d.source.is_empty() {
+                            String::new()
+                        } else {
+                            format!("error when creating \"{}\": ", d.source)
+                        },
+                    )
+                },
+            )?
+        };
+        let verb = format!("created{}", suffix(a.dry_run.as_deref()));
+        report_written(ctx, &format, a.output.output.as_deref(), &created, &r, &verb);
+        Ok(())
+    });
     Ok(())
 }
 
@@ -161,37 +169,27 @@ pub fn replace(ctx: &mut Ctx, a: CreateArgs) -> Result<()> {
     let (client_dry, query) = dry_run_query(a.dry_run.as_deref())?;
     let docs = manifest::read(&a.files.filename, a.files.recursive)?;
     let client = ctx.client()?;
-    for d in docs {
-        let result = (|| -> Result<()> {
-            let r = ctx.resource_for_kind(
-                d.object["apiVersion"].as_str().unwrap_or(""),
-                d.object["kind"].as_str().unwrap_or(""),
-            )?;
-            let ns = object_namespace(ctx, &r, &d.object)?;
-            let name = name_of(&d.object).to_string();
-            let replaced = if client_dry {
-                d.object.clone()
-            } else {
-                let q = if query.is_empty() { String::new() } else { format!("?{query}") };
-                let path = format!("{}{q}", r.item(&ns, &name));
-                client
-                    .json(Method::PUT, &path, "application/json", Some(("application/json", &d.object)))
-                    .map_err(|e| with_context(e, format!("error when replacing \"{}\": ", d.source)))?
-            };
-            report_written(
-                ctx,
-                &format,
-                a.output.output.as_deref(),
-                &replaced,
-                &r,
-                &format!("replaced{}", suffix(a.dry_run.as_deref())),
-            );
-            Ok(())
-        })();
-        if let Err(e) = result {
-            ctx.report(&e);
-        }
-    }
+    each_document(ctx, docs, |ctx, d, r, ns| {
+        let name = name_of(&d.object).to_string();
+        let replaced = if client_dry {
+            d.object.clone()
+        } else {
+            let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+            let path = format!("{}{q}", r.item(&ns, &name));
+            client
+                .json(Method::PUT, &path, "application/json", Some(("application/json", &d.object)))
+                .map_err(|e| with_context(e, format!("error when replacing \"{}\": ", d.source)))?
+        };
+        report_written(
+            ctx,
+            &format,
+            a.output.output.as_deref(),
+            &replaced,
+            &r,
+            &format!("replaced{}", suffix(a.dry_run.as_deref())),
+        );
+        Ok(())
+    });
     Ok(())
 }
 
@@ -202,94 +200,84 @@ pub fn apply(ctx: &mut Ctx, a: ApplyArgs) -> Result<()> {
     let (client_dry, query) = dry_run_query(a.dry_run.as_deref())?;
     let docs = manifest::read(&a.files.filename, a.files.recursive)?;
     let client = ctx.client()?;
-    for d in docs {
-        let result = (|| -> Result<()> {
-            let r = ctx.resource_for_kind(
-                d.object["apiVersion"].as_str().unwrap_or(""),
-                d.object["kind"].as_str().unwrap_or(""),
-            )?;
-            let ns = object_namespace(ctx, &r, &d.object)?;
-            let name = name_of(&d.object).to_string();
-            if name.is_empty() {
-                return Err(Error::usage(format!(
-                    "error when retrieving current configuration of:\nResource: \"{}\"\nfrom server for: \"{}\": resource name may not be empty",
-                    r.resource_group(),
-                    d.source
-                )));
-            }
-            let path = r.item(&ns, &name);
-            let before = match client.get(&path) {
-                Ok(obj) => Some(obj),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            };
-            if client_dry {
-                let verb = if before.is_some() { "configured" } else { "created" };
-                report_written(
-                    ctx,
-                    &format,
-                    a.output.output.as_deref(),
-                    &d.object,
-                    &r,
-                    &format!("{verb}{}", suffix(a.dry_run.as_deref())),
-                );
-                return Ok(());
-            }
-            let mut q = vec![format!("fieldManager={}", enc(&a.field_manager))];
-            if a.force_conflicts {
-                q.push("force=true".into());
-            }
-            if !query.is_empty() {
-                q.push(query.to_string());
-            }
-            let ssa = client.json(
-                Method::PATCH,
-                &format!("{path}?{}", q.join("&")),
-                "application/json",
-                Some(("application/apply-patch+yaml", &d.object)),
-            );
-            let after = match ssa {
-                Ok(obj) => obj,
-                Err(Error::Api(e)) if e.code == 409 && !a.server_side => {
-                    // Client-side apply never conflicts: write the manifest's fields over the live object.
-                    let mut mq = vec![format!("fieldManager={}", enc(&a.field_manager))];
-                    if !query.is_empty() {
-                        mq.push(query.to_string());
-                    }
-                    client.json(
-                        Method::PATCH,
-                        &format!("{path}?{}", mq.join("&")),
-                        "application/json",
-                        Some(("application/merge-patch+json", &d.object)),
-                    )?
-                }
-                Err(e) => return Err(e),
-            };
-            let verb = if a.server_side {
-                "serverside-applied".to_string()
-            } else {
-                match &before {
-                    None => "created".to_string(),
-                    Some(b) if b["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"] => {
-                        "unchanged".to_string()
-                    }
-                    Some(_) => "configured".to_string(),
-                }
-            };
+    each_document(ctx, docs, |ctx, d, r, ns| {
+        let name = name_of(&d.object).to_string();
+        if name.is_empty() {
+            return Err(Error::usage(format!(
+                "error when retrieving current configuration of:\nResource: \"{}\"\nfrom server for: \"{}\": resource name may not be empty",
+                r.resource_group(),
+                d.source
+            )));
+        }
+        let path = r.item(&ns, &name);
+        let before = match client.get(&path) {
+            Ok(obj) => Some(obj),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        if client_dry {
+            let verb = if before.is_some() { "configured" } else { "created" };
             report_written(
                 ctx,
                 &format,
                 a.output.output.as_deref(),
-                &after,
+                &d.object,
                 &r,
                 &format!("{verb}{}", suffix(a.dry_run.as_deref())),
             );
-            Ok(())
-        })();
-        if let Err(e) = result {
-            ctx.report(&e);
+            return Ok(());
         }
-    }
+        let mut q = vec![format!("fieldManager={}", enc(&a.field_manager))];
+        if a.force_conflicts {
+            q.push("force=true".into());
+        }
+        if !query.is_empty() {
+            q.push(query.to_string());
+        }
+        let ssa = client.json(
+            Method::PATCH,
+            &format!("{path}?{}", q.join("&")),
+            "application/json",
+            Some(("application/apply-patch+yaml", &d.object)),
+        );
+        let after = match ssa {
+            Ok(obj) => obj,
+            Err(Error::Api(e)) if e.code == 409 && !a.server_side => {
+                // Client-side apply never conflicts: write the manifest's fields over the live object.
+                let mut mq = vec![format!("fieldManager={}", enc(&a.field_manager))];
+                if !query.is_empty() {
+                    mq.push(query.to_string());
+                }
+                client.json(
+                    Method::PATCH,
+                    &format!("{path}?{}", mq.join("&")),
+                    "application/json",
+                    Some(("application/merge-patch+json", &d.object)),
+                )?
+            }
+            Err(e) => return Err(e),
+        };
+        let verb = if a.server_side {
+            "serverside-applied".to_string()
+        } else {
+            match &before {
+                None => "created".to_string(),
+                Some(b) if b["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"] => {
+                    "unchanged".to_string()
+                }
+                Some(_) => "configured".to_string(),
+            }
+        };
+        report_written(
+            ctx,
+            &format,
+            a.output.output.as_deref(),
+            &after,
+            &r,
+            &format!("{verb}{}", suffix(a.dry_run.as_deref())),
+        );
+        Ok(())
+    });
     Ok(())
 }
 
