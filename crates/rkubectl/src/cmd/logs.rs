@@ -25,21 +25,10 @@ pub fn run(ctx: &mut Ctx, a: LogsArgs) -> Result<()> {
                 name.to_string()
             } else {
                 // A controller: the first of its pods, as kubectl picks one.
-                let obj = client.get(&r.item(&ns, name))?;
-                let selector = match r.kind.as_str() {
-                    "ReplicationController" => obj["spec"]["selector"].clone(),
-                    "Service" => obj["spec"]["selector"].clone(),
-                    _ => obj["spec"]["selector"]["matchLabels"].clone(),
-                };
-                let sel: Vec<String> = selector
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect();
+                let selector = crate::cmd::stream::controller_selector(&client, &r, &ns, name)?;
                 let pods = ctx.resource("pods")?;
                 let (items, _) =
-                    crate::resource::list_all(ctx, &pods, Some(&ns), &[("labelSelector".into(), sel.join(","))])?;
+                    crate::resource::list_all(ctx, &pods, Some(&ns), &[("labelSelector".into(), selector)])?;
                 let Some(p) = items.first() else {
                     return Err(Error::usage(format!("no pods found for {ty}/{name}")));
                 };

@@ -82,22 +82,12 @@ pub fn target_pod(ctx: &mut Ctx, arg: &str) -> Result<(String, Value)> {
             if r.kind == "Pod" {
                 name.to_string()
             } else {
-                let obj = client.get(&r.item(&ns, name))?;
-                let selector = match r.kind.as_str() {
-                    "ReplicationController" | "Service" => obj["spec"]["selector"].clone(),
-                    _ => obj["spec"]["selector"]["matchLabels"].clone(),
-                };
-                let sel: Vec<String> = selector
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                    .collect();
-                if sel.is_empty() {
+                let selector = controller_selector(&client, &r, &ns, name)?;
+                if selector.is_empty() {
                     return Err(Error::usage(format!("cannot attach to {}: selector for {ty} is empty", r.kind)));
                 }
                 let (items, _) =
-                    crate::resource::list_all(ctx, &pods, Some(&ns), &[("labelSelector".into(), sel.join(","))])?;
+                    crate::resource::list_all(ctx, &pods, Some(&ns), &[("labelSelector".into(), selector)])?;
                 let chosen = items
                     .iter()
                     .find(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
@@ -113,6 +103,24 @@ pub fn target_pod(ctx: &mut Ctx, arg: &str) -> Result<(String, Value)> {
         .get(&pods.item(&ns, &name))
         .map_err(|e| if e.is_not_found() { crate::resource::not_found(&pods, &name) } else { e })?;
     Ok((ns, pod))
+}
+
+/// The label selector (`k=v,...`) of the controller `r`/`name` (a Deployment, ReplicaSet,
+/// ReplicationController, Service, ...), whose pods `logs` and the streaming verbs pick from.
+pub fn controller_selector(
+    client: &crate::client::Client,
+    r: &crate::discovery::ApiResource,
+    ns: &str,
+    name: &str,
+) -> Result<String> {
+    let obj = client.get(&r.item(ns, name))?;
+    let selector = match r.kind.as_str() {
+        "ReplicationController" | "Service" => &obj["spec"]["selector"],
+        _ => &obj["spec"]["selector"]["matchLabels"],
+    };
+    let pairs: Vec<String> =
+        selector.as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+    Ok(pairs.join(","))
 }
 
 /// The container to use: the flag, else the default-container annotation, else the first one
