@@ -9,7 +9,7 @@ mod support;
 
 use rkube_testkit::apiserver::bin_dir;
 use rkube_testkit::images::BUSYBOX_IMAGE;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -71,52 +71,12 @@ impl Cluster {
         );
         out.stdout
     }
-
-    /// A client (`cmd`) with `input` written to its stdin, which then stays open for `hold`.
-    fn with_stdin(&self, mut cmd: Command, input: &str, hold: Duration) -> Out {
-        let mut child =
-            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client spawns");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let input = input.to_string();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-            std::thread::sleep(hold);
-        });
-        let stdout = drain(child.stdout.take().expect("stdout"));
-        let stderr = drain(child.stderr.take().expect("stderr"));
-        let deadline = Instant::now() + KUBECTL_TIMEOUT;
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("client hung\n--- kubelet log ---\n{}", self.node.kubelet.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Out {
-            code: status.code().unwrap_or(-1),
-            stdout: stdout.recv().unwrap_or_default(),
-            stderr: stderr.recv().unwrap_or_default(),
-        }
-    }
 }
 
-/// A long-running client whose stdout lines arrive on a channel.
+/// A long-running client whose stdout lines arrive on a channel (stderr kept for [`kill`]).
 fn lines(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client spawns");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
+    cmd.stderr(Stdio::piped());
+    support::node::lines(cmd)
 }
 
 fn kill(mut child: Child) -> String {

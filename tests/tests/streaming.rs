@@ -6,7 +6,7 @@
 mod support;
 
 use rkube_testkit::images::BUSYBOX_IMAGE;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -37,55 +37,15 @@ impl Cluster {
     }
 
     /// kubectl with `input` on its stdin (then closed): (exit code, stdout, stderr).
-    fn with_stdin(&self, args: &[&str], input: &str) -> Out {
-        let mut child = self
-            .env
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl spawns");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let input = input.to_string();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
-        let stdout = drain(child.stdout.take().expect("stdout"));
-        let stderr = drain(child.stderr.take().expect("stderr"));
-        let deadline = Instant::now() + KUBECTL_TIMEOUT;
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("kubectl {args:?} hung\n--- kubelet log ---\n{}", self.node.kubelet.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Out {
-            code: status.code().unwrap_or(-1),
-            stdout: stdout.recv().unwrap_or_default(),
-            stderr: stderr.recv().unwrap_or_default(),
-        }
+    fn kubectl_with_stdin(&self, args: &[&str], input: &str) -> Out {
+        self.with_stdin(self.env.command(args), input, Duration::ZERO)
     }
 
     /// A long-running kubectl whose stdout lines arrive on a channel.
     fn lines(&self, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
-        let mut child =
-            self.env.command(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("kubectl spawns");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        (child, rx)
+        let mut cmd = self.env.command(args);
+        cmd.stderr(Stdio::null());
+        support::node::lines(cmd)
     }
 }
 
@@ -156,7 +116,7 @@ fn kubectl_streams_reach_pods_run_by_the_kubelet() {
     let out = c.env.run(&["exec", "web", "--", "sh", "-c", "echo to-err >&2; exit 3"]);
     // kubectl itself adds the last line, as against Kubernetes.
     assert_eq!((out.code, out.stderr.as_str()), (3, "to-err\ncommand terminated with exit code 3\n"), "{}", out.stdout);
-    let out = c.with_stdin(&["exec", "-i", "web", "--", "sh", "-c", "cat; echo eof"], "from\nstdin\n");
+    let out = c.kubectl_with_stdin(&["exec", "-i", "web", "--", "sh", "-c", "cat; echo eof"], "from\nstdin\n");
     assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "from\nstdin\neof\n", ""));
     // A TTY (kubectl on a pseudo-terminal), its window size sent over the resize stream.
     let inner = format!(
@@ -224,7 +184,7 @@ fn kubectl_streams_reach_pods_run_by_the_kubelet() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut echoed = false;
     while !echoed && Instant::now() < deadline {
-        let out = c.with_stdin(&["attach", "-i", "reader"], "ping\n");
+        let out = c.kubectl_with_stdin(&["attach", "-i", "reader"], "ping\n");
         assert_eq!(out.code, 0, "attach -i: {}", out.stderr);
         while let Ok(line) = seen.recv_timeout(Duration::from_millis(500)) {
             echoed |= line == "got ping";

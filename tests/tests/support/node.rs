@@ -1,8 +1,11 @@
 //! The control plane plus one real node (a real rkube-kubelet on a real containerd) and the
 //! scheduler, for tests of what needs running containers.
 
-use super::Env;
+use super::{Env, KUBECTL_TIMEOUT, Out, drain};
 use rkube_testkit::{Daemon, KubeletNode};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// etcd, the API server, the scheduler and one Ready node named `node_name`.
@@ -41,4 +44,53 @@ impl NodeCluster {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+
+    /// Runs a client (`cmd`) with `input` written to its stdin, which then stays open for
+    /// `hold`; fails the test with the kubelet's log if it hangs.
+    pub fn with_stdin(&self, mut cmd: Command, input: &str, hold: Duration) -> Out {
+        let what = format!("{cmd:?}");
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client spawns");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_string();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+            std::thread::sleep(hold);
+        });
+        let stdout = drain(child.stdout.take().expect("stdout"));
+        let stderr = drain(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + KUBECTL_TIMEOUT;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{what} hung\n--- kubelet log ---\n{}", self.node.kubelet.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Out {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.recv().unwrap_or_default(),
+            stderr: stderr.recv().unwrap_or_default(),
+        }
+    }
+}
+
+/// A long-running client (`cmd`, its stderr as the caller set it) whose stdout lines arrive on
+/// a channel.
+pub fn lines(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("client spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
 }
