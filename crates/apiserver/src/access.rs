@@ -367,11 +367,18 @@ struct PodGraph {
 impl PodGraph {
     fn spawn(cache: &Arc<WatchCache>, cancel: &CancellationToken) -> PodGraph {
         PodGraph {
-            pods: Mirror::spawn_with(cache.clone(), resource("pods", "", "v1"), pod_entry, cancel.clone()),
+            pods: Mirror::spawn_with(
+                cache.clone(),
+                resource("pods", "", "v1"),
+                pod_entry,
+                Some(|p: &PodEntry| p.node.clone()),
+                cancel.clone(),
+            ),
             claims: Mirror::spawn_with(
                 cache.clone(),
                 resource("persistentvolumeclaims", "", "v1"),
                 claim_volume,
+                None,
                 cancel.clone(),
             ),
         }
@@ -380,7 +387,7 @@ impl PodGraph {
 
 impl NodeGraph for PodGraph {
     fn pods_on_node(&self, node: &str) -> Vec<Arc<PodReferences>> {
-        self.pods.all().into_iter().filter(|p| p.node == node).map(|p| p.references.clone()).collect()
+        self.pods.indexed(node).into_iter().map(|p| p.references.clone()).collect()
     }
 
     fn persistent_volume_of_claim(&self, namespace: &str, claim: &str) -> Option<String> {
