@@ -11,6 +11,7 @@ pub mod error;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod print;
+pub mod progress;
 pub mod resource;
 pub mod term;
 pub mod ws;

@@ -7,6 +7,7 @@ use crate::discovery::ApiResource;
 use crate::error::{Error, Result};
 use crate::print::jsonpath::{Template, text_of};
 use crate::print::table::tabwrite;
+use crate::progress::Progress;
 use crate::resource::{self, enc, name_of};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -94,10 +95,15 @@ fn status(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
     let deadline = Instant::now() + limit;
     for (r, ns, name) in deployments(ctx, &a.resources)? {
         let mut last = String::new();
+        let progress = Progress::start(format!("{}/{name}", r.kind_group()));
+        if a.timeout.is_some() {
+            progress.set_deadline(deadline);
+        }
         loop {
             let d = client.get(&r.item(&ns, &name))?;
             let (msg, done) = deployment_status(&d)?;
             if msg != last {
+                progress.clear();
                 ctx.println(&msg);
                 ctx.flush();
                 last = msg;
@@ -323,11 +329,14 @@ pub fn wait(ctx: &mut Ctx, a: WaitArgs) -> Result<()> {
     }
     for (r, name) in objs {
         let ons = if r.namespaced { ns.clone() } else { String::new() };
+        let progress = Progress::start(format!("waiting for {}/{name}: {}", r.kind_group(), a.for_));
+        progress.set_deadline(deadline);
         let result = (|| -> Result<()> {
             loop {
                 match client.get(&r.item(&ons, &name)) {
                     Ok(obj) => {
                         if satisfied(&cond, &obj) {
+                            progress.clear();
                             ctx.println(&format!("{}/{name} condition met", r.kind_group()));
                             return Ok(());
                         }
@@ -342,6 +351,7 @@ pub fn wait(ctx: &mut Ctx, a: WaitArgs) -> Result<()> {
                             crate::cmd::write::wait_gone(&client, &r, &ons, &name, uid.as_deref(), deadline).map_err(
                                 |_| Error::usage(format!("timed out waiting for the condition on {}/{name}", r.plural)),
                             )?;
+                            progress.clear();
                             ctx.println(&format!("{}/{name} condition met", r.kind_group()));
                             return Ok(());
                         }
@@ -349,6 +359,7 @@ pub fn wait(ctx: &mut Ctx, a: WaitArgs) -> Result<()> {
                     }
                     Err(e) if e.is_not_found() => {
                         if matches!(cond, Cond::Delete) {
+                            progress.clear();
                             ctx.println(&format!("{}/{name} condition met", r.kind_group()));
                             return Ok(());
                         }
@@ -364,6 +375,7 @@ pub fn wait(ctx: &mut Ctx, a: WaitArgs) -> Result<()> {
                 }
             }
         })();
+        drop(progress);
         if let Err(e) = result {
             ctx.report(&e);
         }
