@@ -207,6 +207,9 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, NONE),
     res("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", false, &["csr"])
         .status(),
+    res("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["pdb"])
+        .status()
+        .generation(),
 ];
 
 /// Looks a resource up by group, version and plural name.

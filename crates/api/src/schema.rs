@@ -91,7 +91,10 @@ fn roundtrip<T: DeserializeOwned + Serialize>(res: &ResourceInfo, body: Value) -
 
 /// Round-trips through the struct of `res`'s kind, or `Ok(None)` for a kind with no struct.
 fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiError> {
-    use api::{apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking, rbac, storage};
+    use api::{
+        apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking, policy, rbac,
+        storage,
+    };
     match (res.group, res.version, res.kind) {
         ("", "v1", "Namespace") => roundtrip::<core::v1::Namespace>(res, body),
         ("", "v1", "Pod") => roundtrip::<core::v1::Pod>(res, body),
@@ -131,6 +134,7 @@ fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiEr
         ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
             roundtrip::<certificates::v1::CertificateSigningRequest>(res, body)
         }
+        ("policy", "v1", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(res, body),
         _ => Ok(None),
     }
 }

@@ -7,6 +7,7 @@ mod csr;
 mod meta;
 mod misc;
 mod network;
+mod pdb;
 pub(crate) mod pod;
 #[path = "quantity.rs"]
 pub mod quantity;
@@ -91,6 +92,7 @@ fn validate_kind(res: &ResourceInfo, obj: &Value, errs: &mut Errs) {
         ("discovery.k8s.io", "EndpointSlice") => network::validate_endpoint_slice(obj, errs),
         ("events.k8s.io", "Event") => misc::validate_events_event(obj, errs),
         ("certificates.k8s.io", "CertificateSigningRequest") => csr::validate_csr(obj, errs),
+        ("policy", "PodDisruptionBudget") => pdb::validate_pdb(obj, errs),
         _ => {}
     }
 }
