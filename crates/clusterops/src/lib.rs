@@ -4,8 +4,10 @@
 //! one per node), kubelet serving certificates, and the API server's kubelet client
 //! certificate. Running it again keeps everything that exists. [`join`] is the other side:
 //! a new machine joining with a bootstrap token and a pinned CA hash (see [`mod@join`]).
-//! [`write_machine_files`] gives a machine its daemons' config files and systemd units.
+//! [`write_machine_files`] gives a machine its daemons' config files and systemd units, and
+//! [`daemons`] starts and stops them from those files.
 
+pub mod daemons;
 pub mod join;
 pub mod machine;
 

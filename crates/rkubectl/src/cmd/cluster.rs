@@ -1,11 +1,15 @@
-//! `rkubectl cluster init|join|token create`: what kubectl lacks (rkube-clusterops): writing
-//! a cluster's PKI and per-daemon kubeconfigs on a control-plane machine, bootstrap tokens,
-//! and joining a new machine with one (kubeadm's `join --token --discovery-token-ca-cert-hash`).
+//! `rkubectl cluster init|join|token create|up|down`: what kubectl lacks (rkube-clusterops):
+//! writing a cluster's PKI and per-daemon kubeconfigs on a control-plane machine, bootstrap
+//! tokens, joining a new machine with one (kubeadm's `join --token
+//! --discovery-token-ca-cert-hash`), and starting or stopping a machine's daemons.
 
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use clap::{Args, Subcommand};
+use rkube_clusterops::daemons::{self, MachineDaemons, Started, Supervisor};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// Cluster operations.
 #[derive(Debug, Subcommand)]
@@ -21,6 +25,68 @@ pub enum ClusterCommand {
     /// Bootstrap tokens for joining nodes.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Start this machine's daemons from the config files in --config-dir (as `init
+    /// --config-dir` writes them), under systemd when it runs the machine, else as detached
+    /// processes with pid files; then wait until the API server is ready and this machine's
+    /// node (if it runs a kubelet) is Ready. Daemons already running are left alone.
+    Up(UpArgs),
+    /// Stop this machine's daemons (those `up` started).
+    Down(DownArgs),
+}
+
+/// Who runs the daemons: `auto` picks systemd when it is the machine's init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SupervisorArg {
+    /// systemd if it runs the machine, else processes.
+    Auto,
+    /// systemd units `rkube-<daemon>.service`.
+    Systemd,
+    /// Detached processes with pid files in --run-dir and logs in --log-dir.
+    Processes,
+}
+
+/// Where a machine's daemons' files are (shared by `up` and `down`).
+#[derive(Debug, Args)]
+pub struct MachineArgs {
+    /// The daemons' config files, `<daemon>.yaml`; a daemon runs only if its file exists.
+    #[arg(long, default_value = "/etc/rkube")]
+    pub config_dir: PathBuf,
+    /// Pid files of daemons run as processes.
+    #[arg(long, default_value = "/run/rkube")]
+    pub run_dir: PathBuf,
+    /// Logs of daemons run as processes.
+    #[arg(long, default_value = "/var/log/rkube")]
+    pub log_dir: PathBuf,
+    /// Who runs the daemons.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub supervisor: SupervisorArg,
+}
+
+/// Flags of `cluster up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Where the `rkube-<daemon>` binaries are (default: beside rkubectl, else $PATH).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// The cluster files' directory; its `admin.kubeconfig` is used to wait when no
+    /// --kubeconfig is given.
+    #[arg(long, default_value = "/var/lib/rkube")]
+    pub dir: PathBuf,
+    /// How long to wait for the API server and the node (0 does not wait).
+    #[arg(long, default_value = "5m")]
+    pub timeout: String,
+}
+
+/// Flags of `cluster down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// How long each daemon gets to stop after SIGTERM before SIGKILL.
+    #[arg(long, default_value = "30s")]
+    pub grace_period: String,
 }
 
 /// `cluster token` verbs.
@@ -107,7 +173,175 @@ pub fn run(ctx: &mut Ctx, cmd: ClusterCommand) -> Result<()> {
         ClusterCommand::Init(args) => init(ctx, args),
         ClusterCommand::Join(args) => join(ctx, args),
         ClusterCommand::Token(TokenCommand::Create(args)) => token_create(ctx, args),
+        ClusterCommand::Up(args) => up(ctx, args),
+        ClusterCommand::Down(args) => down(ctx, args),
     }
+}
+
+fn machine_daemons(args: &MachineArgs, bin_dir: Option<PathBuf>) -> (MachineDaemons, Supervisor) {
+    let supervisor = match args.supervisor {
+        SupervisorArg::Auto => Supervisor::detect(),
+        SupervisorArg::Systemd => Supervisor::Systemd,
+        SupervisorArg::Processes => Supervisor::Processes,
+    };
+    let machine = MachineDaemons {
+        config_dir: args.config_dir.clone(),
+        run_dir: args.run_dir.clone(),
+        log_dir: args.log_dir.clone(),
+        bin_dir,
+    };
+    (machine, supervisor)
+}
+
+fn ops_error(e: rkube_clusterops::ClusterOpsError) -> Error {
+    Error::Usage(e.to_string())
+}
+
+fn up(ctx: &mut Ctx, args: UpArgs) -> Result<()> {
+    // Beside rkubectl is where an install puts the daemons (and where cargo builds them).
+    let bin_dir = args.bin_dir.clone().or_else(|| {
+        let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+        dir.join("rkube-apiserver").is_file().then_some(dir)
+    });
+    let (machine, supervisor) = machine_daemons(&args.machine, bin_dir);
+    let daemons = machine.configured();
+    if daemons.is_empty() {
+        return Err(Error::Usage(format!(
+            "no daemon config files in {} (write them with `rkubectl cluster init --config-dir`)",
+            machine.config_dir.display()
+        )));
+    }
+    let mut spawned = Vec::new();
+    match supervisor {
+        Supervisor::Systemd => {
+            for command in daemons::systemctl_start(&daemons) {
+                daemons::systemctl(&command).map_err(ops_error)?;
+            }
+            ctx.println(&format!("started {} with systemd", daemons.join(", ")));
+        }
+        Supervisor::Processes => {
+            for daemon in &daemons {
+                match machine.start(daemon).map_err(ops_error)? {
+                    Started::AlreadyRunning(pid) => {
+                        ctx.println(&format!("rkube-{daemon} is already running (pid {pid})"))
+                    }
+                    Started::Spawned(pid) => {
+                        ctx.println(&format!(
+                            "started rkube-{daemon} (pid {pid}, log {})",
+                            machine.log_file(daemon).display()
+                        ));
+                        spawned.push(*daemon);
+                    }
+                }
+            }
+        }
+    }
+    ctx.flush();
+    let limit = crate::ctx::parse_duration(&args.timeout)?;
+    if limit.is_zero() {
+        return Ok(());
+    }
+    if ctx.global.kubeconfig.is_none() && std::env::var_os("KUBECONFIG").is_none() {
+        let admin = args.dir.join("admin.kubeconfig");
+        if admin.is_file() {
+            ctx.global.kubeconfig = Some(admin);
+        }
+    }
+    let node = daemons.contains(&"kubelet").then(|| kubelet_node_name(&machine.config_file("kubelet")));
+    let deadline = Instant::now() + limit;
+    let progress = Progress::start("waiting for the API server to be ready");
+    progress.set_deadline(deadline);
+    // A daemon that exits at once (a bad flag, a port in use) is reported with its log rather
+    // than waited for until the timeout.
+    let check_alive = |machine: &MachineDaemons| -> Result<()> {
+        for daemon in &spawned {
+            if machine.running(daemon).is_none() {
+                return Err(Error::Usage(format!(
+                    "rkube-{daemon} exited; the end of {}:\n{}",
+                    machine.log_file(daemon).display(),
+                    machine.log_tail(daemon, 15)
+                )));
+            }
+        }
+        Ok(())
+    };
+    let client = ctx.client()?;
+    let mut last_error: String;
+    loop {
+        check_alive(&machine)?;
+        match client.text("/readyz") {
+            Ok(body) if body.trim() == "ok" => break,
+            Ok(body) => last_error = body,
+            Err(e) => last_error = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Usage(format!("timed out waiting for the API server: {last_error}")));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    progress.clear();
+    ctx.println(&format!("the API server at {} is ready", client.server()));
+    ctx.flush();
+    if let Some(node) = node {
+        progress.set_message(format!("waiting for node {node} to be Ready"));
+        loop {
+            check_alive(&machine)?;
+            let ready = match client.get(&format!("/api/v1/nodes/{}", crate::resource::enc(&node))) {
+                Ok(n) => n["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")),
+                Err(e) if e.is_not_found() => false,
+                Err(e) => return Err(e),
+            };
+            if ready {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Usage(format!("timed out waiting for node {node} to be Ready")));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        progress.clear();
+        ctx.println(&format!("node {node} is Ready"));
+    }
+    Ok(())
+}
+
+/// The Node name the kubelet registers: its config's `hostname-override`, else the host name
+/// lower-cased, as the kubelet itself decides.
+fn kubelet_node_name(config: &std::path::Path) -> String {
+    let configured = std::fs::read_to_string(config)
+        .ok()
+        .and_then(|text| serde_saphyr::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v["hostname-override"].as_str().map(str::to_string));
+    configured.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_lowercase()
+    })
+}
+
+fn down(ctx: &mut Ctx, args: DownArgs) -> Result<()> {
+    let grace = crate::ctx::parse_duration(&args.grace_period)?;
+    let (machine, supervisor) = machine_daemons(&args.machine, None);
+    match supervisor {
+        Supervisor::Systemd => {
+            let daemons = machine.configured();
+            daemons::systemctl(&daemons::systemctl_stop(&daemons)).map_err(ops_error)?;
+            ctx.println(&format!("stopped {} with systemd", daemons.join(", ")));
+        }
+        Supervisor::Processes => {
+            // Every daemon with a pid file, configured or not any more; node daemons first.
+            for daemon in daemons::DAEMONS.iter().rev() {
+                match machine.stop(daemon, grace).map_err(ops_error)? {
+                    Some(pid) => ctx.println(&format!("stopped rkube-{daemon} (pid {pid})")),
+                    None if machine.config_file(daemon).is_file() => {
+                        ctx.println(&format!("rkube-{daemon} is not running"))
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn join(ctx: &mut Ctx, args: JoinArgs) -> Result<()> {
