@@ -1018,3 +1018,36 @@ fn backup_and_restore_an_etcd_snapshot() {
         assert!(keys.lines().any(|l| l == key), "{key} not in the restored etcd:\n{keys}");
     }
 }
+
+#[test]
+fn waits_draw_a_status_line_only_on_a_terminal() {
+    let env = Env::start();
+    env.ok(&["create", "configmap", "settings", "--from-literal=a=1"]);
+    let args = ["wait", "--for=condition=Ready", "configmap/settings", "--timeout=2s"];
+    // Piped: exactly kubectl's output, no escape sequences.
+    let (r, k) = (rk(&env, &args), env.run(&args));
+    assert_eq!((r.code, &r.stdout, &r.stderr), (k.code, &k.stdout, &k.stderr));
+    assert!(!r.stderr.contains('\u{1b}'));
+    // On a pseudo-terminal: a spinner line with what is awaited and the time left, erased
+    // before the error is printed.
+    let inner = format!(
+        "{} --kubeconfig {} --cache-dir {} {}",
+        rkubectl_binary().display(),
+        env.kubeconfig.display(),
+        env.dir.path().join("rk-cache").display(),
+        args.join(" ")
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &inner, "/dev/null"])
+        .env_remove("KUBECONFIG")
+        .env_remove("RKUBECTL_NO_PROGRESS")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text:?}");
+    assert!(text.contains("waiting for configmap/settings: condition=Ready ["), "{text:?}");
+    assert!(text.contains(", timeout in 1s]") || text.contains(", timeout in 0s]"), "{text:?}");
+    assert!(text.contains("\r\u{1b}[Kerror: timed out waiting for the condition on configmaps/settings"), "{text:?}");
+}
