@@ -888,6 +888,38 @@ fn diff_like_kubectl() {
     assert!(r.stdout.contains(" differ"), "{}", r.stdout);
     let (k, r) = both_with_env(&env, &["diff", "-f", "/nonexistent.yaml"], &[]);
     assert!(k.code > 1 && r.code > 1, "kubectl {} rkubectl {}", k.code, r.code);
+    // Secret values never show: the same masked lines as kubectl's.
+    env.ok(&[
+        "-n",
+        "df",
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=user=admin",
+        "--from-literal=pass=old",
+    ]);
+    let secret = env.manifest(
+        "secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: df\nstringData:\n  user: admin\n  pass: new\n  token: t0k3n\n",
+    );
+    let (k, r) = both_with_env(&env, &["diff", "--server-side", "--force-conflicts", "-f", &secret], &[]);
+    assert_eq!((k.code, r.code), (1, 1), "kubectl: {}{}\nrkubectl: {}{}", k.stdout, k.stderr, r.stdout, r.stderr);
+    let changes = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
+            .filter(|l| !l.contains("resourceVersion") && !l.contains("generation"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(changes(&r.stdout), changes(&k.stdout), "rkubectl:\n{}\nkubectl:\n{}", r.stdout, k.stdout);
+    assert!(
+        r.stdout.contains("-  pass: '*** (before)'") && r.stdout.contains("+  pass: '*** (after)'"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("+  token: '***'") && r.stdout.contains("   user: '***'"), "{}", r.stdout);
+    assert!(!r.stdout.contains("YWRtaW4=") && !r.stdout.contains("bmV3"), "{}", r.stdout);
 }
 
 fn free_port() -> u16 {

@@ -10,6 +10,7 @@ use crate::print::yaml;
 use crate::resource::{self, name_of};
 use clap::Args;
 use reqwest::Method;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -169,6 +170,30 @@ fn diff_name(r: &ApiResource, ns: &str, name: &str) -> String {
 }
 
 /// The diff program: `$KUBECTL_EXTERNAL_DIFF` split on whitespace, else `diff -u -N`.
+/// Hides a Secret's values as kubectl diff does: `***` for a key whose value is the same on
+/// both sides or exists on one only, `*** (before)`/`*** (after)` for a changed value, so the
+/// diff still shows which keys change without printing what they hold.
+fn mask_secret_data(live: Option<&mut Value>, merged: &mut Value) {
+    let before = live.as_ref().and_then(|l| l["data"].as_object().cloned()).unwrap_or_default();
+    let after = merged["data"].as_object().cloned().unwrap_or_default();
+    let mask = |own: &Value, other: Option<&Value>, suffix: &str| match other {
+        Some(o) if o != own => Value::from(format!("*** ({suffix})")),
+        _ => Value::from("***"),
+    };
+    if let Some(live) = live
+        && let Some(data) = live.get_mut("data").and_then(Value::as_object_mut)
+    {
+        for (key, value) in data.iter_mut() {
+            *value = mask(value, after.get(key), "before");
+        }
+    }
+    if let Some(data) = merged.get_mut("data").and_then(Value::as_object_mut) {
+        for (key, value) in data.iter_mut() {
+            *value = mask(value, before.get(key), "after");
+        }
+    }
+}
+
 fn diff_command() -> Command {
     match std::env::var("KUBECTL_EXTERNAL_DIFF").ok().filter(|v| !v.trim().is_empty()) {
         Some(v) => {
@@ -230,6 +255,10 @@ fn diff_inner(ctx: &mut Ctx, a: DiffArgs) -> Result<i32> {
                 Some(("application/apply-patch+yaml", &d.object)),
             )?;
             crate::cmd::get::strip_managed_fields(&mut merged);
+            let mut live = live;
+            if r.group.is_empty() && r.kind == "Secret" {
+                mask_secret_data(live.as_mut(), &mut merged);
+            }
             let file = diff_name(&r, &ns, &name);
             let live_text = live.as_ref().map(yaml::to_string).unwrap_or_default();
             std::fs::write(live_dir.join(&file), live_text)?;
@@ -246,4 +275,26 @@ fn diff_inner(ctx: &mut Ctx, a: DiffArgs) -> Result<i32> {
     cleanup(());
     let status = status.map_err(|e| Error::usage(format!("failed to run the diff program: {e}")))?;
     Ok(status.code().unwrap_or(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_values_are_masked_like_kubectl_diff() {
+        let mut live = json!({"data": {"same": "YQ==", "changed": "Yg==", "gone": "Yw=="}, "type": "Opaque"});
+        let mut merged = json!({"data": {"same": "YQ==", "changed": "ZA==", "new": "ZQ=="}, "type": "Opaque"});
+        mask_secret_data(Some(&mut live), &mut merged);
+        assert_eq!(live["data"], json!({"same": "***", "changed": "*** (before)", "gone": "***"}));
+        assert_eq!(merged["data"], json!({"same": "***", "changed": "*** (after)", "new": "***"}));
+        assert_eq!(merged["type"], "Opaque");
+        let mut created = json!({"data": {"a": "YQ=="}});
+        mask_secret_data(None, &mut created);
+        assert_eq!(created["data"], json!({"a": "***"}));
+        let mut no_data = json!({"type": "Opaque"});
+        mask_secret_data(None, &mut no_data);
+        assert_eq!(no_data, json!({"type": "Opaque"}));
+    }
 }
