@@ -631,6 +631,13 @@ fn auth_can_i_and_whoami_over_tls_with_rbac_like_kubectl() {
     // Not allowed at all: Forbidden from the server, as kubectl reports it.
     let out = same_as(&env, &alice, &["top", "pod", "-n", "team"]);
     assert_ne!(out.code, 0);
+    // --tls-server-name: the certificate must name it instead of the URL's host (127.0.0.1).
+    let named = ["--tls-server-name=localhost", "auth", "can-i", "list", "configmaps", "-n", "team"];
+    assert_eq!(same_as(&env, &alice, &named).stdout, "yes\n");
+    let wrong = ["--tls-server-name=wrong.example", "auth", "can-i", "list", "configmaps", "-n", "team"];
+    let (r, k) = (rk_as(&env, &alice, &wrong), env.run_as(&alice, &wrong));
+    assert_eq!((r.code, k.code), (1, 1), "rkubectl: {r:?}\nkubectl: {k:?}");
+    assert!(r.stderr.contains("wrong.example") && k.stderr.contains("wrong.example"), "{r:?}\n{k:?}");
 }
 
 #[test]

@@ -212,7 +212,18 @@ fn tls_config(cfg: &Resolved) -> Result<rustls::ClientConfig> {
                 }
             }
         }
-        builder.with_root_certificates(roots)
+        match cfg.tls_server_name.as_deref().filter(|n| !n.is_empty()) {
+            None => builder.with_root_certificates(roots),
+            Some(name) => {
+                let name = ServerName::try_from(name.to_string())
+                    .map_err(|e| Error::Config(format!("tls-server-name {name:?}: {e}")))?;
+                let inner =
+                    rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| Error::Config(format!("unable to load root certificates: {e}")))?;
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(NamedVerify { inner, name }))
+            }
+        }
     };
     let mut config = match (&cfg.client_cert_pem, &cfg.client_key_pem) {
         (Some(cert), Some(key)) => {
@@ -228,12 +239,50 @@ fn tls_config(cfg: &Resolved) -> Result<rustls::ClientConfig> {
         _ => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    if let Some(name) = &cfg.tls_server_name {
-        // reqwest verifies against the URL host; a tls-server-name is honoured by the verifier
-        // below only in insecure mode, so say so instead of silently ignoring it.
-        tracing::debug!(tls_server_name = %name, "tls-server-name is checked against the URL host");
-    }
     Ok(config)
+}
+
+/// `tls-server-name`: the CA chain is checked as usual, but the certificate must name this
+/// server name rather than the URL's host (an API server reached by IP or through a tunnel).
+#[derive(Debug)]
+struct NamedVerify {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for NamedVerify {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// `--insecure-skip-tls-verify`: accept any certificate, still check handshake signatures.
