@@ -1090,3 +1090,89 @@ fn waits_draw_a_status_line_only_on_a_terminal() {
     assert!(text.contains(", timeout in 1s]") || text.contains(", timeout in 0s]"), "{text:?}");
     assert!(text.contains("\r\u{1b}[Kerror: timed out waiting for the condition on configmaps/settings"), "{text:?}");
 }
+
+const DAEMONSET: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: busybox:1
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 2
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: busybox:1
+";
+
+/// `rollout status` waits with rkubectl first; kubectl then sees the finished rollout and
+/// prints only the last line, which rkubectl must have ended with.
+fn rollout_status_like_kubectl(env: &Env, target: &str) -> String {
+    let args = ["rollout", "status", target, "--timeout=60s"];
+    let r = rk(env, &args);
+    assert_eq!(r.code, 0, "rkubectl {args:?}: {r:?}");
+    let k = env.run(&args);
+    assert_eq!(k.code, 0, "kubectl {args:?}: {k:?}");
+    assert_eq!(r.stdout.lines().last(), k.stdout.lines().last(), "rkubectl:\n{}\nkubectl:\n{}", r.stdout, k.stdout);
+    r.stdout
+}
+
+#[test]
+fn rollout_of_daemonsets_and_statefulsets_like_kubectl() {
+    let c = cluster();
+    let env = &c.env;
+    env.ok(&["create", "-f", &env.manifest("workloads.yaml", DAEMONSET)]);
+    let done = rollout_status_like_kubectl(env, "ds/agent");
+    assert!(done.ends_with("daemon set \"agent\" successfully rolled out\n"), "{done}");
+    let done = rollout_status_like_kubectl(env, "statefulset/db");
+    assert!(done.ends_with("partitioned roll out complete: 2 new pods have been updated...\n"), "{done}");
+
+    // A new template makes revision 2 of each; history lists both like kubectl.
+    for target in ["ds/agent", "sts/db"] {
+        rk_ok(env, &["set", "image", target, "*=busybox:2"]);
+        rollout_status_like_kubectl(env, target);
+        let history = same(env, &["rollout", "history", target]);
+        assert!(history.contains("REVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n"), "{history}");
+    }
+    // Undo goes back to revision 1's template, which becomes revision 3.
+    let undo = rk_ok(env, &["rollout", "undo", "ds/agent"]);
+    assert_eq!(undo, "daemonset.apps/agent rolled back\n");
+    let image = env.ok(&["get", "ds", "agent", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    assert_eq!(image, "busybox:1");
+    rollout_status_like_kubectl(env, "ds/agent");
+    let history = same(env, &["rollout", "history", "ds/agent"]);
+    assert!(history.contains("2         <none>\n3         <none>\n"), "{history}");
+    // Restart stamps the template; the StatefulSet rolls again.
+    assert_eq!(rk_ok(env, &["rollout", "restart", "sts/db"]), "statefulset.apps/db restarted\n");
+    let stamp = env.ok(&[
+        "get",
+        "sts",
+        "db",
+        "-o",
+        "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+    ]);
+    assert!(stamp.ends_with('Z'), "{stamp}");
+    rollout_status_like_kubectl(env, "sts/db");
+    // Kinds rollout does not know are refused.
+    let refused = rk(env, &["rollout", "status", "configmap/x"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+}

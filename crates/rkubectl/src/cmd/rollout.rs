@@ -24,21 +24,122 @@ pub fn run(ctx: &mut Ctx, cmd: RolloutCommand) -> Result<()> {
     }
 }
 
-fn deployments(ctx: &mut Ctx, args: &[String]) -> Result<Vec<(ApiResource, String, String)>> {
+/// The objects named on the command line; `rollout` knows Deployments, DaemonSets and
+/// StatefulSets, as kubectl does.
+fn targets(ctx: &mut Ctx, args: &[String]) -> Result<Vec<(ApiResource, String, String)>> {
     let targets = resource::parse(ctx, args)?;
     let ns = ctx.namespace()?;
     let mut out = Vec::new();
     for t in targets.items {
         let Some(n) = t.name else { return Err(Error::usage("resource(s) were provided, but no name was specified")) };
-        if t.resource.kind != "Deployment" {
+        if t.resource.group != "apps" || !matches!(t.resource.kind.as_str(), "Deployment" | "DaemonSet" | "StatefulSet")
+        {
             return Err(Error::usage(format!(
-                "no rollout support for {} yet (deployments only)",
+                "no rollout support for {} (deployments, daemonsets and statefulsets only)",
                 t.resource.kind_group()
             )));
         }
         out.push((t.resource, ns.clone(), n));
     }
     Ok(out)
+}
+
+/// kubectl's status message for a rollout target and whether its rollout is done.
+pub fn rollout_status(kind: &str, obj: &Value) -> Result<(String, bool)> {
+    match kind {
+        "DaemonSet" => daemonset_status(obj),
+        "StatefulSet" => statefulset_status(obj),
+        _ => deployment_status(obj),
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+fn only_rolling_update(obj: &Value) -> Result<()> {
+    let strategy = obj["spec"]["updateStrategy"]["type"].as_str().unwrap_or("RollingUpdate");
+    if strategy == "RollingUpdate" {
+        Ok(())
+    } else {
+        Err(Error::usage("rollout status is only available for RollingUpdate strategy type"))
+    }
+}
+
+/// kubectl's DaemonSet status message and whether the rollout is done.
+pub fn daemonset_status(ds: &Value) -> Result<(String, bool)> {
+    only_rolling_update(ds)?;
+    let name = name_of(ds);
+    let st = &ds["status"];
+    if int(&ds["metadata"]["generation"]) > int(&st["observedGeneration"]) {
+        return Ok(("Waiting for daemon set spec update to be observed...".into(), false));
+    }
+    let (desired, updated, available) =
+        (int(&st["desiredNumberScheduled"]), int(&st["updatedNumberScheduled"]), int(&st["numberAvailable"]));
+    if updated < desired {
+        return Ok((
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated..."
+            ),
+            false,
+        ));
+    }
+    if available < desired {
+        return Ok((
+            format!(
+                "Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available..."
+            ),
+            false,
+        ));
+    }
+    Ok((format!("daemon set {name:?} successfully rolled out"), true))
+}
+
+/// kubectl's StatefulSet status message and whether the rollout is done.
+pub fn statefulset_status(sts: &Value) -> Result<(String, bool)> {
+    only_rolling_update(sts)?;
+    let (spec, st) = (&sts["spec"], &sts["status"]);
+    let observed = int(&st["observedGeneration"]);
+    if observed == 0 || int(&sts["metadata"]["generation"]) > observed {
+        return Ok(("Waiting for statefulset spec update to be observed...".into(), false));
+    }
+    let replicas = spec["replicas"].as_i64();
+    if let Some(replicas) = replicas
+        && int(&st["readyReplicas"]) < replicas
+    {
+        return Ok((format!("Waiting for {} pods to be ready...", replicas - int(&st["readyReplicas"])), false));
+    }
+    let updated = int(&st["updatedReplicas"]);
+    let rolling = &spec["updateStrategy"]["rollingUpdate"];
+    if !rolling.is_null() {
+        if let (Some(replicas), Some(partition)) = (replicas, rolling["partition"].as_i64())
+            && updated < replicas - partition
+        {
+            return Ok((
+                format!(
+                    "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                    replicas - partition
+                ),
+                false,
+            ));
+        }
+        return Ok((format!("partitioned roll out complete: {updated} new pods have been updated..."), true));
+    }
+    let (update_rev, current_rev) =
+        (st["updateRevision"].as_str().unwrap_or(""), st["currentRevision"].as_str().unwrap_or(""));
+    if update_rev != current_rev {
+        return Ok((
+            format!("waiting for statefulset rolling update to complete {updated} pods at revision {update_rev}..."),
+            false,
+        ));
+    }
+    Ok((
+        format!(
+            "statefulset rolling update complete {} pods at revision {current_rev}...",
+            int(&st["currentReplicas"])
+        ),
+        true,
+    ))
 }
 
 /// kubectl's deployment status message and whether the rollout is done.
@@ -93,7 +194,7 @@ fn status(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
         Some(t) => parse_duration(t)?,
     };
     let deadline = Instant::now() + limit;
-    for (r, ns, name) in deployments(ctx, &a.resources)? {
+    for (r, ns, name) in targets(ctx, &a.resources)? {
         let mut last = String::new();
         let progress = Progress::start(format!("{}/{name}", r.kind_group()));
         if a.timeout.is_some() {
@@ -101,7 +202,7 @@ fn status(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
         }
         loop {
             let d = client.get(&r.item(&ns, &name))?;
-            let (msg, done) = deployment_status(&d)?;
+            let (msg, done) = rollout_status(&r.kind, &d)?;
             if msg != last {
                 progress.clear();
                 ctx.println(&msg);
@@ -153,7 +254,7 @@ pub fn wait_for_change(
 fn restart(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
     let client = ctx.client()?;
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    for (r, ns, name) in deployments(ctx, &a.resources)? {
+    for (r, ns, name) in targets(ctx, &a.resources)? {
         let body =
             json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
         client.json(
@@ -167,44 +268,65 @@ fn restart(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
     Ok(())
 }
 
-/// The Deployment's ReplicaSets with their revision numbers, oldest first.
-fn revisions(ctx: &mut Ctx, d: &Value, ns: &str) -> Result<Vec<(i64, Value)>> {
-    let rs = ctx.resource("replicasets.apps")?;
-    let uid = d["metadata"]["uid"].as_str().unwrap_or("");
-    let (items, _) = resource::list_all(ctx, &rs, Some(ns), &[])?;
-    let mut out: Vec<(i64, Value)> = items
+/// One entry of a rollout's history.
+struct Revision {
+    number: i64,
+    cause: Option<String>,
+    /// The pod template it ran, as it would be written back on undo.
+    template: Value,
+}
+
+/// The target's history, oldest first: a Deployment's ReplicaSets (numbered by their
+/// `deployment.kubernetes.io/revision` annotation), a DaemonSet's or StatefulSet's
+/// ControllerRevisions (their `revision`; `data` holds the template as a replace patch).
+fn revisions(ctx: &mut Ctx, kind: &str, obj: &Value, ns: &str) -> Result<Vec<Revision>> {
+    let deployment = kind == "Deployment";
+    let history = ctx.resource(if deployment { "replicasets.apps" } else { "controllerrevisions.apps" })?;
+    let uid = obj["metadata"]["uid"].as_str().unwrap_or("");
+    let (items, _) = resource::list_all(ctx, &history, Some(ns), &[])?;
+    let mut out: Vec<Revision> = items
         .into_iter()
         .filter(|i| i["metadata"]["ownerReferences"].as_array().into_iter().flatten().any(|o| o["uid"] == uid))
         .map(|i| {
-            let rev = i["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            (rev, i)
+            let annotations = &i["metadata"]["annotations"];
+            let cause = annotations["kubernetes.io/change-cause"].as_str().map(str::to_string);
+            if deployment {
+                let number = annotations["deployment.kubernetes.io/revision"].as_str().and_then(|s| s.parse().ok());
+                let mut template = i["spec"]["template"].clone();
+                if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
+                    labels.remove("pod-template-hash");
+                }
+                Revision { number: number.unwrap_or(0), cause, template }
+            } else {
+                let mut template = i["data"]["spec"]["template"].clone();
+                if let Some(t) = template.as_object_mut() {
+                    t.remove("$patch");
+                }
+                Revision { number: int(&i["revision"]), cause, template }
+            }
         })
         .collect();
-    out.sort_by_key(|(r, _)| *r);
+    out.sort_by_key(|r| r.number);
     Ok(out)
 }
 
 fn history(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
     let client = ctx.client()?;
-    for (r, ns, name) in deployments(ctx, &a.resources)? {
+    for (r, ns, name) in targets(ctx, &a.resources)? {
         let d = client.get(&r.item(&ns, &name))?;
-        let revs = revisions(ctx, &d, &ns)?;
+        let revs = revisions(ctx, &r.kind, &d, &ns)?;
         if a.revision > 0 {
-            let Some((_, rs)) = revs.iter().find(|(n, _)| *n == a.revision) else {
+            let Some(rev) = revs.iter().find(|rev| rev.number == a.revision) else {
                 return Err(Error::usage("unable to find the specified revision"));
             };
             ctx.println(&format!("{}/{name} with revision #{}", r.kind_group(), a.revision));
-            ctx.print(&crate::print::yaml::to_string(&rs["spec"]["template"]));
+            ctx.print(&crate::print::yaml::to_string(&rev.template));
             continue;
         }
         ctx.println(&format!("{}/{name} ", r.kind_group()));
         let mut lines = vec![vec!["REVISION".to_string(), "CHANGE-CAUSE".to_string()]];
-        for (n, rs) in &revs {
-            let cause = rs["metadata"]["annotations"]["kubernetes.io/change-cause"].as_str().unwrap_or("<none>");
-            lines.push(vec![n.to_string(), cause.to_string()]);
+        for rev in &revs {
+            lines.push(vec![rev.number.to_string(), rev.cause.clone().unwrap_or_else(|| "<none>".into())]);
         }
         let text = tabwrite(&lines, 2);
         ctx.print(&text);
@@ -215,27 +337,24 @@ fn history(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
 
 fn undo(ctx: &mut Ctx, a: RolloutArgs) -> Result<()> {
     let client = ctx.client()?;
-    for (r, ns, name) in deployments(ctx, &a.resources)? {
+    for (r, ns, name) in targets(ctx, &a.resources)? {
         let mut d = client.get(&r.item(&ns, &name))?;
-        let revs = revisions(ctx, &d, &ns)?;
+        let revs = revisions(ctx, &r.kind, &d, &ns)?;
         let target = if a.to_revision > 0 {
-            revs.iter().find(|(n, _)| *n == a.to_revision)
+            revs.iter().find(|rev| rev.number == a.to_revision)
         } else if revs.len() >= 2 {
             revs.get(revs.len() - 2)
         } else {
             None
         };
-        let Some((_, rs)) = target else {
+        let Some(rev) = target else {
             return Err(Error::usage(if a.to_revision > 0 {
                 format!("unable to find specified revision {} in history", a.to_revision)
             } else {
-                "no rollout history found for deployment \"".to_string() + &name + "\""
+                format!("no rollout history found for {} {name:?}", r.kind.to_lowercase())
             }));
         };
-        let mut template = rs["spec"]["template"].clone();
-        if let Some(labels) = template["metadata"]["labels"].as_object_mut() {
-            labels.remove("pod-template-hash");
-        }
+        let template = rev.template.clone();
         if template == d["spec"]["template"] {
             ctx.println(&format!(
                 "{}/{name} skipped rollback (current template already matches revision)",
