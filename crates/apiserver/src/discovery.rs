@@ -86,15 +86,19 @@ fn subresource(r: &ResourceInfo, sub: &str) -> Subresource {
         "scale" => Subresource { kind: "Scale", group_version: Some(("autoscaling", "v1")), verbs: &["get", "patch", "update"] },
         "binding" => Subresource { kind: "Binding", group_version: None, verbs: &["create"] },
         "token" => Subresource { kind: "TokenRequest", group_version: Some(("authentication.k8s.io", "v1")), verbs: &["create"] },
+        "eviction" => Subresource { kind: "Eviction", group_version: Some(("policy", "v1")), verbs: &["create"] },
         "finalize" => Subresource { kind: r.kind, group_version: None, verbs: &["update"] },
         _ => Subresource { kind: r.kind, group_version: None, verbs: &["get", "patch", "update"] },
     }
 }
 
 /// The registry's subresources plus those served by their own handlers
-/// (`serviceaccounts/token`).
+/// (`serviceaccounts/token`, `pods/eviction`).
 fn subresources(r: &ResourceInfo) -> Vec<&'static str> {
     let mut subs = r.subresources();
+    if r.kind == "Pod" && r.group.is_empty() {
+        subs.push("eviction");
+    }
     if r.kind == "ServiceAccount" && r.group.is_empty() {
         subs.push("token");
     }

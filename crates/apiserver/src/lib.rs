@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod kubeletclient;
 pub mod encryption;
 pub mod error;
+pub mod eviction;
 pub mod grpc;
 pub mod meta;
 pub mod negotiate;

@@ -429,6 +429,11 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                     let status = registry.bind(ns.unwrap_or("default"), &name, binding, &write_options(&query, headers, default_validation, false)?).await?;
                     Ok(value_response(201, &status))
                 }
+                (Method::POST, Some("eviction")) if res.kind == "Pod" && res.group.is_empty() => {
+                    let body = read_body(server, body).await?;
+                    let eviction = codec::decode(&body, format)?;
+                    Ok(crate::eviction::respond(server, ns.unwrap_or("default"), &name, eviction, dry_run(&query)?).await)
+                }
                 (Method::POST, Some("token")) if res.kind == "ServiceAccount" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let request = codec::decode(&body, format)?;
