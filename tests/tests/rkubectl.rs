@@ -863,6 +863,44 @@ fn edit_like_kubectl() {
     let kept = r.stderr.split('"').find(|p| p.contains("rkubectl-edit-")).expect("a kept file path");
     assert!(std::fs::read_to_string(kept).expect("kept file").contains("stale"));
     let _ = std::fs::remove_file(kept);
+
+    // An invalid save reopens the file with the failure in its header, as kubectl does; the
+    // second save fixes it. The editor logs every file it is given.
+    let script = env.dir.path().join("fixing-editor.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat \"$1\" >> \"$SEEN\"; echo ==== >> \"$SEEN\"\n\
+         if grep -q '^  color:' \"$1\"; then sed -i 's/^  color:/  bad key!:/' \"$1\"; \
+         else sed -i 's/^  bad key!:/  shade:/' \"$1\"; fi\n",
+    )
+    .expect("script");
+    Command::new("chmod").arg("755").arg(&script).status().expect("chmod");
+    let mut headers = Vec::new();
+    for (client, cm) in [("kubectl", "k-cm"), ("rkubectl", "r-cm")] {
+        env.ok(&["create", "configmap", cm, "-n", "ed", "--from-literal=color=green"]);
+        let seen = env.dir.path().join(format!("seen-{client}"));
+        let mut cmd = if client == "kubectl" {
+            env.command(&["edit", "cm", cm, "-n", "ed"])
+        } else {
+            let mut c = Command::new(rkubectl_binary());
+            c.arg("--kubeconfig").arg(&env.kubeconfig).args(["edit", "cm", cm, "-n", "ed"]).env_remove("KUBECONFIG");
+            c
+        };
+        cmd.env_remove("EDITOR").env("KUBE_EDITOR", &script).env("SEEN", &seen).stdin(Stdio::null());
+        let out = env.run_command(cmd, client);
+        assert_eq!((out.code, out.stdout.clone()), (0, format!("configmap/{cm} edited\n")), "{client}: {out:?}");
+        let stored = env.stored(&format!("/api/v1/namespaces/ed/configmaps/{cm}"));
+        assert_eq!(stored["data"], serde_json::json!({"shade": "green"}), "{client}");
+        let log = std::fs::read_to_string(&seen).expect("editor log");
+        let opened: Vec<&str> = log.split("====\n").filter(|s| !s.is_empty()).collect();
+        assert_eq!(opened.len(), 2, "{client} opened the editor twice: {log}");
+        assert!(opened[1].contains("  bad key!: green"), "the reopened file holds the failed edit: {}", opened[1]);
+        let header: Vec<String> =
+            opened[1].lines().filter(|l| l.starts_with('#')).map(|l| l.replace(cm, "CM")).collect();
+        headers.push(header);
+    }
+    assert_eq!(headers[1], headers[0], "rkubectl's reopened header is kubectl's");
+    assert!(headers[1].iter().any(|l| l.contains("was not valid")), "{:?}", headers[1]);
 }
 
 #[test]

@@ -70,6 +70,8 @@ pub struct ApiError {
     pub message: String,
     /// Text kubectl puts in front of the message (`error when creating "f.yaml": `).
     pub context: String,
+    /// `Status.details` (kind, name, causes), `null` when absent.
+    pub details: Value,
 }
 
 impl ApiError {
@@ -79,7 +81,7 @@ impl ApiError {
         if let Some(status) = parsed.filter(|v| v["kind"] == "Status") {
             let reason = status["reason"].as_str().unwrap_or("").to_string();
             let message = status["message"].as_str().unwrap_or("").to_string();
-            return ApiError { code, reason, message, context: String::new() };
+            return ApiError { code, reason, message, context: String::new(), details: status["details"].clone() };
         }
         // client-go's wording for codes that arrive without a Status body.
         let (reason, message) = match code {
@@ -105,7 +107,7 @@ impl ApiError {
                 ),
             ),
         };
-        ApiError { code, reason: reason.to_string(), message, context: String::new() }
+        ApiError { code, reason: reason.to_string(), message, context: String::new(), details: Value::Null }
     }
 
     /// The same error with kubectl's "error when ..." prefix.

@@ -154,5 +154,6 @@ pub fn not_found(r: &ApiResource, name: &str) -> Error {
         reason: "NotFound".into(),
         message: format!("{} \"{name}\" not found", r.resource_group()),
         context: String::new(),
+        details: serde_json::Value::Null,
     })
 }

@@ -94,47 +94,88 @@ pub fn edit(ctx: &mut Ctx, a: EditArgs) -> Result<()> {
             .tempfile()?;
         let (_, file_path) = file.keep().map_err(|e| Error::Io(e.error))?;
         std::fs::write(&file_path, format!("{HEADER}{body}"))?;
-        let status = editor_command(&file_path).status();
-        let status = match status {
-            Ok(s) => s,
-            Err(e) => {
+        // kubectl's loop: a failed save reopens the file with the failure in its header; saving
+        // the same text again gives up, keeping the file.
+        let mut last_failed: Option<String> = None;
+        loop {
+            if let Err(e) = run_editor(&file_path) {
                 let _ = std::fs::remove_file(&file_path);
-                return Err(Error::usage(format!("unable to launch the editor: {e}")));
+                return Err(e);
             }
-        };
-        if !status.success() {
-            let _ = std::fs::remove_file(&file_path);
-            return Err(Error::usage(format!("there was a problem with the editor {status}")));
-        }
-        let edited = std::fs::read_to_string(&file_path)?;
-        let edited = strip_comments(&edited);
-        if edited.trim().is_empty() {
-            let _ = std::fs::remove_file(&file_path);
-            ctx.eprintln("Edit cancelled, saved file was empty.");
-            continue;
-        }
-        if edited == strip_comments(&body) {
-            let _ = std::fs::remove_file(&file_path);
-            ctx.eprintln("Edit cancelled, no changes made.");
-            continue;
-        }
-        let result = put_edited(ctx, &t.resource, &ns, &name, &edited);
-        match result {
-            Ok(()) => {
+            let edited = strip_comments(&std::fs::read_to_string(&file_path)?);
+            if edited.trim().is_empty() {
                 let _ = std::fs::remove_file(&file_path);
+                ctx.eprintln("Edit cancelled, saved file was empty.");
+                break;
             }
-            Err(e) => {
-                tracing::info!(file = %file_path.display(), "edit failed, keeping the file");
-                ctx.report(&e);
+            if last_failed.as_deref() == Some(edited.as_str()) {
                 ctx.eprintln(&format!(
                     "A copy of your changes has been stored to {:?}",
                     file_path.display().to_string()
                 ));
                 return Err(Error::usage("Edit cancelled, no valid changes were saved."));
             }
+            if last_failed.is_none() && edited == strip_comments(&body) {
+                let _ = std::fs::remove_file(&file_path);
+                ctx.eprintln("Edit cancelled, no changes made.");
+                break;
+            }
+            match put_edited(ctx, &t.resource, &ns, &name, &edited) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&file_path);
+                    break;
+                }
+                Err(e) => {
+                    tracing::info!(file = %file_path.display(), error = %e, "edit failed; reopening the file");
+                    std::fs::write(&file_path, format!("{HEADER}{}{edited}", failure_header(&e, &t.resource)))?;
+                    last_failed = Some(edited);
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Runs the editor on `path` and waits for it.
+fn run_editor(path: &Path) -> Result<()> {
+    let status =
+        editor_command(path).status().map_err(|e| Error::usage(format!("unable to launch the editor: {e}")))?;
+    if status.success() { Ok(()) } else { Err(Error::usage(format!("there was a problem with the editor {status}"))) }
+}
+
+/// The header lines explaining why a save failed: an invalid object lists its causes by
+/// field, anything else gives its message.
+fn failure_header(e: &Error, r: &ApiResource) -> String {
+    let commented = |text: &str| text.replace('\n', "\n# ");
+    let (head, causes): (String, Vec<String>) = match e {
+        Error::Api(api) if api.reason == "Invalid" && api.details["causes"].is_array() => (
+            format!(
+                "{} {:?} was not valid",
+                r.resource_group(),
+                api.details["name"].as_str().unwrap_or_default()
+            ),
+            api.details["causes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c["field"].as_str().unwrap_or_default(),
+                        c["message"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect(),
+        ),
+        Error::Api(api) => (api.message.clone(), Vec::new()),
+        other => (other.to_string().trim_start_matches("error: ").to_string(), Vec::new()),
+    };
+    let mut out = format!("# {}{}\n", commented(&head), if causes.is_empty() { "" } else { ":" });
+    for cause in causes {
+        out.push_str(&format!("# * {}\n", commented(&cause)));
+    }
+    out.push_str("#\n");
+    out
 }
 
 fn put_edited(ctx: &mut Ctx, r: &ApiResource, ns: &str, name: &str, edited: &str) -> Result<()> {

@@ -493,5 +493,5 @@ pub fn patch(ctx: &mut Ctx, a: PatchArgs) -> Result<()> {
 
 /// A Status-shaped error for a client-side failure that should read like a server one.
 pub fn server_error(code: u16, reason: &str, message: String) -> Error {
-    Error::Api(ApiError { code, reason: reason.into(), message, context: String::new() })
+    Error::Api(ApiError { code, reason: reason.into(), message, context: String::new(), details: Value::Null })
 }
