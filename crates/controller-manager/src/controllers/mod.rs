@@ -10,6 +10,7 @@ pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
@@ -45,6 +46,7 @@ pub const ALL: &[(&str, &str, Register)] = &[
     ("csrsigning", "certificate-controller", certificates::signer::register),
     ("daemonset", "daemonset-controller", daemonset::register),
     ("deployment", "deployment-controller", deployment::register),
+    ("disruption", "controllermanager", disruption::register),
     ("endpoint", "endpoint-controller", endpoints::register),
     ("endpointslice", "endpoint-slice-controller", endpointslice::register),
     ("garbagecollector", "garbage-collector-controller", garbagecollector::register),
