@@ -7,6 +7,7 @@ pub mod downward;
 pub mod env;
 pub mod eviction;
 pub mod handlers;
+pub mod imageload;
 pub mod images;
 pub mod logs;
 pub mod node;
@@ -54,7 +55,8 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         .with_context(|| format!("binding the kubelet port {}:{}", config.address, config.port))?;
     let kubelet_port = listener.local_addr()?.port();
     let stats = Arc::new(stats::StatsProvider::new(cri.clone(), node_name.clone()));
-    let app = server::router(cri.clone(), token.clone()).merge(stats::router(stats));
+    let loader = imageload::ImageLoader::connect(&config.container_runtime_endpoint, cri.clone())?;
+    let app = server::router(cri.clone(), token.clone()).merge(stats::router(stats)).merge(imageload::router(loader));
     let tls = config.tls.acceptor()?;
     let require_client_certificate = tls.is_some() && config.tls.client_ca_file.is_some();
     tokio::spawn(server::serve_app(listener, app, tls, require_client_certificate, token.clone()));

@@ -7,6 +7,8 @@
 //! - `/exec/{namespace}/{pod}[/{uid}]/{container}?command=..&input=1&output=1&error=1&tty=1`,
 //!   `/attach/...` and `/portForward/{namespace}/{pod}[/{uid}]`, relayed to containerd's stream
 //!   server ([`crate::streaming`]);
+//! - `POST /images/load`: an image archive imported into containerd ([`crate::imageload`], merged
+//!   into this router by [`crate::run`]);
 //! - `GET /healthz`.
 //!
 //! Containers are found through the CRI labels the pod workers set
