@@ -14,6 +14,7 @@ pub mod eviction;
 pub mod grpc;
 pub mod meta;
 pub mod negotiate;
+pub mod nodeproxy;
 pub mod namespace;
 pub mod objects;
 pub mod openapi;

@@ -31,9 +31,11 @@ pub struct RequestInfo {
 /// Subresources under `/namespaces/{name}/` that belong to the Namespace itself.
 const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
-/// Kubernetes' connect subresources, authorized as `create` whatever the HTTP method
-/// (a WebSocket exec is a GET, and must not pass with only `get` rights).
-const CONNECT_SUBRESOURCES: &[&str] = &["exec", "attach", "portforward", "proxy"];
+/// Kubernetes' streaming connect subresources, authorized as `create` whatever the HTTP method
+/// (a WebSocket exec is a GET, and must not pass with only `get` rights). `proxy` is not one:
+/// like Kubernetes, its verb follows the method (`get nodes/proxy` reads through the proxy,
+/// `create nodes/proxy` posts through it).
+const CONNECT_SUBRESOURCES: &[&str] = &["exec", "attach", "portforward"];
 
 impl RequestInfo {
     /// The attributes of a REST request. `query` is the raw query string.
@@ -171,6 +173,13 @@ mod tests {
             t(["create", "", "d", "pods", "exec", "p"])
         );
         assert_eq!(info(Method::GET, "/api/v1/namespaces/d/pods/p/log", ""), t(["get", "", "d", "pods", "log", "p"]));
+        assert_eq!(info(Method::GET, "/api/v1/nodes/n/proxy/healthz", ""), t(["get", "", "", "nodes", "proxy", "n"]));
+        assert_eq!(
+            info(Method::POST, "/api/v1/nodes/n/proxy/images/load", ""),
+            t(["create", "", "", "nodes", "proxy", "n"])
+        );
+        assert_eq!(info(Method::PUT, "/api/v1/nodes/n/proxy", ""), t(["update", "", "", "nodes", "proxy", "n"]));
+        assert_eq!(info(Method::DELETE, "/api/v1/nodes/n/proxy/x", ""), t(["delete", "", "", "nodes", "proxy", "n"]));
         assert_eq!(
             info(Method::DELETE, "/apis/apps/v1/namespaces/d/deployments", ""),
             t(["deletecollection", "apps", "d", "deployments", "", ""])

@@ -260,6 +260,8 @@ pub async fn handle(State(server): State<Arc<Server>>, mut req: Request) -> Resp
             }
             if crate::podproxy::matches(&path) {
                 crate::podproxy::handle(&server, req).await
+            } else if crate::nodeproxy::matches(&path) {
+                crate::nodeproxy::handle(&server, req).await
             } else if crate::metrics::matches(&path) {
                 serve_metrics(&server, req).await
             } else {
