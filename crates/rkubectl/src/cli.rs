@@ -596,9 +596,9 @@ pub struct LogsArgs {
     /// Stream the logs.
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Lines of recent log file to display (-1: all).
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
-    pub tail: i64,
+    /// Lines of recent log file to display (-1: all; 10 with a selector).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tail: Option<i64>,
     /// Print the logs of the previous instance of the container.
     #[arg(short = 'p', long)]
     pub previous: bool,
@@ -608,6 +608,24 @@ pub struct LogsArgs {
     /// Include timestamps on each line.
     #[arg(long)]
     pub timestamps: bool,
+    /// Only return logs after a specific date (RFC3339).
+    #[arg(long)]
+    pub since_time: Option<String>,
+    /// Maximum bytes of logs to return.
+    #[arg(long)]
+    pub limit_bytes: Option<i64>,
+    /// Selector (label query) to filter on (pods of several objects).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Get all containers' logs in the pod(s).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", require_equals = true)]
+    pub all_containers: bool,
+    /// Prefix each log line with the log source (pod name and container name).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", require_equals = true)]
+    pub prefix: bool,
+    /// Maximum number of concurrent logs to follow when using a selector.
+    #[arg(long, default_value_t = 5)]
+    pub max_log_requests: usize,
 }
 
 /// `config ...`.
