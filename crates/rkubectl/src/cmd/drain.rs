@@ -2,9 +2,9 @@
 //! after checking PodDisruptionBudgets here) every pod on it that kubectl's filters allow, and
 //! wait until they are gone.
 //!
-//! rkube's API server serves no `pods/eviction` and no `policy/v1` PodDisruptionBudgets, so
-//! against rkube pods are deleted, as kubectl does there; against a server that has them, the
-//! Eviction API is used, and a server with PDBs but no eviction gets the budget check here.
+//! rkube's API server serves `pods/eviction`, which enforces the PodDisruptionBudgets itself
+//! (a refusal is a 429, retried every 5 s as kubectl does); the client-side budget check is
+//! only for servers with PDBs but no Eviction API.
 
 use crate::ctx::{Ctx, parse_duration};
 use crate::error::{Error, Result};
