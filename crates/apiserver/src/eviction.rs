@@ -229,15 +229,13 @@ fn unready_pod_may_go(pdb: &PodDisruptionBudget) -> bool {
     always || (status.current_healthy >= status.desired_healthy && status.desired_healthy > 0)
 }
 
-/// Whether the budget's selector selects the pod. Unlike the disruption controller, eviction
-/// treats an empty (or missing, or unparsable) selector as selecting nothing, as Kubernetes does.
+/// Whether the budget's selector selects the pod: a missing (or unparsable) selector selects
+/// nothing, an empty one every pod of the namespace (policy/v1).
 fn selects(pdb: &PodDisruptionBudget, pod: &Value) -> bool {
     let Some(selector) = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()) else { return false };
     let Ok(value) = serde_json::to_value(selector) else { return false };
-    match rkube_api::selector::LabelSelector::from_object(&value) {
-        Ok(s) if !s.is_empty() => s.matches(&rkube_api::selector::labels_of(pod)),
-        _ => false,
-    }
+    rkube_api::selector::LabelSelector::from_object(&value)
+        .is_ok_and(|s| s.matches(&rkube_api::selector::labels_of(pod)))
 }
 
 /// Sets the DisruptionAllowed condition from `disruptionsAllowed`, moving its transition
@@ -398,25 +396,26 @@ async fn mark_and_delete(
     Ok(())
 }
 
-/// Kubernetes' delete preconditions: the pod must still have this uid and resourceVersion.
+/// The eviction's preconditions: the pod must still have this uid and resourceVersion (a 409
+/// in Kubernetes' words otherwise).
 fn check_preconditions(pod: &Value, name: &str, uid: Option<&str>, rv: Option<&str>) -> Result<(), ApiError> {
-    let failed = |what: &str, wanted: &str, field: &str| ApiError::Conflict {
-        resource: "pods".into(),
-        name: name.into(),
-        detail: format!(
-            "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {}",
-            meta_str(pod, field).unwrap_or_default()
-        ),
-    };
+    let conflict = |detail: String| ApiError::Conflict { resource: "Pod".into(), name: name.into(), detail };
+    let actual = |field: &str| meta_str(pod, field).unwrap_or_default().to_string();
     if let Some(uid) = uid
-        && meta_str(pod, "uid") != Some(uid)
+        && actual("uid") != uid
     {
-        return Err(failed("UID", uid, "uid"));
+        return Err(conflict(format!(
+            "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
+            actual("uid")
+        )));
     }
     if let Some(rv) = rv
-        && meta_str(pod, "resourceVersion") != Some(rv)
+        && actual("resourceVersion") != rv
     {
-        return Err(failed("ResourceVersion", rv, "resourceVersion"));
+        return Err(conflict(format!(
+            "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
+            actual("resourceVersion")
+        )));
     }
     Ok(())
 }
@@ -627,8 +626,8 @@ mod tests {
         let running = pod("Running", false);
         assert!(selects(&budget(json!({"selector": {"matchLabels": {"app": "web"}}}), Value::Null), &running));
         assert!(!selects(&budget(json!({"selector": {"matchLabels": {"app": "db"}}}), Value::Null), &running));
-        // Eviction ignores budgets whose selector is empty or missing.
-        assert!(!selects(&budget(json!({"selector": {}}), Value::Null), &running));
+        // policy/v1: an empty selector selects every pod, a missing one none.
+        assert!(selects(&budget(json!({"selector": {}}), Value::Null), &running));
         assert!(!selects(&budget(json!({}), Value::Null), &running));
     }
 

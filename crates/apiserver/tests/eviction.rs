@@ -270,6 +270,14 @@ async fn delete_options_are_honoured_and_the_pod_is_marked() {
     assert_eq!((refused.code, refused.body["reason"].as_str()), (409, Some("Conflict")), "{}", refused.body);
 
     let uid = created.body["metadata"]["uid"].clone();
+    assert_eq!(
+        refused.body["message"].as_str().unwrap_or_default(),
+        format!(
+            "Operation cannot be fulfilled on Pod \"web-0\": the UID in the precondition (not-the-uid) does not match \
+             the UID in record ({}). The object might have been deleted and then recreated",
+            uid.as_str().unwrap_or_default()
+        )
+    );
     let graceful = eviction("web-0", json!({"gracePeriodSeconds": 7, "preconditions": {"uid": uid}}));
     let evicted = c.post(&format!("{NS}/pods/web-0/eviction"), &graceful).await;
     assert_eq!(evicted.code, 201, "{}", evicted.body);
