@@ -196,6 +196,15 @@ async fn unmanaged_pods_and_unknown_controllers() {
     assert_eq!(status.disruptions_allowed, 0);
     let failed = status.conditions.unwrap().into_iter().find(|c| c.type_ == "DisruptionAllowed").unwrap();
     assert_eq!((failed.status.as_str(), failed.message.as_str()), ("False", "found no controllers for pod \"agent\""));
+    c.eventually(30, "a CalculateExpectedPodCountFailed event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?.items;
+        list.into_iter().find(|e| {
+            e.reason.as_deref() == Some("CalculateExpectedPodCountFailed")
+                && e.message.as_deref()
+                    == Some("Failed to calculate the number of expected pods: found no controllers for pod \"agent\"")
+        })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

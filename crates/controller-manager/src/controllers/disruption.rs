@@ -448,6 +448,8 @@ impl DisruptionController {
     async fn fail_safe(&self, pdb: &PodDisruptionBudget, message: &str, now: jiff::Timestamp) -> Result<Action, Error> {
         let key = object_key(&pdb.metadata);
         tracing::warn!(pdb = %key, error = message, "cannot compute the budget; allowing no disruption");
+        let event = format!("Failed to calculate the number of expected pods: {message}");
+        self.ctx.recorder.record(pdb, EventType::Warning, "CalculateExpectedPodCountFailed", &event);
         let mut status = pdb.status.clone().unwrap_or_default();
         status.disruptions_allowed = 0;
         set_condition(&mut status, "False", "SyncFailed", message, now);
