@@ -320,6 +320,27 @@ fn aggregation_fills_admin_edit_and_view() {
 }
 
 #[test]
+fn disruption_budgets_and_evictions_follow_the_default_roles() {
+    let a = authorizer();
+    let can = |who: &str, verb: &str, group: &str, resource: &str, sub: &str| {
+        let attrs = Attributes::resource(user(who, &[]), verb, group, resource).in_namespace("default").named("x");
+        allowed(&a, if sub.is_empty() { attrs } else { attrs.with_subresource(sub) })
+    };
+    // As in Kubernetes: view reads budgets and their status, edit (and so admin) writes
+    // budgets and creates evictions; only view may not evict.
+    assert!(can("viewer", "get", "policy", "poddisruptionbudgets", ""));
+    assert!(can("viewer", "list", "policy", "poddisruptionbudgets", "status"));
+    assert!(!can("viewer", "create", "policy", "poddisruptionbudgets", ""));
+    assert!(!can("viewer", "create", "", "pods", "eviction"));
+    for who in ["editor", "nsadmin"] {
+        assert!(can(who, "create", "policy", "poddisruptionbudgets", ""), "{who}");
+        assert!(can(who, "delete", "policy", "poddisruptionbudgets", ""), "{who}");
+        assert!(can(who, "create", "", "pods", "eviction"), "{who}");
+        assert!(!can(who, "update", "policy", "poddisruptionbudgets", "status"), "{who}");
+    }
+}
+
+#[test]
 fn aggregate_picks_up_labelled_roles_at_every_level() {
     let (mut roles, _) = bootstrap_policy();
     let widget_rule = rule(&["get", "list", "watch"], &["example.com"], &["widgets"]);
