@@ -8,7 +8,9 @@
 //! (get, create, update, patch, delete; see [`crate::requestinfo`]), which among the bootstrap
 //! roles only cluster-admin has. The kubelet is found as for pod logs (the Node's address and
 //! kubelet port) and dialled with the API server's kubelet client credentials. An upgrade request
-//! is relayed as one; the kubelet's answers, errors included, reach the client unchanged.
+//! is relayed as one; the kubelet's answers, errors included, reach the client unchanged. A
+//! request refused here (unauthorized, no such node, kubelet unreachable) has its body read and
+//! dropped first, so an uploading client gets the refusal rather than a broken pipe.
 
 use crate::Server;
 use crate::rest::error_response;
@@ -32,6 +34,11 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
 ];
 
+/// The most of a refused request's body read before answering.
+const DRAIN_LIMIT: u64 = 1 << 30;
+/// The longest a refused request's body is read before answering.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `(node, kubelet path)` when `path` is under a Node's `proxy` subresource.
 fn parse(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix("/api/v1/nodes/")?;
@@ -53,6 +60,29 @@ pub async fn handle(server: &Arc<Server>, req: Request) -> Response {
     match serve(server, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
+    }
+}
+
+/// Refuses a request whose path [`matches`] (authentication or authorization failed), after
+/// reading what the client sends: see [`drain`].
+pub async fn refuse(req: Request, err: &ApiError) -> Response {
+    drain(req.into_body()).await;
+    error_response(err)
+}
+
+/// Reads and drops a request body the proxy will not forward, within [`DRAIN_LIMIT`] and
+/// [`DRAIN_TIME`]. An HTTP/1.1 client still sending an upload (an image archive) when the
+/// connection closes under it sees a broken pipe, not the refusal; one that may finish sending
+/// reads the Status.
+async fn drain(body: Body) {
+    let mut chunks = body.into_data_stream();
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    let mut read = 0u64;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, chunks.next()).await {
+        read += chunk.len() as u64;
+        if read > DRAIN_LIMIT {
+            return;
+        }
     }
 }
 
@@ -82,16 +112,28 @@ async fn serve(server: &Arc<Server>, mut req: Request) -> Result<Response, ApiEr
         Some(q) if !q.is_empty() => format!("{kubelet_path}?{q}"),
         _ => kubelet_path.to_string(),
     };
-    let address = crate::podproxy::kubelet_address(server, node).await?;
     let upgrade = req.headers().contains_key(header::UPGRADE);
     let client_upgrade = if upgrade { req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() } else { None };
-    if upgrade && client_upgrade.is_none() {
-        return Err(ApiError::BadRequest("this connection cannot be upgraded (use HTTP/1.1)".into()));
-    }
-    let headers = forwarded_headers(req.headers(), upgrade);
-    let method = req.method().clone();
+    let (parts, body) = req.into_parts();
+    let ready = async {
+        if upgrade && client_upgrade.is_none() {
+            return Err(ApiError::BadRequest("this connection cannot be upgraded (use HTTP/1.1)".into()));
+        }
+        let address = crate::podproxy::kubelet_address(server, node).await?;
+        let sender = server.kubelet.dial(&address).await?;
+        Ok((address, sender))
+    };
+    let (address, mut sender) = match ready.await {
+        Ok(r) => r,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
+    let headers = forwarded_headers(&parts.headers, upgrade);
+    let method = parts.method.clone();
     tracing::debug!(node, kubelet = %address, %method, target = %target, "proxying to the kubelet");
-    let body = if upgrade { Body::empty() } else { req.into_body() };
+    let body = if upgrade { Body::empty() } else { body };
     let mut upstream = hyper::Request::builder()
         .method(method.clone())
         .uri(&target)
@@ -101,7 +143,6 @@ async fn serve(server: &Arc<Server>, mut req: Request) -> Result<Response, ApiEr
     if let Ok(host) = HeaderValue::from_str(&address) {
         upstream.headers_mut().insert(header::HOST, host);
     }
-    let mut sender = server.kubelet.dial(&address).await?;
     let mut resp = sender.send_request(upstream).await.map_err(|e| {
         ApiError::ServiceUnavailable(format!(
             "error trying to reach the kubelet: {method} \"{}://{address}{target}\": {e}",

@@ -253,6 +253,7 @@ pub async fn handle(State(server): State<Arc<Server>>, mut req: Request) -> Resp
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let resp = match authenticate_and_authorize(&server, &req) {
+        Err(e) if crate::nodeproxy::matches(&path) => crate::nodeproxy::refuse(req, &e).await,
         Err(e) => error_response(&e),
         Ok(user) => {
             if let Some(user) = user {

@@ -178,6 +178,9 @@ pub enum Command {
     /// rkube cluster operations kubectl lacks (`cluster init`).
     #[command(subcommand)]
     Cluster(crate::cmd::cluster::ClusterCommand),
+    /// Load image archives into nodes' container runtimes (rkube only).
+    #[command(subcommand)]
+    Image(crate::cmd::image::ImageCommand),
 }
 
 /// `get`.

@@ -154,6 +154,73 @@ impl Client {
         self.send(Method::GET, path, accept, None, true)
     }
 
+    /// POSTs `len` bytes of `body` to `path`, streamed as they are read (an image archive is
+    /// never held whole), without a timeout; the answer's body, non-2xx answers as errors.
+    ///
+    /// Runs reqwest's async client (HTTP/1.1) on a private runtime: the blocking client pushes
+    /// the whole body before it looks at the answer, so a server that refuses early (403, 404)
+    /// would surface as a broken upload instead of its Status.
+    pub fn upload(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl std::io::Read + Send + 'static,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        let url = format!("{}{}", self.base, path);
+        tracing::debug!(%url, len, "upload");
+        let http = reqwest::Client::builder()
+            .user_agent(format!("rkubectl/{}", env!("CARGO_PKG_VERSION")))
+            .use_preconfigured_tls((*self.upgrade_tls).clone())
+            .build()
+            .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+        // File reads block: a thread of their own feeds the body.
+        std::thread::spawn(move || {
+            let mut body = body;
+            loop {
+                let mut buf = vec![0u8; 256 << 10];
+                match body.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.blocking_send(Ok(buf)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let mut req = http
+                .post(&url)
+                .header("Accept", "application/json")
+                .header("Content-Type", content_type)
+                .header("Content-Length", len)
+                .body(reqwest::Body::wrap_stream(chunks));
+            if let Some(a) = &self.auth {
+                req = req.header("Authorization", a);
+            }
+            if let Some(u) = &self.impersonate {
+                req = req.header("Impersonate-User", u);
+            }
+            let resp = req.send().await.map_err(|e| self.connect_error(e))?;
+            let code = resp.status().as_u16();
+            let bytes = resp.bytes().await.map_err(|e| Error::Connect(format!("reading the response: {e}")))?;
+            if (200..300).contains(&code) {
+                return Ok(bytes.to_vec());
+            }
+            Err(Error::Api(ApiError::from_response(code, &bytes)))
+        })
+    }
+
     /// Raw GET body as text.
     pub fn text(&self, path: &str) -> Result<String> {
         let resp = self.send(Method::GET, path, "*/*", None, false)?;

@@ -8,6 +8,7 @@ pub mod describe;
 pub mod drain;
 pub mod edit;
 pub mod get;
+pub mod image;
 pub mod info;
 pub mod logs;
 pub mod misc;
@@ -55,6 +56,7 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::ClusterInfo => info::cluster_info(ctx),
         Command::Explain(a) => info::explain(ctx, a),
         Command::Cluster(c) => cluster::run(ctx, c),
+        Command::Image(c) => image::run(ctx, c),
         Command::Exec(a) => stream::exec(ctx, a),
         Command::Attach(a) => stream::attach(ctx, a),
         Command::Cp(a) => stream::cp(ctx, a),
