@@ -1214,3 +1214,39 @@ fn rollout_of_daemonsets_and_statefulsets_like_kubectl() {
     let refused = rk(env, &["rollout", "status", "configmap/x"]);
     assert_eq!(refused.code, 1, "{refused:?}");
 }
+
+#[test]
+fn patch_like_kubectl() {
+    let env = Env::start();
+    env.create_fixture("pt");
+    for args in [
+        &["patch", "configmap", "cfg", "-n", "pt", "-p", r#"{"data":{"color":"teal"}}"#][..],
+        &["patch", "configmap", "cfg", "-n", "pt", "-p", r#"{"data":{"color":"teal"}}"#],
+        &["patch", "cm/cfg", "-n", "pt", "--type", "merge", "-p", r#"{"data":{"shade":"dark"}}"#],
+        &[
+            "patch",
+            "cm",
+            "cfg",
+            "-n",
+            "pt",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/data/shade","value":"light"}]"#,
+        ],
+        &["patch", "cm", "cfg", "-n", "pt", "--type=json", "-p", r#"[{"op":"remove","path":"/data/nothing"}]"#],
+        &["patch", "cm", "cfg", "-n", "pt", "-p", "{not json"],
+        &["patch", "cm", "cfg", "-n", "pt", "--type=merge", "-p", r#"{"data":{"bad key":"1"}}"#],
+        &["patch", "cm", "cfg", "-n", "pt", "--type=merge", "-p", r#"{"data":{"bad key":"1","also bad":"2"}}"#],
+        &["patch", "cm", "missing", "-n", "pt", "-p", "{}"],
+        &["patch", "cm", "cfg", "-n", "pt", "--type=merge", "-p", r#"{"data":{"x":"1"}}"#, "--dry-run=server"],
+        &["patch", "cm", "cfg", "-n", "pt", "--type=merge", "-p", r#"{"data":{"x":"1"}}"#, "--dry-run=client"],
+        &["patch", "cm", "cfg", "-n", "pt", "--type=merge", "-p", r#"{"data":{"color":"teal"}}"#, "--dry-run=server"],
+        &["patch", "cm", "cfg", "-n", "pt", "--type=merge", "-p", r#"{"data":{"y":"2"}}"#, "-o", "jsonpath={.data}"],
+    ] {
+        same(&env, args);
+    }
+    let stored = env.stored("/api/v1/namespaces/pt/configmaps/cfg");
+    assert_eq!(stored["data"]["color"], "teal");
+    assert_eq!(stored["data"]["shade"], "light");
+    assert!(stored["data"]["x"].is_null(), "a dry run changes nothing: {stored}");
+}

@@ -521,6 +521,9 @@ pub struct PatchArgs {
     /// Output format.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Must be "none", "server", or "client".
+    #[arg(long, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
+    pub dry_run: Option<String>,
 }
 
 /// `set ...`.

@@ -141,6 +141,17 @@ impl Client {
     /// Any method with an optional JSON body of a given content type; the answer as JSON.
     pub fn json(&self, method: Method, path: &str, accept: &str, body: Option<(&str, &Value)>) -> Result<Value> {
         let body = body.map(|(ct, v)| (ct, serde_json::to_vec(v).unwrap_or_default()));
+        self.json_from_bytes(method, path, accept, body)
+    }
+
+    /// Like [`Client::json`] with a body of raw bytes.
+    pub fn json_from_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        accept: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Value> {
         let resp = self.send(method, path, accept, body, false)?;
         let bytes = resp.bytes().map_err(|e| Error::Connect(format!("reading the response: {e}")))?;
         if bytes.is_empty() {

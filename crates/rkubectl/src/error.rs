@@ -119,6 +119,28 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // kubectl words an invalid object from the Status details alone: "The Kind "name" is
+        // invalid" and one `field: message` per cause (a `* ` list when there are several).
+        if self.reason == "Invalid" && self.details.is_object() {
+            let d = &self.details;
+            let (kind, name) = (d["kind"].as_str().unwrap_or(""), d["name"].as_str().unwrap_or(""));
+            let head = if kind.is_empty() && name.is_empty() {
+                "The request is invalid".to_string()
+            } else {
+                format!("The {kind} {name:?} is invalid")
+            };
+            let causes: Vec<String> = d["causes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| format!("{}: {}", c["field"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or("")))
+                .collect();
+            return match causes.as_slice() {
+                [] => write!(f, "{head}"),
+                [one] => write!(f, "{head}: {one}"),
+                many => write!(f, "{head}: \n{}", many.iter().map(|c| format!("* {c}")).collect::<Vec<_>>().join("\n")),
+            };
+        }
         if self.reason.is_empty() {
             write!(f, "Error from server: {}{}", self.context, self.message)
         } else {

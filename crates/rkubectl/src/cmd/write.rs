@@ -461,9 +461,17 @@ pub fn patch(ctx: &mut Ctx, a: PatchArgs) -> Result<()> {
         "strategic" => "application/strategic-merge-patch+json",
         o => return Err(Error::usage(format!("--type must be one of [json merge strategic], not \"{o}\""))),
     };
-    let body: Value = serde_json::from_str(&a.patch)
-        .or_else(|_| serde_saphyr::from_str(&a.patch))
-        .map_err(|e| Error::usage(format!("unable to parse \"{}\": {e}", a.patch)))?;
+    // A client-side dry run has the server compute the result without keeping it, too: the
+    // patch semantics (strategic merge above all) are the server's.
+    let dry = match dry_run_query(a.dry_run.as_deref())? {
+        (true, _) | (false, "dryRun=All") => "&dryRun=All",
+        _ => "",
+    };
+    let body = match serde_json::from_str::<Value>(&a.patch).or_else(|_| serde_saphyr::from_str(&a.patch)) {
+        Ok(v) => serde_json::to_vec(&v).unwrap_or_default(),
+        // kubectl passes a patch it cannot read on to the server, which says what is wrong.
+        Err(_) => a.patch.clone().into_bytes(),
+    };
     for t in targets.items {
         let Some(name) = t.name else {
             return Err(Error::usage("resource(s) were provided, but no name was specified"));
@@ -471,24 +479,38 @@ pub fn patch(ctx: &mut Ctx, a: PatchArgs) -> Result<()> {
         let ns = if t.resource.namespaced { client.namespace.clone() } else { String::new() };
         let path = t.resource.item(&ns, &name);
         let before = client.get(&path)?;
-        match client.json(
+        match client.json_from_bytes(
             Method::PATCH,
-            &format!("{path}?fieldManager=rkubectl-patch"),
+            &format!("{path}?fieldManager=rkubectl-patch{dry}"),
             "application/json",
-            Some((ct, &body)),
+            Some((ct, body.clone())),
         ) {
             Ok(after) => {
-                let verb = if before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"] {
-                    "patched (no change)"
+                let unchanged = if dry.is_empty() {
+                    before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
                 } else {
-                    "patched"
+                    strip_volatile(&before) == strip_volatile(&after)
                 };
+                // kubectl 1.33 names no dry run in patch's message.
+                let verb = if unchanged { "patched (no change)" } else { "patched" };
                 report_written(ctx, &format, a.output.output.as_deref(), &after, &t.resource, verb);
             }
             Err(e) => ctx.report(&e),
         }
     }
     Ok(())
+}
+
+/// The object without what every write changes (resourceVersion, managedFields, generation
+/// aside), to tell whether a dry-run patch would change anything.
+fn strip_volatile(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        for key in ["resourceVersion", "managedFields"] {
+            m.remove(key);
+        }
+    }
+    obj
 }
 
 /// A Status-shaped error for a client-side failure that should read like a server one.
