@@ -271,7 +271,7 @@ fn tls_config(cfg: &Resolved) -> Result<rustls::ClientConfig> {
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS: {e}")))?;
     let builder = if cfg.insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(CustomVerify { provider, chain: None }))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         if let Some(pem) = &cfg.ca_pem {
@@ -299,7 +299,9 @@ fn tls_config(cfg: &Resolved) -> Result<rustls::ClientConfig> {
                     rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                         .build()
                         .map_err(|e| Error::Config(format!("unable to load root certificates: {e}")))?;
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(NamedVerify { inner, name }))
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(CustomVerify { provider, chain: Some((inner, name)) }))
             }
         }
     };
@@ -320,15 +322,18 @@ fn tls_config(cfg: &Resolved) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// `tls-server-name`: the CA chain is checked as usual, but the certificate must name this
-/// server name rather than the URL's host (an API server reached by IP or through a tunnel).
+/// The server certificate check when it is not reqwest's (the CA chain for the URL's host):
+/// `insecure-skip-tls-verify` accepts any certificate, `tls-server-name` checks the CA chain
+/// for that name instead of the URL's host (an API server reached by IP or a tunnel).
+/// Handshake signatures are always checked.
 #[derive(Debug)]
-struct NamedVerify {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    name: ServerName<'static>,
+struct CustomVerify {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// `None`: accept any certificate; else the CA chain's verifier and the name to check.
+    chain: Option<(Arc<rustls::client::WebPkiServerVerifier>, ServerName<'static>)>,
 }
 
-impl ServerCertVerifier for NamedVerify {
+impl ServerCertVerifier for CustomVerify {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -337,7 +342,10 @@ impl ServerCertVerifier for NamedVerify {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+        match &self.chain {
+            None => Ok(ServerCertVerified::assertion()),
+            Some((chain, name)) => chain.verify_server_cert(end_entity, intermediates, name, ocsp, now),
+        }
     }
 
     fn verify_tls12_signature(
@@ -346,7 +354,7 @@ impl ServerCertVerifier for NamedVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -355,49 +363,10 @@ impl ServerCertVerifier for NamedVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `--insecure-skip-tls-verify`: accept any certificate, still check handshake signatures.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
