@@ -97,7 +97,7 @@ pub fn service(w: &mut W, api: &Api, svc: &Value) {
 
 /// `formatEndpointSlices` for one service port: ready `ip:port` pairs, at most three and a
 /// count of the rest.
-fn slice_endpoints(slices: &[Value], port_name: &str) -> String {
+pub fn slice_endpoints(slices: &[Value], port_name: &str) -> String {
     if slices.is_empty() {
         return "<none>".into();
     }

@@ -59,22 +59,18 @@ pub fn run(ctx: &mut Ctx, a: DescribeArgs) -> Result<()> {
         ));
     }
     let targets = resource::parse(ctx, &a.resources)?;
+    // Only `describe TYPE NAME` falls back to describing every object whose name starts with NAME.
+    let prefix_form = a.resources.len() == 2 && targets.items.len() == 1;
     let ns = if a.all_namespaces { None } else { Some(ctx.namespace()?) };
     let client = ctx.client()?;
+    let api = Api { client: &client };
     let mut objects: Vec<(ApiResource, Value)> = Vec::new();
     for t in targets.items {
         match &t.name {
             Some(n) => match client.get(&t.resource.item(ns.as_deref().unwrap_or(""), n)) {
                 Ok(o) => objects.push((t.resource.clone(), o)),
-                Err(e) if e.is_not_found() => {
-                    // kubectl describes every object whose name starts with the argument.
-                    let (items, _) = resource::list_all(ctx, &t.resource, ns.as_deref(), &[])?;
-                    let matching: Vec<Value> =
-                        items.into_iter().filter(|i| name_of(i).starts_with(n.as_str())).collect();
-                    if matching.is_empty() {
-                        ctx.report(&e);
-                    }
-                    objects.extend(matching.into_iter().map(|o| (t.resource.clone(), o)));
+                Err(e) if e.is_not_found() && prefix_form => {
+                    return describe_matching(ctx, &api, &t.resource, ns.as_deref(), n, e, a.show_events);
                 }
                 Err(e) => ctx.report(&e),
             },
@@ -94,7 +90,6 @@ pub fn run(ctx: &mut Ctx, a: DescribeArgs) -> Result<()> {
             None => ctx.eprintln("No resources found"),
         }
     }
-    let api = Api { client: &client };
     let mut first = true;
     for (r, obj) in &objects {
         match describe(&api, r, obj, a.show_events) {
@@ -107,6 +102,29 @@ pub fn run(ctx: &mut Ctx, a: DescribeArgs) -> Result<()> {
             }
             Err(e) => ctx.report(&e),
         }
+    }
+    Ok(())
+}
+
+/// kubectl's `DescribeMatchingResources`: every object whose name starts with `prefix`, each
+/// followed by a newline; the original NotFound when none does.
+fn describe_matching(
+    ctx: &mut Ctx,
+    api: &Api,
+    r: &ApiResource,
+    ns: Option<&str>,
+    prefix: &str,
+    not_found: Error,
+    show_events: bool,
+) -> Result<()> {
+    let (items, _) = resource::list_all(ctx, r, ns, &[])?;
+    let matching: Vec<&Value> = items.iter().filter(|i| name_of(i).starts_with(prefix)).collect();
+    if matching.is_empty() {
+        return Err(not_found);
+    }
+    for obj in matching {
+        let text = describe(api, r, obj, show_events)?;
+        ctx.print(&format!("{text}\n"));
     }
     Ok(())
 }
@@ -189,6 +207,7 @@ fn describe(api: &Api, r: &ApiResource, obj: &Value, show_events: bool) -> Resul
             Some("CronJob")
         }
         (group, kind) => match other::describe(&mut w, api, group, kind, obj)? {
+            Some("") => None,
             Some(kind) => Some(kind),
             None => {
                 generic(&mut w, obj);

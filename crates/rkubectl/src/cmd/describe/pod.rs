@@ -479,7 +479,8 @@ pub fn volumes(w: &mut W, list: &Value, space: &str) {
     }
 }
 
-fn volume_source(w: &mut W, v: &Value) {
+/// One volume source's `Type:` line and fields (also a PersistentVolume's source).
+pub fn volume_source(w: &mut W, v: &Value) {
     let b = |x: &Value| x == true;
     if let Some(h) = v.get("hostPath").filter(|x| x.is_object()) {
         put!(w, 2, "Type:\tHostPath (bare host directory volume)\n");
