@@ -772,9 +772,15 @@ pub struct VersionArgs {
 /// `explain`.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
-    /// TYPE[.FIELD...]
-    pub resource: String,
-    /// Print the fields of fields (all levels).
-    #[arg(long)]
+    /// TYPE[.FIELD...]; exactly one, counted when run so the errors read as kubectl's.
+    pub resource: Vec<String>,
+    /// Print only the names and types of all fields, all levels deep.
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true", require_equals = true)]
     pub recursive: bool,
+    /// Use this api-version (group/version) of the resource.
+    #[arg(long)]
+    pub api_version: Option<String>,
+    /// Format: plaintext (plaintext-openapiv2 asks the server for OpenAPI v2 protobuf).
+    #[arg(short = 'o', long, default_value = "plaintext")]
+    pub output: String,
 }

@@ -1,7 +1,7 @@
-//! Cluster-level information: `api-resources`, `api-versions`, `version`, `cluster-info`,
-//! and a short `explain` from discovery.
+//! Cluster-level information: `api-resources`, `api-versions`, `version`, `cluster-info`
+//! (`explain` lives in its own module).
 
-use crate::cli::{ApiResourcesArgs, ExplainArgs, VersionArgs};
+use crate::cli::{ApiResourcesArgs, VersionArgs};
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::print::table::align;
@@ -129,96 +129,4 @@ pub fn cluster_info(ctx: &mut Ctx) -> Result<()> {
     ctx.println("");
     ctx.println("To further debug and diagnose cluster problems, use 'rkubectl cluster-info dump'.");
     Ok(())
-}
-
-/// Runs `explain TYPE[.field...]` from discovery and the server's OpenAPI v3 schema.
-pub fn explain(ctx: &mut Ctx, a: ExplainArgs) -> Result<()> {
-    let mut parts = a.resource.split('.');
-    let ty = parts.next().unwrap_or("");
-    let fields: Vec<&str> = parts.collect();
-    let r = ctx.resource(ty)?;
-    let client = ctx.client()?;
-    let path = if r.group.is_empty() {
-        format!("/openapi/v3/api/{}", r.version)
-    } else {
-        format!("/openapi/v3/apis/{}/{}", r.group, r.version)
-    };
-    let doc = client.get(&path)?;
-    let schemas = &doc["components"]["schemas"];
-    let (key, mut schema) = schemas
-        .as_object()
-        .into_iter()
-        .flatten()
-        .find(|(_, s)| {
-            s["x-kubernetes-group-version-kind"].as_array().into_iter().flatten().any(|g| {
-                g["kind"] == r.kind.as_str() && g["group"] == r.group.as_str() && g["version"] == r.version.as_str()
-            })
-        })
-        .map(|(k, s)| (k.clone(), s.clone()))
-        .ok_or_else(|| Error::usage(format!("couldn't find resource for \"{}\"", r.resource_group())))?;
-    let _ = key;
-    let mut field_path = String::new();
-    for f in &fields {
-        let next = schema["properties"][*f].clone();
-        if next.is_null() {
-            return Err(Error::usage(format!("field \"{f}\" does not exist")));
-        }
-        schema = resolve_ref(schemas, next);
-        field_path = format!("{field_path}.{f}");
-    }
-    ctx.println(&format!("GROUP:      {}", r.group));
-    ctx.println(&format!("KIND:       {}", r.kind));
-    ctx.println(&format!("VERSION:    {}", r.version));
-    ctx.println("");
-    if !field_path.is_empty() {
-        ctx.println(&format!("FIELD: {} <{}>", fields.last().unwrap_or(&""), type_name(&schema)));
-        ctx.println("");
-    }
-    ctx.println("DESCRIPTION:");
-    for l in schema["description"].as_str().unwrap_or("<empty>").lines() {
-        ctx.println(&format!("    {l}"));
-    }
-    if let Some(props) = schema["properties"].as_object() {
-        ctx.println("    ");
-        ctx.println("FIELDS:");
-        let mut keys: Vec<&String> = props.keys().collect();
-        keys.sort();
-        let required: Vec<&str> =
-            schema["required"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
-        for k in keys {
-            let p = resolve_ref(schemas, props[k.as_str()].clone());
-            let req = if required.contains(&k.as_str()) { " -required-" } else { "" };
-            ctx.println(&format!("  {k}\t<{}>{req}", type_name(&p)));
-            if let Some(d) = p["description"].as_str() {
-                for l in d.lines() {
-                    ctx.println(&format!("    {l}"));
-                }
-            }
-            ctx.println("");
-        }
-    }
-    Ok(())
-}
-
-fn resolve_ref(schemas: &serde_json::Value, mut s: serde_json::Value) -> serde_json::Value {
-    for _ in 0..4 {
-        let r = s["$ref"].as_str().or_else(|| s["allOf"][0]["$ref"].as_str()).map(str::to_string);
-        let Some(r) = r else { break };
-        let name = r.rsplit('/').next().unwrap_or("");
-        let desc = s["description"].clone();
-        s = schemas[name].clone();
-        if !desc.is_null() && s["description"].is_null() {
-            s["description"] = desc;
-        }
-    }
-    s
-}
-
-fn type_name(s: &serde_json::Value) -> String {
-    match s["type"].as_str() {
-        Some("array") => format!("[]{}", s["items"]["type"].as_str().unwrap_or("Object")),
-        Some("object") | None => "Object".into(),
-        Some("integer") => "integer".into(),
-        Some(t) => t.to_string(),
-    }
 }

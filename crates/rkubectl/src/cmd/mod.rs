@@ -7,6 +7,7 @@ pub mod config;
 pub mod describe;
 pub mod drain;
 pub mod edit;
+pub mod explain;
 pub mod get;
 pub mod image;
 pub mod info;
@@ -54,7 +55,7 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::ApiVersions => info::api_versions(ctx),
         Command::Version(a) => info::version(ctx, a),
         Command::ClusterInfo => info::cluster_info(ctx),
-        Command::Explain(a) => info::explain(ctx, a),
+        Command::Explain(a) => explain::run(ctx, a),
         Command::Cluster(c) => cluster::run(ctx, c),
         Command::Image(c) => image::run(ctx, c),
         Command::Exec(a) => stream::exec(ctx, a),
