@@ -85,7 +85,10 @@ impl Cluster {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let patch = rkube_testkit::podstatus::running(ip, ready);
-        self.api::<Pod>(Some(ns)).patch_status(name, PatchType::StrategicMerge, &patch).await.expect("pod status written")
+        self.api::<Pod>(Some(ns))
+            .patch_status(name, PatchType::StrategicMerge, &patch)
+            .await
+            .expect("pod status written")
     }
 
     /// Plays the kubelet: marks the pod finished with `phase` ("Succeeded" or "Failed").
