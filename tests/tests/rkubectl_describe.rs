@@ -432,6 +432,160 @@ spec:
     resource: {name: memory, target: {type: AverageValue, averageValue: 100Mi}}
 "#;
 
+/// A pod that exercises every part of the pod describer: init and sidecar containers, ports,
+/// probes, environment from fields, resources and references, mounts, most volume kinds,
+/// readiness gates, tolerations, topology spread and long annotations.
+const RICH: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: rich
+  namespace: shop
+  labels: {app: rich}
+  annotations:
+    long: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    multi: "line one\nline two\n"
+    short: v
+spec:
+  nodeName: node-0
+  priority: 100
+  securityContext:
+    seccompProfile: {type: RuntimeDefault}
+  readinessGates: [{conditionType: example.com/ready}]
+  initContainers:
+  - name: init
+    image: busybox:1.36
+    command: [sh, -c, "echo hi"]
+  - name: sidecar
+    image: busybox:1.36
+    restartPolicy: Always
+    resources: {requests: {cpu: 50m, memory: 16Mi}}
+  containers:
+  - name: app
+    image: busybox:1.36
+    ports:
+    - {containerPort: 80, name: http}
+    - {containerPort: 53, protocol: UDP, hostPort: 5353}
+    env:
+    - {name: MULTI, value: "a\nb"}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: POD_IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}
+    - name: TEAM
+      valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}
+    - name: CPU_LIMIT
+      valueFrom: {resourceFieldRef: {resource: limits.cpu}}
+    - name: MEM_REQ
+      valueFrom: {resourceFieldRef: {resource: requests.memory, divisor: 1Mi}}
+    - name: PASS
+      valueFrom: {secretKeyRef: {name: creds, key: password, optional: true}}
+    envFrom:
+    - configMapRef: {name: cfg}
+    - prefix: S_
+      secretRef: {name: creds}
+    resources:
+      requests: {cpu: 250m, memory: 100Mi, ephemeral-storage: 1Gi}
+      limits: {memory: 200Mi}
+    livenessProbe:
+      exec: {command: [cat, /tmp/ok]}
+      initialDelaySeconds: 5
+    startupProbe:
+      tcpSocket: {port: 80}
+    readinessProbe:
+      httpGet: {path: /healthz, port: http, scheme: HTTPS}
+    volumeMounts:
+    - {name: secret, mountPath: /etc/secret, readOnly: true}
+    - {name: data, mountPath: /data, subPath: app}
+    - {name: host, mountPath: /host}
+    - {name: info, mountPath: /etc/info}
+    - {name: proj, mountPath: /etc/proj}
+  volumes:
+  - name: secret
+    secret: {secretName: creds}
+  - name: data
+    persistentVolumeClaim: {claimName: data}
+  - name: host
+    hostPath: {path: /var/log}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: cpu, resourceFieldRef: {containerName: app, resource: limits.cpu}}
+  - name: proj
+    projected:
+      sources:
+      - serviceAccountToken: {path: token, expirationSeconds: 3607}
+      - configMap: {name: kube-root-ca.crt}
+      - downwardAPI: {items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]}
+      - secret: {name: creds, optional: true}
+  - name: mem
+    emptyDir: {medium: Memory, sizeLimit: 64Mi}
+  - name: eph
+    ephemeral:
+      volumeClaimTemplate:
+        metadata: {labels: {a: b}}
+        spec:
+          accessModes: [ReadWriteOnce]
+          storageClassName: fast
+          resources: {requests: {storage: 1Gi}}
+  tolerations:
+  - {operator: Exists}
+  - {key: k1, operator: Exists, effect: NoSchedule}
+  - {key: k2, operator: Equal, value: v2, effect: NoExecute, tolerationSeconds: 60}
+  topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: zone
+    whenUnsatisfiable: DoNotSchedule
+    labelSelector: {matchLabels: {app: rich}}
+  - maxSkew: 2
+    topologyKey: host
+    whenUnsatisfiable: ScheduleAnyway
+"#;
+
+/// The status a kubelet would report for RICH: finished init, running sidecar, an app
+/// container crash-looping after an OOM kill.
+const RICH_STATUS: &str = r#"{"status": {"initContainerStatuses": [
+  {"name": "init", "image": "busybox:1.36", "imageID": "sha256:abc", "containerID": "containerd://i1", "ready": true, "restartCount": 0,
+   "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z"}}},
+  {"name": "sidecar", "image": "busybox:1.36", "imageID": "sha256:abc", "containerID": "containerd://s1", "ready": true, "restartCount": 0, "started": true,
+   "state": {"running": {"startedAt": "2026-01-01T00:00:02Z"}}}],
+ "containerStatuses": [
+  {"name": "app", "image": "busybox:1.36", "imageID": "sha256:def", "containerID": "containerd://a1", "ready": false, "restartCount": 3,
+   "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+   "lastState": {"terminated": {"exitCode": 137, "signal": 9, "reason": "OOMKilled", "message": "killed", "startedAt": "2026-01-01T00:00:03Z", "finishedAt": "2026-01-01T00:00:04Z"}}}],
+ "conditions": [{"type": "example.com/ready", "status": "False"}]}}"#;
+
+/// Events about node-0 as a controller (by uid) and a kubelet (by name as uid) record them.
+fn node_events_yaml(uid: &str) -> String {
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    format!(
+        "apiVersion: v1
+kind: Event
+metadata: {{name: node-0.byuid, namespace: default}}
+involvedObject: {{kind: Node, name: node-0, uid: {uid}}}
+reason: ByUID
+message: by uid
+type: Normal
+count: 1
+firstTimestamp: \"{now}\"
+lastTimestamp: \"{now}\"
+source: {{component: node-controller}}
+---
+apiVersion: v1
+kind: Event
+metadata: {{name: node-0.byname, namespace: default}}
+involvedObject: {{kind: Node, name: node-0, uid: node-0}}
+reason: ByName
+message: by name
+type: Normal
+count: 1
+firstTimestamp: \"{now}\"
+lastTimestamp: \"{now}\"
+source: {{component: kubelet, host: node-0}}
+"
+    )
+}
+
 /// Events on the ConfigMap the controllers never write: one seen three times with a host in its
 /// source, one new-style with only an event time and a reporting controller.
 fn events_yaml(uid: &str) -> String {
@@ -505,13 +659,32 @@ fn describe_matches_kubectl_for_every_kind() {
     wait_for(&c, &["endpointslices", "-n", "shop", "-l", "kubernetes.io/service-name=web"], "{..ready}", "true true");
     wait_for(&c, &["hpa", "web", "-n", "shop"], "{.status.conditions[0].type}", "AbleToScale");
 
-    let web_rs = env.ok(&["get", "rs", "-n", "shop", "-l", "app=web", "-o", "name"]);
+    // A rollout, so the Deployment has an old ReplicaSet next to the new one.
+    env.ok(&["set", "image", "deployment/web", "busybox=busybox:1.37", "-n", "shop"]);
+    env.ok(&["rollout", "status", "deployment/web", "-n", "shop", "--timeout=90s"]);
+    env.until(
+        &["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"],
+        "old web pods gone",
+        Duration::from_secs(90),
+        |out| out.lines().count() == 2,
+        || c.controllers.log_tail(),
+    );
+    wait_for(&c, &["pdb", "web", "-n", "shop"], "{.status.currentHealthy}", "2");
+    wait_for(&c, &["endpointslices", "-n", "shop", "-l", "kubernetes.io/service-name=web"], "{..ready}", "true true");
+
+    // The rich pod gets its status once the kubelet stand-in has marked it running.
+    env.ok(&["create", "-f", &env.manifest("rich.yaml", RICH)]);
+    wait_for(&c, &["pod", "rich", "-n", "shop"], "{.status.phase}", "Running");
+    env.ok(&["patch", "pod", "rich", "-n", "shop", "--subresource=status", "--type=merge", "-p", RICH_STATUS]);
+    let node = env.json(&["get", "node", "node-0"]);
+    env.ok(&["create", "-f", &env.manifest("node-events.yaml", &node_events_yaml(meta(&node, "uid")))]);
+
     let web_pod = env.ok(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"]);
     let web_pod = web_pod.lines().next().unwrap_or_default();
     let cases: Vec<Vec<&str>> = vec![
         vec!["deployment", "web"],
         vec!["replicaset", "solo"],
-        vec![web_rs.trim()],
+        vec!["rs", "-l", "app=web"],
         vec!["daemonset", "agent"],
         vec!["statefulset", "db"],
         vec!["job", "once"],
@@ -524,6 +697,8 @@ fn describe_matches_kubectl_for_every_kind() {
         vec!["pvc", "data"],
         vec!["pvc", "store-db-0"],
         vec!["pod", "db-0"],
+        vec!["pod", "rich"],
+        vec!["pods", "-l", "batch.kubernetes.io/job-name=once"],
         vec![web_pod],
         vec!["service", "web"],
         vec!["endpointslices"],
@@ -566,11 +741,19 @@ fn describe_matches_kubectl_for_every_kind() {
 
     // The parts the brief singles out, so a regression reads plainly.
     let d = same(env, &["describe", "deployment", "web", "-n", "shop"]);
-    assert!(d.contains("\n   busybox:\n    Image:      busybox:1.36\n"), "{d}");
-    assert!(d.contains("\nOldReplicaSets:  <none>\nNewReplicaSet:   web-"), "{d}");
+    assert!(d.contains("\n   busybox:\n    Image:      busybox:1.37\n"), "{d}");
+    assert!(
+        d.contains("\nOldReplicaSets:  web-") && d.contains(" (0/0 replicas created)\nNewReplicaSet:   web-"),
+        "{d}"
+    );
     let n = same(env, &["describe", "node", "node-0"]);
-    for part in ["Lease:\n  HolderIdentity:  node-0\n", "Non-terminated Pods:", "(5 in total)", "Allocated resources:"]
-    {
+    for part in [
+        "Lease:\n  HolderIdentity:  node-0\n",
+        "Non-terminated Pods:",
+        "(6 in total)",
+        "  Normal  ByName  ",
+        "Allocated resources:",
+    ] {
         assert!(n.contains(part), "{part:?} missing from\n{n}");
     }
     let sec = same(env, &["describe", "secret", "creds", "-n", "shop"]);

@@ -397,8 +397,10 @@ fn camel_split(text: &str) -> Vec<String> {
 /// Age of an RFC 3339 timestamp in kubectl's HumanDuration form (`5s`, `3m2s`, `4h`, `2d3h`).
 pub fn age(ts: &str) -> String {
     let Ok(t) = ts.parse::<jiff::Timestamp>() else { return "<unknown>".into() };
-    let secs = jiff::Timestamp::now().as_second() - t.as_second();
-    human_duration(secs)
+    // Whole seconds of the exact difference, truncated as Go's `int(d.Seconds())` does: the
+    // difference of whole-second timestamps is a second off for fractional timestamps.
+    let nanos = jiff::Timestamp::now().as_nanosecond() - t.as_nanosecond();
+    human_duration(i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX))
 }
 
 /// kubectl's `duration.HumanDuration`.

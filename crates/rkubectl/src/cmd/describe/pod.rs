@@ -394,37 +394,14 @@ fn env(w: &mut W, c: &Value, pod: Option<&Value>) {
     }
 }
 
-/// The value a downward-API field path has on this pod.
+/// The value of a field reference as kubectl resolves it: its scheme converts only the name
+/// and namespace field labels, so every other path shows empty.
 fn field_value(p: &Value, path: &str) -> String {
-    let m = &p["metadata"];
-    let subscript =
-        |prefix: &str| -> Option<String> { path.strip_prefix(prefix)?.strip_suffix("']").map(str::to_string) };
-    if let Some(k) = subscript("metadata.labels['") {
-        return s(&m["labels"][k.as_str()]);
-    }
-    if let Some(k) = subscript("metadata.annotations['") {
-        return s(&m["annotations"][k.as_str()]);
-    }
     match path {
-        "metadata.name" => s(&m["name"]),
-        "metadata.namespace" => s(&m["namespace"]),
-        "metadata.uid" => s(&m["uid"]),
-        "metadata.labels" => labels_text(&m["labels"]),
-        "metadata.annotations" => labels_text(&m["annotations"]),
-        "spec.nodeName" => s(&p["spec"]["nodeName"]),
-        "spec.serviceAccountName" => s(&p["spec"]["serviceAccountName"]),
-        "status.hostIP" => s(&p["status"]["hostIP"]),
-        "status.podIP" => s(&p["status"]["podIP"]),
-        "status.hostIPs" | "status.podIPs" => {
-            let field = path.trim_start_matches("status.");
-            p["status"][field].as_array().into_iter().flatten().map(|i| s(&i["ip"])).collect::<Vec<_>>().join(",")
-        }
+        "metadata.name" => s(&p["metadata"]["name"]),
+        "metadata.namespace" => s(&p["metadata"]["namespace"]),
         _ => String::new(),
     }
-}
-
-fn labels_text(m: &Value) -> String {
-    super::text::sorted_pairs(m).into_iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join("\n")
 }
 
 /// `ExtractContainerResourceValue`: the container's own request or limit over the divisor.
@@ -485,7 +462,8 @@ pub fn volume_source(w: &mut W, v: &Value) {
     if let Some(h) = v.get("hostPath").filter(|x| x.is_object()) {
         put!(w, 2, "Type:\tHostPath (bare host directory volume)\n");
         put!(w, 0, "    Path:\t{}\n", s(&h["path"]));
-        put!(w, 0, "    HostPathType:\t{}\n", or_none(s(&h["type"])));
+        let kind = if h["type"].is_null() { "<none>".to_string() } else { s(&h["type"]) };
+        put!(w, 0, "    HostPathType:\t{kind}\n");
     } else if let Some(e) = v.get("emptyDir").filter(|x| x.is_object()) {
         let limit = Quantity::parse(&s(&e["sizeLimit"])).filter(|q| q.nanos > 0).map(|q| q.canonical());
         put!(w, 2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n");
