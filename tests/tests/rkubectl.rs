@@ -8,33 +8,11 @@
 
 mod support;
 
-use rkube_testkit::Daemon;
-use rkube_testkit::apiserver::bin_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::kubelet::KubeletStandIn;
+use support::rkubectl::*;
 use support::*;
-
-fn rkubectl_binary() -> PathBuf {
-    let p = bin_dir().join("rkubectl");
-    assert!(p.exists(), "{} does not exist: run `cargo build -p rkubectl` first", p.display());
-    p
-}
-
-/// Runs rkubectl like `Env::run` runs kubectl: same kubeconfig, its own cache dir.
-fn rk(env: &Env, args: &[&str]) -> Out {
-    let mut cmd = Command::new(rkubectl_binary());
-    cmd.arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .arg("--cache-dir")
-        .arg(env.dir.path().join("rk-cache"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null());
-    env.run_command(cmd, &format!("rkubectl {args:?}"))
-}
 
 fn rk_ok(env: &Env, args: &[&str]) -> String {
     let out = rk(env, args);
@@ -63,22 +41,6 @@ fn normalise(text: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-fn is_age(word: &str) -> bool {
-    let mut saw_digit = false;
-    let mut saw_unit = false;
-    for c in word.chars() {
-        if c.is_ascii_digit() {
-            saw_digit = true;
-        } else if matches!(c, 's' | 'm' | 'h' | 'd' | 'y') && saw_digit {
-            saw_unit = true;
-            saw_digit = false;
-        } else {
-            return false;
-        }
-    }
-    saw_unit && !saw_digit
 }
 
 /// The column start offsets of a table's header line.
@@ -142,22 +104,12 @@ fn same(env: &Env, args: &[&str]) -> String {
     r.stdout
 }
 
-struct Cluster {
-    env: Env,
-    _scheduler: Daemon,
-    controllers: Daemon,
-    _kubelet: KubeletStandIn,
-}
+type Cluster = ControlPlane;
 
 fn cluster() -> Cluster {
-    let env = Env::start();
-    let scheduler = Daemon::start("rkube-scheduler", &env.api, &["--leader-elect=false"]).expect("scheduler");
-    let controllers =
-        Daemon::start("rkube-controller-manager", &env.api, &["--leader-elect=false"]).expect("controller-manager");
-    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-0\n  labels: {kubernetes.io/hostname: node-0}\nstatus:\n  allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\"}\n  conditions: [{type: Ready, status: \"True\"}]\n";
-    env.clean(&["create", "-f", &env.manifest("node-0.yaml", node)]);
-    let kubelet = KubeletStandIn::start(&env.api.url());
-    Cluster { env, _scheduler: scheduler, controllers, _kubelet: kubelet }
+    Cluster::start(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-0\n  labels: {kubernetes.io/hostname: node-0}\nstatus:\n  allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\"}\n  conditions: [{type: Ready, status: \"True\"}]\n",
+    )
 }
 
 const RC: &str = "apiVersion: v1

@@ -7,30 +7,8 @@
 
 mod support;
 
-use rkube_testkit::apiserver::bin_dir;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use support::rkubectl::*;
 use support::*;
-
-fn rkubectl_binary() -> PathBuf {
-    let p = bin_dir().join("rkubectl");
-    assert!(p.exists(), "{} does not exist: run `cargo build -p rkubectl` first", p.display());
-    p
-}
-
-/// Runs rkubectl like `Env::run` runs kubectl: same kubeconfig, its own cache dir.
-fn rk(env: &Env, args: &[&str]) -> Out {
-    let mut cmd = Command::new(rkubectl_binary());
-    cmd.arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .arg("--cache-dir")
-        .arg(env.dir.path().join("rk-cache"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null());
-    env.run_command(cmd, &format!("rkubectl {args:?}"))
-}
 
 /// Runs `explain args` with both clients, asserts kubectl exits with `code`, and that rkubectl
 /// prints the same bytes on both streams and exits the same way. Returns kubectl's stdout.

@@ -7,22 +7,15 @@
 
 mod support;
 
-use rkube_testkit::apiserver::bin_dir;
 use rkube_testkit::images::BUSYBOX_IMAGE;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use support::rkubectl::rkubectl_binary;
 use support::*;
 
 const NODE: &str = "rk-stream-node";
-
-fn rkubectl_binary() -> PathBuf {
-    let p = bin_dir().join("rkubectl");
-    assert!(p.exists(), "{} does not exist: run `cargo build -p rkubectl` first", p.display());
-    p
-}
 
 /// The control plane plus one real node.
 type Cluster = support::node::NodeCluster;
@@ -44,15 +37,7 @@ impl Cluster {
     }
 
     fn rk_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(rkubectl_binary());
-        cmd.arg("--kubeconfig")
-            .arg(&self.env.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.env.dir.path().join("rk-cache"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null());
-        cmd
+        support::rkubectl::rk_command(&self.env, args)
     }
 
     fn rk(&self, args: &[&str]) -> Out {

@@ -5,6 +5,7 @@
 
 pub mod kubelet;
 pub mod node;
+pub mod rkubectl;
 
 use rkube_testkit::{ApiServer, Etcd};
 use serde_json::Value;
