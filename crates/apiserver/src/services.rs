@@ -175,14 +175,33 @@ impl Allocator {
     }
 
     /// Allocates a free value among `count` candidates `first..first+count` (as keys made by
-    /// `key_of`): a few random tries, then a scan of what is taken from a random start.
+    /// `key_of`), preferring those past the first `reserved`: Kubernetes keeps the bottom of its
+    /// ranges for values users pick themselves (a cluster DNS IP such as `.10`, a well-known
+    /// node port) and hands them out only once the rest is full.
     async fn claim_any(
+        &self,
+        owner: &[u8],
+        (first, count, reserved): (u64, u64, u64),
+        prefix: &str,
+        key_of: impl Fn(u64) -> String,
+        got: &mut Allocated,
+    ) -> Result<Option<u64>, ApiError> {
+        let reserved = reserved.min(count);
+        if let Some(n) = self.claim_in(owner, first + reserved, count - reserved, prefix, &key_of, got).await? {
+            return Ok(Some(n));
+        }
+        self.claim_in(owner, first, reserved, prefix, &key_of, got).await
+    }
+
+    /// Allocates a free value among `first..first+count`: a few random tries, then a scan of
+    /// what is taken from a random start.
+    async fn claim_in(
         &self,
         owner: &[u8],
         first: u64,
         count: u64,
         prefix: &str,
-        key_of: impl Fn(u64) -> String,
+        key_of: &impl Fn(u64) -> String,
         got: &mut Allocated,
     ) -> Result<Option<u64>, ApiError> {
         if count == 0 {
@@ -254,12 +273,14 @@ impl Allocator {
                     obj["spec"]["clusterIPs"] = json!([ip]);
                 }
                 None => {
-                    // Dynamic allocations skip the first address, the `kubernetes` Service's.
+                    // Dynamic allocations skip the first address, the `kubernetes` Service's,
+                    // and prefer the band above the static one (which starts at that address).
                     let first = u64::from(self.network) + 2;
                     let count = self.size.saturating_sub(3);
+                    let reserved = static_band(self.size.saturating_sub(2), 16, 256).saturating_sub(1);
                     let key_of = |n: u64| ip_key(Ipv4Addr::from(n as u32));
-                    let Some(n) = self.claim_any(&owner, first, count, "/registry/ipaddresses/", key_of, got).await?
-                    else {
+                    let range = (first, count, reserved);
+                    let Some(n) = self.claim_any(&owner, range, "/registry/ipaddresses/", key_of, got).await? else {
                         return Err(ApiError::Internal("failed to allocate a serviceIP: range is full".into()));
                     };
                     let ip = Ipv4Addr::from(n as u32).to_string();
@@ -312,8 +333,8 @@ impl Allocator {
                 None => {
                     let (lo, hi) = (u64::from(self.ports.0), u64::from(self.ports.1));
                     let key_of = |n: u64| port_key(n as u16);
-                    let got_port =
-                        self.claim_any(&owner, lo, hi - lo + 1, "/registry/ranges/nodeports/", key_of, got).await?;
+                    let range = (lo, hi - lo + 1, static_band(hi - lo + 1, 32, 128));
+                    let got_port = self.claim_any(&owner, range, "/registry/ranges/nodeports/", key_of, got).await?;
                     let Some(n) = got_port else {
                         return Err(ApiError::Internal("failed to allocate a nodePort: range is full".into()));
                     };
@@ -429,6 +450,14 @@ impl Allocator {
 }
 
 /// The node ports a Service spec uses.
+/// The size of the static band at the bottom of a range of `size` values that dynamic
+/// allocation avoids while it can: `size / step` kept between 16 and `max`, none when the
+/// range is smaller than 16 (Kubernetes' service IP and node port static subranges use steps
+/// 16 and 32, maxima 256 and 128).
+fn static_band(size: u64, step: u64, max: u64) -> u64 {
+    if size < 16 { 0 } else { (size / step).clamp(16, max) }
+}
+
 fn node_ports(spec: &Value) -> Vec<i64> {
     spec["ports"].as_array().into_iter().flatten().filter_map(|p| p["nodePort"].as_i64()).filter(|n| *n != 0).collect()
 }
@@ -586,6 +615,18 @@ async fn bootstrap_slice(registry: &crate::Registry, ip: &str, port: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_bands_follow_kubernetes() {
+        // Service IPs: a /24 keeps 16 addresses, a /12 the maximum of 256, a /28 none.
+        assert_eq!(static_band(254, 16, 256), 16);
+        assert_eq!(static_band((1 << 20) - 2, 16, 256), 256);
+        assert_eq!(static_band(14, 16, 256), 0);
+        // Node ports: the default 30000-32767 keeps 86, small ranges 16, large ones 128.
+        assert_eq!(static_band(2768, 32, 128), 86);
+        assert_eq!(static_band(100, 32, 128), 16);
+        assert_eq!(static_band(30000, 32, 128), 128);
+    }
 
     #[test]
     fn patch_keeps_allocated_values_and_drops_node_ports_with_the_type() {

@@ -193,3 +193,33 @@ async fn a_full_range_answers_range_is_full() {
     let r = c.post(SVCS, &service("full", json!({}))).await;
     assert_eq!(r.code, 201, "{}", r.body);
 }
+
+#[tokio::test]
+async fn dynamic_allocation_keeps_off_the_static_band_until_the_rest_is_full() {
+    let etcd = rkube_testkit::Etcd::start().expect("etcd starts");
+    let api = rkube_testkit::ApiServer::start_with(
+        &etcd,
+        &["--service-cluster-ip-range", "10.0.0.0/27", "--service-node-port-range", "30000-30099"],
+    )
+    .expect("apiserver starts");
+    let c = Cluster { api, etcd, http: reqwest::Client::new() };
+    // A /27 has 30 usable addresses: .1-.16 are the static band (.1 the kubernetes Service's),
+    // .17-.30 the 14 handed out first.
+    for i in 0..14 {
+        let r = c.post(SVCS, &service(&format!("s{i}"), json!({"type": "NodePort"}))).await;
+        assert_eq!(r.code, 201, "{}", r.body);
+        let ip = ip_of(&r.body);
+        assert!((17..=30).contains(&ip.octets()[3]), "s{i} got {ip}, in the static band");
+        // Node ports 30000-30099: the first 16 are the static band.
+        let port = r.body["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or_default();
+        assert!((30016..=30099).contains(&port), "s{i} got node port {port}, in the static band");
+    }
+    // A user may still pick an address of the static band, such as a cluster DNS IP.
+    let dns = c.post(SVCS, &service("dns", json!({"clusterIP": "10.0.0.10"}))).await;
+    assert_eq!((dns.code, ip_of(&dns.body)), (201, Ipv4Addr::new(10, 0, 0, 10)), "{}", dns.body);
+    // With the upper band full, dynamic allocation falls back to the static band.
+    let r = c.post(SVCS, &service("overflow", json!({}))).await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    let ip = ip_of(&r.body);
+    assert!((2..=16).contains(&ip.octets()[3]) && ip.octets()[3] != 10, "{ip}");
+}
