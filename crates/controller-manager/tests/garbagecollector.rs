@@ -8,7 +8,11 @@ mod common;
 
 use common::Cluster;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::{Metadata, Resource};
 use rkube_client::{Api, DeleteParams, ListParams, PatchType};
@@ -320,4 +324,46 @@ async fn kubectl_delete_deployment_cascades() {
         let p = pods.get(name).await.expect("the pods stay");
         assert_eq!(owner_uids(&p.metadata), vec![rs.metadata.uid.clone().unwrap()]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_of_other_kinds_are_collected_too() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let owner = config_map(&c, "app").await;
+    let owned = json!([reference(&owner, false)]);
+    let meta = |name: &str| json!({"name": name, "namespace": NS, "ownerReferences": owned});
+    let selector = json!({"matchLabels": {"app": "web"}});
+    let pdbs = c.api::<PodDisruptionBudget>(Some(NS));
+    let hpas = c.api::<HorizontalPodAutoscaler>(Some(NS));
+    let ingresses = c.api::<Ingress>(Some(NS));
+    let roles = c.api::<Role>(Some(NS));
+    let bindings = c.api::<RoleBinding>(Some(NS));
+    pdbs.create(
+        &serde_json::from_value(json!({"metadata": meta("pdb"), "spec": {"selector": selector, "minAvailable": 1}}))
+            .expect("pdb"),
+    )
+    .await
+    .expect("pdb created");
+    hpas.create(&serde_json::from_value(json!({"metadata": meta("hpa"), "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 3}})).expect("hpa"))
+        .await
+        .expect("hpa created");
+    ingresses
+        .create(&serde_json::from_value(json!({"metadata": meta("ing"), "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})).expect("ingress"))
+        .await
+        .expect("ingress created");
+    roles
+        .create(&serde_json::from_value(json!({"metadata": meta("role"), "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})).expect("role"))
+        .await
+        .expect("role created");
+    bindings
+        .create(&serde_json::from_value(json!({"metadata": meta("binding"), "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "role"}, "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]})).expect("binding"))
+        .await
+        .expect("binding created");
+
+    c.api::<ConfigMap>(Some(NS)).delete("app", &DeleteParams::default()).await.unwrap();
+    gone(&c, &pdbs, "pdb").await;
+    gone(&c, &hpas, "hpa").await;
+    gone(&c, &ingresses, "ing").await;
+    gone(&c, &roles, "role").await;
+    gone(&c, &bindings, "binding").await;
 }

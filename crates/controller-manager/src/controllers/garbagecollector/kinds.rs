@@ -7,11 +7,15 @@ use crate::informers::{Object, SharedInformers};
 use futures::future::BoxFuture;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Node, PersistentVolumeClaim, Pod, ReplicationController, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rkube_client::{Client, ClientError, DeleteParams, Event, EventRecorder, EventType, PatchType};
 use serde_json::Value;
@@ -165,6 +169,12 @@ pub fn table() -> Vec<Arc<dyn Kind>> {
         kind::<EndpointSlice>(),
         kind::<PersistentVolumeClaim>(),
         kind::<ServiceAccount>(),
+        // What operators and charts commonly create next to a workload, owned by it.
+        kind::<PodDisruptionBudget>(),
+        kind::<HorizontalPodAutoscaler>(),
+        kind::<Ingress>(),
+        kind::<Role>(),
+        kind::<RoleBinding>(),
         // Mirror pods are owned by their Node.
         kind::<Node>(),
     ]
