@@ -140,6 +140,11 @@ pub enum Command {
     Rollout(RolloutCommand),
     /// Wait for a specific condition on one or many resources.
     Wait(WaitArgs),
+    /// Modify certificate resources (approve or deny CertificateSigningRequests).
+    #[command(subcommand)]
+    Certificate(crate::cmd::certificate::CertificateCommand),
+    /// List events.
+    Events(crate::cmd::events::EventsArgs),
     /// Print the logs for a container in a pod.
     Logs(LogsArgs),
     /// Execute a command in a container.
@@ -531,6 +536,13 @@ pub struct PatchArgs {
 pub enum SetCommand {
     /// Update the image of a pod template.
     Image(SetImageArgs),
+    /// Update environment variables on a pod template.
+    Env(crate::cmd::set::SetEnvArgs),
+    /// Update resource requests/limits on objects with pod templates.
+    Resources(crate::cmd::set::SetResourcesArgs),
+    /// Update the service account of a resource.
+    #[command(alias = "sa")]
+    Serviceaccount(crate::cmd::set::SetServiceAccountArgs),
 }
 
 /// `set image`.
@@ -551,6 +563,10 @@ pub enum RolloutCommand {
     History(RolloutArgs),
     /// Undo a previous rollout.
     Undo(RolloutArgs),
+    /// Mark the provided resource as paused.
+    Pause(crate::cmd::rollout_pause::PauseArgs),
+    /// Resume a paused resource.
+    Resume(crate::cmd::rollout_pause::PauseArgs),
 }
 
 /// Arguments of `rollout` verbs.

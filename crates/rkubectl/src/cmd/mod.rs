@@ -2,11 +2,13 @@
 
 pub mod auth;
 pub mod backup;
+pub mod certificate;
 pub mod cluster;
 pub mod config;
 pub mod describe;
 pub mod drain;
 pub mod edit;
+pub mod events;
 pub mod explain;
 pub mod get;
 pub mod image;
@@ -16,6 +18,8 @@ pub mod misc;
 pub mod ops;
 pub mod portforward;
 pub mod rollout;
+pub mod rollout_pause;
+pub mod set;
 pub mod stream;
 pub mod top;
 pub mod write;
@@ -47,6 +51,9 @@ pub fn dispatch(ctx: &mut Ctx, cmd: Command) -> Result<()> {
         Command::Cordon(a) => ops::cordon(ctx, a, true),
         Command::Uncordon(a) => ops::cordon(ctx, a, false),
         Command::Set(SetCommand::Image(a)) => ops::set_image(ctx, a),
+        Command::Set(c) => set::run(ctx, c),
+        Command::Certificate(c) => certificate::run(ctx, c),
+        Command::Events(a) => events::run(ctx, a),
         Command::Rollout(c) => rollout::run(ctx, c),
         Command::Wait(a) => rollout::wait(ctx, a),
         Command::Logs(a) => logs::run(ctx, a),

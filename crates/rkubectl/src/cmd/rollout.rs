@@ -21,6 +21,7 @@ pub fn run(ctx: &mut Ctx, cmd: RolloutCommand) -> Result<()> {
         RolloutCommand::Restart(a) => restart(ctx, a),
         RolloutCommand::History(a) => history(ctx, a),
         RolloutCommand::Undo(a) => undo(ctx, a),
+        c @ (RolloutCommand::Pause(_) | RolloutCommand::Resume(_)) => crate::cmd::rollout_pause::run(ctx, c),
     }
 }
 
