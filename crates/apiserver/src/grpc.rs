@@ -97,14 +97,9 @@ impl Service {
         r: Option<&pb::ResourceRef>,
         sub: Option<&str>,
     ) -> Result<Option<rkube_auth::UserInfo>> {
-        let access = &self.0.access;
-        if access.is_open() {
+        if self.0.access.is_open() {
             return Ok(None);
         }
-        let connection = req.extensions().get::<Arc<rkube_daemon::serve::Connection>>();
-        let certificate = connection.and_then(|c| c.client_certificate.as_ref()).map(|c| c.as_ref());
-        let authorization = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
-        let user = access.authenticate(certificate, authorization).map_err(err)?;
         let (res, ns) = resolve(r).map_err(err)?;
         let r = r.cloned().unwrap_or_default();
         let info = RequestInfo::from_grpc(
@@ -114,8 +109,39 @@ impl Service {
             &r.name,
             sub.unwrap_or(&r.subresource),
         );
-        access.authorize(&user, &info).map_err(err)?;
+        self.check(req, &info)
+    }
+
+    /// Authenticates the caller and authorizes `info`; `None` when access control is off.
+    fn check<T>(&self, req: &Request<T>, info: &RequestInfo) -> Result<Option<rkube_auth::UserInfo>> {
+        let access = &self.0.access;
+        if access.is_open() {
+            return Ok(None);
+        }
+        let connection = req.extensions().get::<Arc<rkube_daemon::serve::Connection>>();
+        let certificate = connection.and_then(|c| c.client_certificate.as_ref()).map(|c| c.as_ref());
+        let authorization = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let user = access.authenticate(certificate, authorization).map_err(err)?;
+        access.authorize(&user, info).map_err(err)?;
         Ok(Some(user))
+    }
+
+    /// A SubjectAccessReview (a kubelet asking whether a caller of its API may do something):
+    /// answered, never stored, so it bypasses the registry.
+    fn subject_access_review(&self, req: &Request<pb::CreateRequest>) -> Result<Response<pb::ObjectResponse>> {
+        let version = req.get_ref().r#ref.as_ref().map(|r| r.version.clone()).unwrap_or_default();
+        let info = RequestInfo {
+            resource_request: true,
+            verb: "create".into(),
+            api_group: "authorization.k8s.io".into(),
+            api_version: version,
+            resource: "subjectaccessreviews".into(),
+            ..RequestInfo::default()
+        };
+        self.check(req, &info)?;
+        let review = decode_object(req.get_ref().object.as_ref()).map_err(err)?;
+        let answer = crate::reviews::subject_access_review(&self.0.access, review).map_err(err)?;
+        Ok(Response::new(object_response(&answer, vec![])))
     }
 }
 
@@ -143,6 +169,11 @@ impl ResourceService for Service {
     }
 
     async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::ObjectResponse>> {
+        if req.get_ref().r#ref.as_ref().is_some_and(|r| {
+            r.group == "authorization.k8s.io" && r.resource == "subjectaccessreviews" && r.subresource.is_empty()
+        }) {
+            return self.subject_access_review(&req);
+        }
         let user = self.allow(&req, "create", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();
         let (res, ns) = resolve(req.r#ref.as_ref()).map_err(err)?;

@@ -332,7 +332,13 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_MEDIA_TYPE));
             return Ok(resp);
         }
-        (Method::POST, crate::reviews::ACCESS_REVIEWS | crate::reviews::RULES_REVIEWS | crate::reviews::SUBJECT_REVIEWS) => {
+        (
+            Method::POST,
+            crate::reviews::ACCESS_REVIEWS
+            | crate::reviews::RULES_REVIEWS
+            | crate::reviews::SUBJECT_REVIEWS
+            | crate::reviews::SUBJECT_ACCESS_REVIEWS,
+        ) => {
             let user = parts.extensions.get::<RequestUser>().map(|u| &u.0);
             let body = read_body(server, body).await?;
             let format = BodyFormat::from_content_type(header_str(&parts.headers, header::CONTENT_TYPE))?;
@@ -340,6 +346,7 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             let answer = match path.as_str() {
                 crate::reviews::ACCESS_REVIEWS => crate::reviews::access_review(&server.access, user, review)?,
                 crate::reviews::RULES_REVIEWS => crate::reviews::rules_review(&server.access, user, review)?,
+                crate::reviews::SUBJECT_ACCESS_REVIEWS => crate::reviews::subject_access_review(&server.access, review)?,
                 _ => crate::reviews::subject_review(user),
             };
             return Ok(value_response(201, &answer));

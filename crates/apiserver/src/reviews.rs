@@ -1,7 +1,9 @@
 //! The create-only review APIs that ask the API server about the caller:
 //! `authorization.k8s.io/v1` SelfSubjectAccessReview (`kubectl auth can-i`),
 //! SelfSubjectRulesReview (`kubectl auth can-i --list`) and
-//! `authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`). Nothing is stored.
+//! `authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`), and
+//! SubjectAccessReview, which asks the same about any user (kubelets' webhook authorization).
+//! Nothing is stored.
 
 use crate::access::{Access, attributes};
 use crate::requestinfo::RequestInfo;
@@ -11,6 +13,8 @@ use serde_json::{Value, json};
 
 /// Path of SelfSubjectAccessReviews.
 pub const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+/// Path of SubjectAccessReviews.
+pub const SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 /// Path of SelfSubjectRulesReviews.
 pub const RULES_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 /// Path of SelfSubjectReviews.
@@ -20,15 +24,12 @@ fn text(v: &Value, field: &str) -> String {
     v[field].as_str().unwrap_or_default().to_string()
 }
 
-/// Answers a SelfSubjectAccessReview for `user` (None: authorization is off, all allowed).
-pub fn access_review(access: &Access, user: Option<&UserInfo>, review: Value) -> Result<Value, ApiError> {
-    if review["kind"].as_str().is_some_and(|k| k != "SelfSubjectAccessReview") {
-        return Err(ApiError::BadRequest(format!("expected a SelfSubjectAccessReview, got {}", review["kind"])));
-    }
-    let spec = &review["spec"];
+/// The request a review's `spec` asks about: exactly one of resourceAttributes and
+/// nonResourceAttributes.
+fn reviewed_request(kind: &str, spec: &Value) -> Result<RequestInfo, ApiError> {
     let (resource, non_resource) = (&spec["resourceAttributes"], &spec["nonResourceAttributes"]);
-    let info = match (resource.is_object(), non_resource.is_object()) {
-        (true, false) => RequestInfo {
+    match (resource.is_object(), non_resource.is_object()) {
+        (true, false) => Ok(RequestInfo {
             resource_request: true,
             verb: text(resource, "verb"),
             api_group: text(resource, "group"),
@@ -38,26 +39,26 @@ pub fn access_review(access: &Access, user: Option<&UserInfo>, review: Value) ->
             subresource: text(resource, "subresource"),
             name: text(resource, "name"),
             path: String::new(),
-        },
-        (false, true) => {
-            RequestInfo { verb: text(non_resource, "verb"), path: text(non_resource, "path"), ..RequestInfo::default() }
-        }
-        _ => {
-            return Err(ApiError::Invalid {
-                kind: "SelfSubjectAccessReview".into(),
-                group: "authorization.k8s.io".into(),
-                name: String::new(),
-                causes: vec![rkube_api::FieldError::required(
-                    "spec.resourceAttributes",
-                    "exactly one of nonResourceAttributes or resourceAttributes must be specified",
-                )],
-            });
-        }
-    };
-    let decision = match user {
-        Some(user) => access.decide(&attributes(user, &info)),
-        None => Decision::Allow(String::new()),
-    };
+        }),
+        (false, true) => Ok(RequestInfo {
+            verb: text(non_resource, "verb"),
+            path: text(non_resource, "path"),
+            ..RequestInfo::default()
+        }),
+        _ => Err(ApiError::Invalid {
+            kind: kind.into(),
+            group: "authorization.k8s.io".into(),
+            name: String::new(),
+            causes: vec![rkube_api::FieldError::required(
+                "spec.resourceAttributes",
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )],
+        }),
+    }
+}
+
+/// The review with `status` filled from `decision`.
+fn review_answer(kind: &str, spec: &Value, decision: &Decision) -> Value {
     let mut status = json!({"allowed": decision.is_allowed()});
     if !decision.reason().is_empty() {
         status["reason"] = json!(decision.reason());
@@ -65,13 +66,60 @@ pub fn access_review(access: &Access, user: Option<&UserInfo>, review: Value) ->
     if matches!(decision, Decision::Deny(_)) {
         status["denied"] = json!(true);
     }
-    Ok(json!({
-        "kind": "SelfSubjectAccessReview",
+    json!({
+        "kind": kind,
         "apiVersion": "authorization.k8s.io/v1",
         "metadata": {"creationTimestamp": null},
         "spec": spec,
         "status": status,
-    }))
+    })
+}
+
+/// Answers a SelfSubjectAccessReview for `user` (None: authorization is off, all allowed).
+pub fn access_review(access: &Access, user: Option<&UserInfo>, review: Value) -> Result<Value, ApiError> {
+    const KIND: &str = "SelfSubjectAccessReview";
+    if review["kind"].as_str().is_some_and(|k| k != KIND) {
+        return Err(ApiError::BadRequest(format!("expected a {KIND}, got {}", review["kind"])));
+    }
+    let info = reviewed_request(KIND, &review["spec"])?;
+    let decision = match user {
+        Some(user) => access.decide(&attributes(user, &info)),
+        None => Decision::Allow(String::new()),
+    };
+    Ok(review_answer(KIND, &review["spec"], &decision))
+}
+
+/// Answers a SubjectAccessReview: may the user in `spec` (name, uid, groups, extra) do what it
+/// describes? Kubelets ask this for every request to their API (webhook authorization).
+pub fn subject_access_review(access: &Access, review: Value) -> Result<Value, ApiError> {
+    const KIND: &str = "SubjectAccessReview";
+    if review["kind"].as_str().is_some_and(|k| k != KIND) {
+        return Err(ApiError::BadRequest(format!("expected a {KIND}, got {}", review["kind"])));
+    }
+    let spec = &review["spec"];
+    let info = reviewed_request(KIND, spec)?;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+    };
+    let user = UserInfo {
+        name: text(spec, "user"),
+        uid: text(spec, "uid"),
+        groups: strings(&spec["groups"]),
+        extra: spec["extra"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), strings(v))).collect(),
+    };
+    if user.name.is_empty() && user.groups.is_empty() {
+        return Err(ApiError::Invalid {
+            kind: KIND.into(),
+            group: "authorization.k8s.io".into(),
+            name: String::new(),
+            causes: vec![rkube_api::FieldError::invalid(
+                "spec.user",
+                &json!(""),
+                "at least one of user or group must be specified",
+            )],
+        });
+    }
+    Ok(review_answer(KIND, spec, &access.decide(&attributes(&user, &info))))
 }
 
 /// Answers a SelfSubjectRulesReview: the RBAC rules `user` has in `spec.namespace`.

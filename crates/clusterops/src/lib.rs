@@ -157,7 +157,7 @@ pub fn init(options: &InitOptions) -> Result<ClusterFiles> {
     }
     let (cert, key) = files.apiserver_kubelet_client();
     if !cert.exists() || !key.exists() {
-        let pair = ca.issue_client("kube-apiserver-kubelet-client", &[])?;
+        let pair = ca.issue_client(rkube_auth::rbac::KUBELET_API_CLIENT, &[])?;
         write(&key, &pair.key_pem, 0o600)?;
         write(&cert, &pair.cert_pem, 0o644)?;
     }

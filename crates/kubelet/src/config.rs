@@ -41,6 +41,10 @@ pub struct Config {
     /// Serving TLS: `--tls-cert-file`, `--tls-private-key-file`, `--client-ca-file`.
     #[command(flatten)]
     pub tls: rkube_daemon::serve::TlsFlags,
+    /// Who may use the kubelet API: `AlwaysAllow` (any client the TLS layer admits) or
+    /// `Webhook` (SubjectAccessReviews on `nodes/<subresource>`; needs --client-ca-file).
+    #[arg(long, value_parser = ["AlwaysAllow", "Webhook"], default_value = "AlwaysAllow")]
+    pub authorization_mode: String,
     /// Port of /healthz, /readyz and /metrics; 0 disables.
     #[arg(long, alias = "secure-port", default_value_t = 10248)]
     pub healthz_port: u16,

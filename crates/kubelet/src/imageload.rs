@@ -1541,7 +1541,13 @@ mod tests {
                 let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
                 let url = format!("http://{}/images/load", listener.local_addr().expect("address"));
                 let token = tokio_util::sync::CancellationToken::new();
-                rt.spawn(crate::server::serve_app(listener, router(loader.clone()), None, false, token.clone()));
+                rt.spawn(crate::server::serve_app(
+                    listener,
+                    router(loader.clone()),
+                    None,
+                    crate::server::Access::Open,
+                    token.clone(),
+                ));
                 Node { containerd, rt, cri, loader, url, _token: token }
             }
 

@@ -1,6 +1,7 @@
 //! The kubelet: registers its Node and renews its Lease, runs the Pods bound to it through
 //! containerd's CRI (sandboxes, images, containers, volumes, probes) and reports their status.
 
+pub mod authz;
 pub mod config;
 pub mod cri;
 pub mod downward;
@@ -58,8 +59,18 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     let loader = imageload::ImageLoader::connect(&config.container_runtime_endpoint, cri.clone())?;
     let app = server::router(cri.clone(), token.clone()).merge(stats::router(stats)).merge(imageload::router(loader));
     let tls = config.tls.acceptor()?;
-    let require_client_certificate = tls.is_some() && config.tls.client_ca_file.is_some();
-    tokio::spawn(server::serve_app(listener, app, tls, require_client_certificate, token.clone()));
+    let checks_certificates = tls.is_some() && config.tls.client_ca_file.is_some();
+    let access = match (config.authorization_mode.as_str(), checks_certificates) {
+        ("Webhook", true) => {
+            server::Access::Webhook(Arc::new(authz::WebhookAuthorizer::new(client.clone(), node_name.clone())))
+        }
+        ("Webhook", false) => {
+            anyhow::bail!("--authorization-mode=Webhook needs TLS with --client-ca-file to know who is calling")
+        }
+        (_, true) => server::Access::ClientCertificate,
+        (_, false) => server::Access::Open,
+    };
+    tokio::spawn(server::serve_app(listener, app, tls, access, token.clone()));
 
     let readiness = rkube_daemon::Readiness::default();
     if config.healthz_port != 0 {

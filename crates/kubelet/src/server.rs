@@ -124,24 +124,37 @@ pub fn router(cri: Cri, token: CancellationToken) -> Router {
         .with_state(Arc::new(AppState { cri, token }))
 }
 
-/// Serves `app` on `listener` until `token` is cancelled: HTTPS with `tls`, and then, when
-/// `require_client_certificate`, only to clients with a certificate of the client CA (the API
-/// server); `/healthz` stays open.
+/// Who may use the kubelet API beyond `/healthz`, which stays open.
+#[derive(Clone, Default)]
+pub enum Access {
+    /// Anyone who reaches the port.
+    #[default]
+    Open,
+    /// Clients with a certificate of the client CA (checked by the TLS layer).
+    ClientCertificate,
+    /// Those clients, each request also authorized by the API server.
+    Webhook(Arc<crate::authz::WebhookAuthorizer>),
+}
+
+/// Serves `app` on `listener` until `token` is cancelled: HTTPS with `tls`, to the clients
+/// `access` admits.
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<rkube_daemon::serve::TlsAcceptor>,
-    require_client_certificate: bool,
+    access: Access,
     token: CancellationToken,
 ) {
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(address = %local, tls = tls.is_some(), "serving the kubelet API");
     let handler = move |req: hyper::Request<hyper::body::Incoming>,
                         connection: Arc<rkube_daemon::serve::Connection>| {
-        let app = app.clone();
+        let (app, access) = (app.clone(), access.clone());
         async move {
-            if require_client_certificate && connection.client_certificate.is_none() && req.uri().path() != "/healthz" {
-                return ServerError::Unauthorized.into_response();
+            if req.uri().path() != "/healthz"
+                && let Err(refusal) = admit(&access, &connection, req.method(), req.uri().path()).await
+            {
+                return refusal;
             }
             match tower::ServiceExt::oneshot(app, req).await {
                 Ok(response) => response,
@@ -152,10 +165,37 @@ pub async fn serve_app(
     rkube_daemon::serve::serve(listener, tls, rkube_daemon::serve::connection_builder(true), handler, token).await;
 }
 
+/// Checks one request against `access`: 401 without a client certificate, 403 (in the
+/// kubelet's words) when the API server says no.
+async fn admit(
+    access: &Access,
+    connection: &rkube_daemon::serve::Connection,
+    method: &http::Method,
+    path: &str,
+) -> Result<(), Response> {
+    if matches!(access, Access::Open) {
+        return Ok(());
+    }
+    let Some(certificate) = connection.client_certificate.as_ref() else {
+        return Err(ServerError::Unauthorized.into_response());
+    };
+    let Access::Webhook(authorizer) = access else { return Ok(()) };
+    let Ok(user) = rkube_auth::authn::from_client_certificate(certificate) else {
+        return Err(ServerError::Unauthorized.into_response());
+    };
+    let attributes = crate::authz::attributes(method, path);
+    if authorizer.allowed(&user, &attributes).await {
+        Ok(())
+    } else {
+        tracing::info!(user = %user.name, verb = attributes.verb, subresource = attributes.subresource, "kubelet API request forbidden");
+        Err((StatusCode::FORBIDDEN, crate::authz::forbidden_message(&user, &attributes)).into_response())
+    }
+}
+
 /// Serves the kubelet API over plain HTTP on `listener` until `token` is cancelled.
 pub async fn serve(listener: tokio::net::TcpListener, cri: Cri, token: CancellationToken) {
     let app = router(cri, token.clone());
-    serve_app(listener, app, None, false, token).await;
+    serve_app(listener, app, None, Access::Open, token).await;
 }
 
 /// Which pod (and container) a path names.

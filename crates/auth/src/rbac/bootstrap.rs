@@ -323,13 +323,17 @@ fn node_proxier_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// The user name in the API server's client certificate for kubelets.
+pub const KUBELET_API_CLIENT: &str = "kube-apiserver-kubelet-client";
+
 /// The default ClusterRoles (aggregated ones already filled in) and ClusterRoleBindings.
 ///
 /// Bindings: `cluster-admin` to group `system:masters`; `system:discovery` and
 /// `system:basic-user` to `system:authenticated`; `system:public-info-viewer` to
 /// `system:authenticated` and `system:unauthenticated`; `system:kube-scheduler`,
 /// `system:kube-controller-manager` and `system:node-proxier` to users `system:kube-scheduler`,
-/// `system:kube-controller-manager` and `system:kube-proxy`; `system:service-account-issuer-discovery`
+/// `system:kube-controller-manager` and `system:kube-proxy`; `system:kubelet-api-admin` to the
+/// API server's kubelet client (`kube-apiserver-kubelet-client`); `system:service-account-issuer-discovery`
 /// to `system:serviceaccounts`; `system:node-bootstrapper` to `system:bootstrappers` (what
 /// kubeadm adds for joining nodes). `system:node` is bound to nobody: kubelets get their
 /// rights from the Node authorizer, which confines them to their own node.
@@ -386,6 +390,13 @@ pub fn bootstrap_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
         ),
         role("system:node", node_rules()),
         role("system:node-proxier", node_proxier_rules()),
+        role(
+            "system:kubelet-api-admin",
+            vec![
+                rule(&["get", "list", "watch", "proxy"], &[""], &["nodes"]),
+                rule(&["*"], &[""], &["nodes/log", "nodes/metrics", "nodes/proxy", "nodes/stats"]),
+            ],
+        ),
         role("system:kube-scheduler", scheduler_rules()),
         role("system:kube-controller-manager", controller_manager_rules()),
         role(
@@ -419,6 +430,9 @@ pub fn bootstrap_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
         binding("system:service-account-issuer-discovery", vec![subject("Group", "system:serviceaccounts")]),
         binding("system:node", vec![]),
         binding("system:node-proxier", vec![subject("User", "system:kube-proxy")]),
+        // The API server's client certificate towards kubelets (logs, exec, stats), which ask
+        // whether it may, as kubeadm binds it.
+        binding("system:kubelet-api-admin", vec![subject("User", KUBELET_API_CLIENT)]),
         binding("system:kube-scheduler", vec![subject("User", "system:kube-scheduler")]),
         binding("system:kube-controller-manager", vec![subject("User", "system:kube-controller-manager")]),
         binding("system:node-bootstrapper", vec![subject("Group", "system:bootstrappers")]),

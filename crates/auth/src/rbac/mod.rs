@@ -13,7 +13,7 @@ mod rules;
 pub use aggregate::{aggregate, aggregate_in_place, label_selector_matches};
 pub use bootstrap::{
     AGGREGATE_TO_ADMIN, AGGREGATE_TO_EDIT, AGGREGATE_TO_VIEW, AUTOUPDATE_ANNOTATION, BOOTSTRAPPING_LABEL,
-    bootstrap_policy, node_rules,
+    KUBELET_API_CLIENT, bootstrap_policy, node_rules,
 };
 pub use rules::{rule_allows, rules_allow};
 
