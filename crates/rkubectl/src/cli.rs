@@ -276,40 +276,8 @@ pub struct CreateArgs {
     pub what: Option<CreateWhat>,
 }
 
-/// `create <kind>` generators.
-#[derive(Debug, Clone, Subcommand)]
-pub enum CreateWhat {
-    /// Create a namespace with the specified name.
-    #[command(alias = "ns")]
-    Namespace {
-        /// Name.
-        name: String,
-    },
-    /// Create a deployment with the specified name.
-    #[command(alias = "deploy")]
-    Deployment {
-        /// Name.
-        name: String,
-        /// Image names to run.
-        #[arg(long, required = true)]
-        image: Vec<String>,
-        /// Number of replicas.
-        #[arg(short = 'r', long, default_value_t = 1)]
-        replicas: i64,
-        /// The container port to expose.
-        #[arg(long)]
-        port: Option<i64>,
-    },
-    /// Create a config map from literals.
-    #[command(alias = "cm")]
-    Configmap {
-        /// Name.
-        name: String,
-        /// key=value pairs.
-        #[arg(long)]
-        from_literal: Vec<String>,
-    },
-}
+/// `create <kind>` generators, in their own module.
+pub use crate::cmd::generate::CreateWhat;
 
 /// `apply`.
 #[derive(Debug, Clone, Args)]

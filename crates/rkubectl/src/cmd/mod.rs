@@ -10,6 +10,7 @@ pub mod drain;
 pub mod edit;
 pub mod events;
 pub mod explain;
+pub mod generate;
 pub mod get;
 pub mod image;
 pub mod info;

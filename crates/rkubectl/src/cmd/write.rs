@@ -1,7 +1,7 @@
 //! Verbs that write whole objects: `create -f` (and a few `create <kind>` generators),
 //! `apply` (server-side apply), `replace`, `delete` (waiting through a watch) and `patch`.
 
-use crate::cli::{ApplyArgs, CreateArgs, CreateWhat, DeleteArgs, PatchArgs};
+use crate::cli::{ApplyArgs, CreateArgs, DeleteArgs, PatchArgs};
 use crate::client::Client;
 use crate::ctx::{Ctx, parse_duration};
 use crate::discovery::ApiResource;
@@ -84,12 +84,12 @@ fn each_document(ctx: &mut Ctx, docs: Vec<Doc>, mut f: impl FnMut(&mut Ctx, &Doc
 
 /// Runs `create`.
 pub fn create(ctx: &mut Ctx, a: CreateArgs) -> Result<()> {
+    if let Some(what) = a.what.clone() {
+        return crate::cmd::generate::run(ctx, what, &a);
+    }
     let format = Format::parse(a.output.output.as_deref())?;
     let (client_dry, query) = dry_run_query(a.dry_run.as_deref())?;
-    let docs = match &a.what {
-        Some(what) => vec![Doc { source: String::new(), object: generate(ctx, what)? }],
-        None => manifest::read(&a.files.filename, a.files.recursive)?,
-    };
+    let docs = manifest::read(&a.files.filename, a.files.recursive)?;
     let client = ctx.client()?;
     let manager = a.field_manager.clone().unwrap_or_else(|| "rkubectl-create".into());
     each_document(ctx, docs, |ctx, d, r, ns| {
@@ -126,41 +126,6 @@ fn with_context(e: Error, context: String) -> Error {
         Error::Api(api) => Error::Api(api.with_context(context)),
         other => other,
     }
-}
-
-fn generate(ctx: &mut Ctx, what: &CreateWhat) -> Result<Value> {
-    let ns = ctx.namespace()?;
-    Ok(match what {
-        CreateWhat::Namespace { name } => json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-        CreateWhat::Deployment { name, image, replicas, port } => {
-            let containers: Vec<Value> = image
-                .iter()
-                .map(|img| {
-                    let base = img.rsplit('/').next().unwrap_or(img);
-                    let cname = base.split([':', '@']).next().unwrap_or(base);
-                    let mut c = json!({"name": cname, "image": img, "resources": {}});
-                    if let Some(p) = port {
-                        c["ports"] = json!([{"containerPort": p}]);
-                    }
-                    c
-                })
-                .collect();
-            json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
-                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                    "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}}}})
-        }
-        CreateWhat::Configmap { name, from_literal } => {
-            let mut data = serde_json::Map::new();
-            for l in from_literal {
-                let (k, v) = l
-                    .split_once('=')
-                    .ok_or_else(|| Error::usage(format!("invalid literal source {l}, expected key=value")))?;
-                data.insert(k.to_string(), Value::String(v.to_string()));
-            }
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data})
-        }
-    })
 }
 
 /// Runs `replace -f`.
