@@ -467,6 +467,45 @@ struct Made {
     res: ApiResource,
 }
 
+/// What kubectl puts before a server error when this generator's create fails (`failed to
+/// create deployment: `), or `None` where kubectl prints the plain `Error from server`.
+fn failure_prefix(what: &CreateWhat) -> Option<String> {
+    let p = match what {
+        CreateWhat::Namespace { .. } | CreateWhat::Role { .. } | CreateWhat::Clusterrole { .. } => return None,
+        CreateWhat::Secret(_) => return Some("failed to create secret ".into()),
+        CreateWhat::Service(s) => {
+            let kind = match s {
+                ServiceWhat::Clusterip { .. } => "ClusterIP",
+                ServiceWhat::Nodeport { .. } => "NodePort",
+                ServiceWhat::Loadbalancer { .. } => "LoadBalancer",
+                ServiceWhat::Externalname { .. } => "ExternalName",
+            };
+            return Some(format!("failed to create {kind} service: "));
+        }
+        CreateWhat::Deployment { .. } => "deployment",
+        CreateWhat::Configmap { .. } => "configmap",
+        CreateWhat::Serviceaccount { .. } => "serviceaccount",
+        CreateWhat::Token { .. } => "token",
+        CreateWhat::Rolebinding { .. } => "rolebinding",
+        CreateWhat::Clusterrolebinding { .. } => "clusterrolebinding",
+        CreateWhat::Job { .. } => "job",
+        CreateWhat::Cronjob { .. } => "cronjob",
+        CreateWhat::Ingress { .. } => "ingress",
+        CreateWhat::Poddisruptionbudget { .. } => "poddisruptionbudgets",
+        CreateWhat::Priorityclass { .. } => "priorityclass",
+        CreateWhat::Quota { .. } => "quota",
+    };
+    Some(format!("failed to create {p}: "))
+}
+
+/// Rewords a server error the way kubectl reports it for this generator.
+fn reword(e: Error, prefix: Option<&str>) -> Error {
+    match (e, prefix) {
+        (Error::Api(api), Some(p)) => Error::usage(format!("{p}{}", api.message)),
+        (other, _) => other,
+    }
+}
+
 fn res(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> ApiResource {
     ApiResource {
         group: group.into(),
@@ -524,6 +563,7 @@ pub fn run(ctx: &mut Ctx, what: CreateWhat, parent: &CreateArgs) -> Result<()> {
     let client = ctx.client()?;
     let explicit_ns = client.namespace_explicit.then(|| client.namespace.clone());
     let ns = explicit_ns.as_deref();
+    let prefix = failure_prefix(&what);
     let (made, flags) = build(ctx, what, ns)?;
     let output = flags.output.clone().or_else(|| parent.output.output.clone());
     let dry_run = flags.dry_run.clone().or_else(|| parent.dry_run.clone());
@@ -548,7 +588,9 @@ pub fn run(ctx: &mut Ctx, what: CreateWhat, parent: &CreateArgs) -> Result<()> {
         }
         let path = format!("{}?{}", made.res.collection(Some(&client.namespace)), q.join("&"));
         tracing::debug!(path = %path, "creating generated object");
-        client.json(Method::POST, &path, "application/json", Some(("application/json", &made.obj)))?
+        client
+            .json(Method::POST, &path, "application/json", Some(("application/json", &made.obj)))
+            .map_err(|e| reword(e, prefix.as_deref()))?
     };
     crate::cmd::write::report_written(
         ctx,
@@ -1691,7 +1733,9 @@ fn token(
         "metadata": {"creationTimestamp": null}, "spec": spec, "status": {"token": "", "expirationTimestamp": null}});
     let client = ctx.client()?;
     let path = format!("/api/v1/namespaces/{}/serviceaccounts/{}/token", enc(&client.namespace), enc(&sa));
-    let resp = client.json(Method::POST, &path, "application/json", Some(("application/json", &body)))?;
+    let resp = client
+        .json(Method::POST, &path, "application/json", Some(("application/json", &body)))
+        .map_err(|e| reword(e, Some("failed to create token: ")))?;
     match format {
         None => {
             let t = resp["status"]["token"].as_str().unwrap_or("").to_string();
