@@ -5,7 +5,6 @@ use crate::cmd::describe::age;
 use crate::ctx::Ctx;
 use crate::error::{Error, Result};
 use crate::print::Format;
-use crate::print::table::tabwrite_min;
 use crate::resource::{self, enc};
 use clap::Args;
 use serde_json::{Value, json};
@@ -101,7 +100,10 @@ pub fn run(ctx: &mut Ctx, a: EventsArgs) -> Result<()> {
                 lines.push(header(a.all_namespaces));
             }
             lines.extend(events.iter().map(|e| row(e, a.all_namespaces)));
-            ctx.print(&tabwrite_min(&lines, 6, 3));
+            let mut w = TabWriter::default();
+            let mut text = w.write(&tabbed(&lines));
+            text.push_str(&w.flush());
+            ctx.print(&text);
         }
     }
     Ok(())
@@ -175,13 +177,95 @@ fn interval(e: &Value) -> String {
     first
 }
 
-/// A cell cut at the first line break, as kubectl's event printer does.
+/// A cell's text (kubectl v1.33 prints it raw; a line break in it ends the table line).
 fn cell(v: &Value) -> String {
-    let s = v.as_str().unwrap_or("");
-    match s.find(['\n', '\r', '\u{c}']) {
-        Some(i) => format!("{}...", &s[..i]),
-        None => s.to_string(),
+    v.as_str().unwrap_or("").to_string()
+}
+
+/// kubectl's tab writer for events: Go's text/tabwriter (min width 6, padding 3) that flushes
+/// at every line of a single cell and remembers each column's widest width across flushes
+/// (kubectl's fork's `RememberWidths`), so later blocks never shrink a column.
+#[derive(Debug, Default)]
+struct TabWriter {
+    /// Lines not yet flushed, each split at tabs.
+    pending: Vec<Vec<String>>,
+    /// The widest width seen per column.
+    remembered: Vec<usize>,
+}
+
+impl TabWriter {
+    const MIN: usize = 6;
+    const PADDING: usize = 3;
+
+    /// Feeds tab-separated, newline-terminated text; returns what became printable.
+    fn write(&mut self, text: &str) -> String {
+        let mut out = String::new();
+        for line in text.split_terminator('\n') {
+            let cells: Vec<String> = line.split('\t').map(String::from).collect();
+            let single = cells.len() == 1;
+            self.pending.push(cells);
+            if single {
+                out.push_str(&self.flush());
+            }
+        }
+        out
     }
+
+    /// Formats and empties the pending lines.
+    fn flush(&mut self) -> String {
+        let lines = std::mem::take(&mut self.pending);
+        let mut out = String::new();
+        let mut widths = Vec::new();
+        self.format(&lines, 0, lines.len(), &mut widths, &mut out);
+        out
+    }
+
+    fn format(&mut self, lines: &[Vec<String>], line0: usize, line1: usize, widths: &mut Vec<usize>, out: &mut String) {
+        let column = widths.len();
+        let mut start = line0;
+        let mut this = line0;
+        while this < line1 {
+            if column + 1 >= lines[this].len() {
+                this += 1;
+                continue;
+            }
+            write_lines(lines, start, this, widths, out);
+            start = this;
+            let mut width = Self::MIN;
+            while this < line1 && column + 1 < lines[this].len() {
+                width = width.max(lines[this][column].chars().count() + Self::PADDING);
+                this += 1;
+            }
+            if self.remembered.len() <= column {
+                self.remembered.resize(column + 1, 0);
+            }
+            width = width.max(self.remembered[column]);
+            self.remembered[column] = width;
+            widths.push(width);
+            self.format(lines, start, this, widths, out);
+            widths.pop();
+            start = this;
+        }
+        write_lines(lines, start, line1, widths, out);
+    }
+}
+
+fn write_lines(lines: &[Vec<String>], from: usize, to: usize, widths: &[usize], out: &mut String) {
+    for line in &lines[from..to] {
+        for (j, c) in line.iter().enumerate() {
+            out.push_str(c);
+            if j + 1 < line.len() {
+                let pad = widths.get(j).copied().unwrap_or(0).saturating_sub(c.chars().count());
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// Joins rows into tab-separated lines.
+fn tabbed(rows: &[Vec<String>]) -> String {
+    rows.iter().map(|r| format!("{}\n", r.join("\t"))).collect()
 }
 
 /// One table row.
@@ -217,6 +301,7 @@ fn watch(
     }
     let resp = client.stream(&format!("{}?{}", r.collection(scope), q.join("&")), "application/json")?;
     let mut header_done = a.no_headers;
+    let mut w = TabWriter::default();
     for line in std::io::BufReader::new(resp).lines() {
         let line = line.map_err(|e| Error::Connect(format!("watch stream: {e}")))?;
         if line.trim().is_empty() {
@@ -240,7 +325,9 @@ fn watch(
                     header_done = true;
                 }
                 lines.push(row(&obj, a.all_namespaces));
-                ctx.print(&tabwrite_min(&lines, 6, 3));
+                let mut text = w.write(&tabbed(&lines));
+                text.push_str(&w.flush());
+                ctx.print(&text);
             }
         }
         ctx.flush();
@@ -271,8 +358,10 @@ mod tests {
     }
 
     #[test]
-    fn cells_stop_at_line_breaks() {
-        assert_eq!(cell(&json!("one\ntwo")), "one...");
-        assert_eq!(cell(&json!("plain")), "plain");
+    fn widths_are_remembered_across_flushes() {
+        let mut w = TabWriter::default();
+        let text = w.write("LONG HEADER\tB\tC\nx\ty\tmessage\nsecond line\nz\tw\tm\n");
+        let text = text + &w.flush();
+        assert_eq!(text, "LONG HEADER   B     C\nx             y     message\nsecond line\nz             w     m\n");
     }
 }

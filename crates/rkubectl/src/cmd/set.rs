@@ -281,7 +281,9 @@ fn write(
     let format = Format::parse(output).map_err(|e| go_error(&e))?;
     let verb = format!("{verb}{}", dry.suffix());
     if dry == DryRun::Client {
-        report_written(ctx, &format, output, after, r, &verb);
+        let mut shown = after.clone();
+        typed_templates(&mut shown);
+        report_written(ctx, &format, output, &shown, r, &verb);
         return Ok(());
     }
     let patch = merge_diff(before, after).unwrap_or_else(|| json!({}));
@@ -298,9 +300,22 @@ fn write(
     Ok(())
 }
 
-/// `TYPE/NAME` with the plural resource, as kubectl names an object in `set` errors.
+/// kubectl prints a client-side result from its typed object, where an embedded template's
+/// metadata always carries `creationTimestamp` (`null` when unset).
+fn typed_templates(obj: &mut Value) {
+    for pointer in ["/spec/template", "/spec/jobTemplate", "/spec/jobTemplate/spec/template"] {
+        if let Some(map) = obj.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            let meta = map.entry("metadata").or_insert_with(|| json!({}));
+            if let Some(m) = meta.as_object_mut() {
+                m.entry("creationTimestamp").or_insert(Value::Null);
+            }
+        }
+    }
+}
+
+/// `plural/NAME` (no group), as kubectl names an object in `set` errors.
 fn object_name(r: &ApiResource, obj: &Value) -> String {
-    format!("{}/{}", r.resource_group(), name_of(obj))
+    format!("{}/{}", r.plural, name_of(obj))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -347,7 +362,7 @@ fn parse_env(specs: &[String]) -> Result<(Vec<Value>, Vec<String>)> {
         } else if let Some((k, v)) = spec.split_once('=') {
             if !valid_env_name(k) {
                 return Err(Error::usage(format!(
-                    "{k:?} is not a valid key name: a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnv1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')"
+                    "{k:?} is not a valid key name: a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')"
                 )));
             }
             set_names.push(k.to_string());
@@ -390,8 +405,12 @@ fn env_from(ctx: &mut Ctx, from: &str, keys: &[String]) -> Result<Vec<Value>> {
             }
             let env_name: String =
                 key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+            let env_name = env_name.to_uppercase();
+            if env_name != *key {
+                ctx.eprintln(&format!("Warning: key {key} transferred to {env_name}"));
+            }
             env.push(json!({
-                "name": env_name.to_uppercase(),
+                "name": env_name,
                 "valueFrom": {ref_field: {"key": key, "name": name}},
             }));
         }
@@ -495,7 +514,7 @@ fn env(ctx: &mut Ctx, a: SetEnvArgs) -> Result<()> {
         let chosen = selected(spec, &a.containers);
         if chosen.is_empty() {
             ctx.eprintln(&format!(
-                "warning: {}/{name} does not have any containers matching {:?}",
+                "Warning: {}/{name} does not have any containers matching {:?}",
                 r.kind, a.containers
             ));
             continue;
