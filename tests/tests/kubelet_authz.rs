@@ -2,8 +2,9 @@
 //! cluster: the API server reaches the kubelet with its kubelet client certificate
 //! (`kube-apiserver-kubelet-client`, bound to `system:kubelet-api-admin`), so `kubectl logs`
 //! works; any other certificate of the cluster CA is checked with a SubjectAccessReview on
-//! `nodes/<subresource>`: 403 in the kubelet's words unless RBAC allows it, 401 without a
-//! certificate, `/healthz` open.
+//! `nodes/<subresource>`: 403 in the kubelet's words unless RBAC allows it; ServiceAccount
+//! tokens are authenticated by TokenReview (`--authentication-token-webhook`) and authorized
+//! the same way; 401 without a credential, `/healthz` open.
 //!
 //! Build first: `cargo build -p rkube-apiserver -p rkube-kubelet --bins`.
 
@@ -11,17 +12,32 @@ mod support;
 
 use rkube_testkit::images::BUSYBOX_IMAGE;
 use rkube_testkit::{KubeletNode, TestPki};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::Env;
 
-/// `curl` against the kubelet: (HTTP code, body). `cert` is a (cert, key) pair, if any.
-fn curl(url: &str, ca: &Path, cert: Option<&(std::path::PathBuf, std::path::PathBuf)>) -> (u16, String) {
+/// The credential a request to the kubelet carries.
+enum Credential<'a> {
+    None,
+    /// A client certificate and key.
+    Certificate(&'a (PathBuf, PathBuf)),
+    /// A bearer token.
+    Token(&'a str),
+}
+
+/// `curl` against the kubelet: (HTTP code, body).
+fn curl(url: &str, ca: &Path, credential: Credential) -> (u16, String) {
     let mut cmd = Command::new("curl");
     cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert"]).arg(ca);
-    if let Some((c, k)) = cert {
-        cmd.arg("--cert").arg(c).arg("--key").arg(k);
+    match credential {
+        Credential::None => {}
+        Credential::Certificate((c, k)) => {
+            cmd.arg("--cert").arg(c).arg("--key").arg(k);
+        }
+        Credential::Token(t) => {
+            cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
+        }
     }
     let out = cmd.arg(url).output().expect("curl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -66,6 +82,7 @@ fn kubelet_api_requests_are_authorized_by_the_api_server() {
             &ca_arg,
             "--authorization-mode",
             "Webhook",
+            "--authentication-token-webhook",
         ],
     )
     .expect("kubelet starts");
@@ -90,7 +107,7 @@ fn kubelet_api_requests_are_authorized_by_the_api_server() {
     let logs_url = format!("{base}/containerLogs/default/talker/c");
     // Another certificate of the same CA is refused until RBAC says otherwise.
     let alice = pki.client_files("alice", &["devs"]).expect("alice's pair");
-    let (code, body) = curl(&logs_url, &ca, Some(&alice));
+    let (code, body) = curl(&logs_url, &ca, Credential::Certificate(&alice));
     assert_eq!((code, body.as_str()), (403, "Forbidden (user=alice, verb=get, resource=nodes, subresource=proxy)"));
     // A user granted nodes/proxy reads the logs straight from the kubelet, but not its stats.
     env.ok(&["create", "clusterrole", "node-proxy", "--verb=get", "--resource=nodes/proxy"]);
@@ -98,7 +115,7 @@ fn kubelet_api_requests_are_authorized_by_the_api_server() {
     let bob = pki.client_files("bob", &[]).expect("bob's pair");
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
-        let (code, body) = curl(&logs_url, &ca, Some(&bob));
+        let (code, body) = curl(&logs_url, &ca, Credential::Certificate(&bob));
         if code == 200 {
             assert_eq!(body, "hello-from-talker\n");
             break;
@@ -107,9 +124,57 @@ fn kubelet_api_requests_are_authorized_by_the_api_server() {
         assert!(Instant::now() < deadline && code == 403, "bob: {code} {body}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    let (code, body) = curl(&format!("{base}/stats/summary"), &ca, Some(&bob));
+    let (code, body) = curl(&format!("{base}/stats/summary"), &ca, Credential::Certificate(&bob));
     assert_eq!((code, body.as_str()), (403, "Forbidden (user=bob, verb=get, resource=nodes, subresource=stats)"));
-    // No certificate: 401; /healthz stays open.
-    assert_eq!(curl(&logs_url, &ca, None).0, 401);
-    assert_eq!(curl(&format!("{base}/healthz"), &ca, None), (200, "ok".to_string()));
+    // ServiceAccount tokens (--authentication-token-webhook): the bound one reads the logs, an
+    // unbound one is refused by name, a made-up token is not authenticated.
+    env.ok(&["create", "serviceaccount", "scraper"]);
+    env.ok(&["create", "serviceaccount", "nobody"]);
+    env.ok(&[
+        "create",
+        "clusterrolebinding",
+        "scraper",
+        "--clusterrole=node-proxy",
+        "--serviceaccount=default:scraper",
+    ]);
+    let scraper = env.ok(&["create", "token", "scraper"]);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let (code, body) = curl(&logs_url, &ca, Credential::Token(scraper.trim()));
+        if code == 200 {
+            assert_eq!(body, "hello-from-talker\n");
+            break;
+        }
+        assert!(Instant::now() < deadline && code == 403, "scraper: {code} {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The same reviews over REST, as `kubectl create --raw` sends them.
+    let review = env.manifest(
+        "tokenreview.json",
+        &format!(
+            r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{}"}}}}"#,
+            scraper.trim()
+        ),
+    );
+    let answer = env.ok(&["create", "--raw", "/apis/authentication.k8s.io/v1/tokenreviews", "-f", &review]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("a TokenReview");
+    assert_eq!(answer["status"]["user"]["username"], "system:serviceaccount:default:scraper", "{answer}");
+    assert!(answer["spec"]["token"].is_null(), "the token is not echoed: {answer}");
+    let access = env.manifest(
+        "sar.json",
+        r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{"user":"bob","resourceAttributes":{"verb":"get","resource":"nodes","subresource":"stats","name":"n1"}}}"#,
+    );
+    let answer = env.ok(&["create", "--raw", "/apis/authorization.k8s.io/v1/subjectaccessreviews", "-f", &access]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("a SubjectAccessReview");
+    assert_eq!(answer["status"]["allowed"], false, "{answer}");
+    let nobody = env.ok(&["create", "token", "nobody"]);
+    let (code, body) = curl(&logs_url, &ca, Credential::Token(nobody.trim()));
+    assert_eq!(
+        (code, body.as_str()),
+        (403, "Forbidden (user=system:serviceaccount:default:nobody, verb=get, resource=nodes, subresource=proxy)")
+    );
+    assert_eq!(curl(&logs_url, &ca, Credential::Token("made-up")).0, 401);
+    // No credential: 401; /healthz stays open.
+    assert_eq!(curl(&logs_url, &ca, Credential::None).0, 401);
+    assert_eq!(curl(&format!("{base}/healthz"), &ca, Credential::None), (200, "ok".to_string()));
 }

@@ -151,6 +151,15 @@ impl Access {
         }
     }
 
+    /// The user a bearer token names, or why it names nobody (TokenReview).
+    pub fn review_token(&self, token: &str) -> Result<UserInfo, String> {
+        match self.authenticator.authenticate_token(token, jiff::Timestamp::now()) {
+            Authentication::Authenticated(user) => Ok(user),
+            Authentication::Rejected(reason) => Err(reason),
+            Authentication::Anonymous => Err("invalid bearer token".into()),
+        }
+    }
+
     /// Whether `user` may do what `info` asks: Ok, or 403 naming the verb and resource.
     pub fn authorize(&self, user: &UserInfo, info: &RequestInfo) -> Result<(), ApiError> {
         if is_public(info) {

@@ -126,22 +126,30 @@ impl Service {
         Ok(Some(user))
     }
 
-    /// A SubjectAccessReview (a kubelet asking whether a caller of its API may do something):
-    /// answered, never stored, so it bypasses the registry.
-    fn subject_access_review(&self, req: &Request<pb::CreateRequest>) -> Result<Response<pb::ObjectResponse>> {
-        let version = req.get_ref().r#ref.as_ref().map(|r| r.version.clone()).unwrap_or_default();
+    /// A SubjectAccessReview or TokenReview (a kubelet asking about a caller of its API):
+    /// answered, never stored, so it bypasses the registry; `None` for anything else.
+    fn review(&self, req: &Request<pb::CreateRequest>) -> Option<Result<Response<pb::ObjectResponse>>> {
+        let r = req.get_ref().r#ref.as_ref().filter(|r| r.subresource.is_empty())?;
+        let answer: fn(&crate::access::Access, Value) -> std::result::Result<Value, ApiError> =
+            match (r.group.as_str(), r.resource.as_str()) {
+                ("authorization.k8s.io", "subjectaccessreviews") => crate::reviews::subject_access_review,
+                ("authentication.k8s.io", "tokenreviews") => crate::reviews::token_review,
+                _ => return None,
+            };
         let info = RequestInfo {
             resource_request: true,
             verb: "create".into(),
-            api_group: "authorization.k8s.io".into(),
-            api_version: version,
-            resource: "subjectaccessreviews".into(),
+            api_group: r.group.clone(),
+            api_version: r.version.clone(),
+            resource: r.resource.clone(),
             ..RequestInfo::default()
         };
-        self.check(req, &info)?;
-        let review = decode_object(req.get_ref().object.as_ref()).map_err(err)?;
-        let answer = crate::reviews::subject_access_review(&self.0.access, review).map_err(err)?;
-        Ok(Response::new(object_response(&answer, vec![])))
+        Some((|| {
+            self.check(req, &info)?;
+            let review = decode_object(req.get_ref().object.as_ref()).map_err(err)?;
+            let answer = answer(&self.0.access, review).map_err(err)?;
+            Ok(Response::new(object_response(&answer, vec![])))
+        })())
     }
 }
 
@@ -169,10 +177,8 @@ impl ResourceService for Service {
     }
 
     async fn create(&self, req: Request<pb::CreateRequest>) -> Result<Response<pb::ObjectResponse>> {
-        if req.get_ref().r#ref.as_ref().is_some_and(|r| {
-            r.group == "authorization.k8s.io" && r.resource == "subjectaccessreviews" && r.subresource.is_empty()
-        }) {
-            return self.subject_access_review(&req);
+        if let Some(answer) = self.review(&req) {
+            return answer;
         }
         let user = self.allow(&req, "create", req.get_ref().r#ref.as_ref(), None)?;
         let req = req.into_inner();

@@ -337,7 +337,8 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             crate::reviews::ACCESS_REVIEWS
             | crate::reviews::RULES_REVIEWS
             | crate::reviews::SUBJECT_REVIEWS
-            | crate::reviews::SUBJECT_ACCESS_REVIEWS,
+            | crate::reviews::SUBJECT_ACCESS_REVIEWS
+            | crate::reviews::TOKEN_REVIEWS,
         ) => {
             let user = parts.extensions.get::<RequestUser>().map(|u| &u.0);
             let body = read_body(server, body).await?;
@@ -347,6 +348,7 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                 crate::reviews::ACCESS_REVIEWS => crate::reviews::access_review(&server.access, user, review)?,
                 crate::reviews::RULES_REVIEWS => crate::reviews::rules_review(&server.access, user, review)?,
                 crate::reviews::SUBJECT_ACCESS_REVIEWS => crate::reviews::subject_access_review(&server.access, review)?,
+                crate::reviews::TOKEN_REVIEWS => crate::reviews::token_review(&server.access, review)?,
                 _ => crate::reviews::subject_review(user),
             };
             return Ok(value_response(201, &answer));

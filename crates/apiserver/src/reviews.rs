@@ -1,8 +1,9 @@
 //! The create-only review APIs that ask the API server about the caller:
 //! `authorization.k8s.io/v1` SelfSubjectAccessReview (`kubectl auth can-i`),
 //! SelfSubjectRulesReview (`kubectl auth can-i --list`) and
-//! `authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`), and
-//! SubjectAccessReview, which asks the same about any user (kubelets' webhook authorization).
+//! `authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`), and for kubelets'
+//! webhook authentication and authorization TokenReview (who is this bearer token?) and
+//! SubjectAccessReview (may this user do that?).
 //! Nothing is stored.
 
 use crate::access::{Access, attributes};
@@ -15,6 +16,8 @@ use serde_json::{Value, json};
 pub const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
 /// Path of SubjectAccessReviews.
 pub const SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+/// Path of TokenReviews.
+pub const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 /// Path of SelfSubjectRulesReviews.
 pub const RULES_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 /// Path of SelfSubjectReviews.
@@ -180,4 +183,55 @@ pub fn subject_review(user: Option<&UserInfo>) -> Value {
         "metadata": {"creationTimestamp": null},
         "status": {"userInfo": info},
     })
+}
+
+/// Answers a TokenReview: the user `spec.token` authenticates as, or the reason it does not.
+/// `spec.audiences` is echoed when the token is valid; tokens are checked against the API
+/// server's own audiences only.
+pub fn token_review(access: &Access, review: Value) -> Result<Value, ApiError> {
+    const KIND: &str = "TokenReview";
+    if review["kind"].as_str().is_some_and(|k| k != KIND) {
+        return Err(ApiError::BadRequest(format!("expected a {KIND}, got {}", review["kind"])));
+    }
+    let spec = &review["spec"];
+    let token = text(spec, "token");
+    if token.is_empty() {
+        return Err(ApiError::Invalid {
+            kind: KIND.into(),
+            group: "authentication.k8s.io".into(),
+            name: String::new(),
+            causes: vec![rkube_api::FieldError::required("spec.token", "token must not be empty")],
+        });
+    }
+    let status = match access.review_token(&token) {
+        Ok(user) => {
+            let mut status = json!({
+                "authenticated": true,
+                "user": {"username": user.name, "groups": user.groups},
+            });
+            if !user.uid.is_empty() {
+                status["user"]["uid"] = json!(user.uid);
+            }
+            if !user.extra.is_empty() {
+                status["user"]["extra"] = json!(user.extra);
+            }
+            if spec["audiences"].is_array() {
+                status["audiences"] = spec["audiences"].clone();
+            }
+            status
+        }
+        Err(reason) => json!({"authenticated": false, "user": {}, "error": reason}),
+    };
+    // The token is not echoed back.
+    let mut spec = spec.clone();
+    if let Some(s) = spec.as_object_mut() {
+        s.remove("token");
+    }
+    Ok(json!({
+        "kind": KIND,
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": spec,
+        "status": status,
+    }))
 }

@@ -103,7 +103,7 @@ pub fn write_machine_files(files: &ClusterFiles, options: &MachineOptions) -> Re
             format!(
                 "# Written by `rkubectl cluster init`; edit freely, it is never overwritten.\n\
                  kubeconfig: {}\nhostname-override: {}\ntls-cert-file: {}\ntls-private-key-file: {}\n\
-                 client-ca-file: {}\nauthorization-mode: Webhook\n\
+                 client-ca-file: {}\nauthorization-mode: Webhook\nauthentication-token-webhook: true\n\
                  container-runtime-endpoint: unix:///run/containerd/containerd.sock\n",
                 p(&kubeconfig),
                 q(node),
@@ -178,6 +178,7 @@ mod tests {
         let kubelet: rkube_kubelet::Config = rkube_daemon::load_config_from(load("kubelet.yaml")).unwrap();
         assert_eq!(kubelet.node_name(), "cp1");
         assert_eq!(kubelet.authorization_mode, "Webhook");
+        assert!(kubelet.authentication_token_webhook);
         assert_eq!(kubelet.api.kubeconfig.as_deref(), Some(files.node_kubeconfig("cp1").as_path()));
         let cm: rkube_controller_manager::config::Config =
             rkube_daemon::load_config_from(load("controller-manager.yaml")).unwrap();

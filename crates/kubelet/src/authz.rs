@@ -2,8 +2,10 @@
 //! the verified client certificate is checked with a SubjectAccessReview on this Node's
 //! `nodes/<subresource>`, as Kubernetes' kubelet does, so a certificate of the cluster CA alone
 //! no longer opens exec, logs or stats to anyone. Answers are cached (5 minutes when allowed,
-//! 30 seconds when not).
+//! 30 seconds when not). With `--authentication-token-webhook`, a bearer token (a
+//! ServiceAccount's, say) names the caller instead, found by TokenReview (cached 2 minutes).
 
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use rkube_auth::UserInfo;
 use std::collections::HashMap;
@@ -11,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const ALLOWED_TTL: Duration = Duration::from_secs(300);
+const TOKEN_TTL: Duration = Duration::from_secs(120);
 const DENIED_TTL: Duration = Duration::from_secs(30);
 /// Entries kept at most, so that many callers cannot grow the cache without bound.
 const CACHE_LIMIT: usize = 4096;
@@ -56,18 +59,66 @@ pub fn forbidden_message(user: &UserInfo, a: &Attributes) -> String {
 /// Who asked what: user name, groups and the attributes.
 type CacheKey = (String, Vec<String>, Attributes);
 
-/// Asks the API server, through SubjectAccessReviews, whether callers may use this node's API.
+/// Asks the API server, through SubjectAccessReviews, whether callers may use this node's API
+/// (and, when it authenticates tokens, through TokenReviews who they are).
 pub struct WebhookAuthorizer {
     client: rkube_client::Client,
     node: String,
+    /// Whether bearer tokens are accepted (`--authentication-token-webhook`).
+    tokens: bool,
     /// The answer and until when it holds.
     cache: Mutex<HashMap<CacheKey, (bool, Instant)>>,
+    /// Reviewed tokens: the user (None: invalid) and until when that holds.
+    token_cache: Mutex<HashMap<String, (Option<UserInfo>, Instant)>>,
 }
 
 impl WebhookAuthorizer {
-    /// An authorizer for node `node` asking through `client`.
-    pub fn new(client: rkube_client::Client, node: String) -> WebhookAuthorizer {
-        WebhookAuthorizer { client, node, cache: Mutex::default() }
+    /// An authorizer for node `node` asking through `client`; `tokens` also authenticates
+    /// bearer tokens.
+    pub fn new(client: rkube_client::Client, node: String, tokens: bool) -> WebhookAuthorizer {
+        WebhookAuthorizer { client, node, tokens, cache: Mutex::default(), token_cache: Mutex::default() }
+    }
+
+    /// The user a bearer token names, by TokenReview; None when tokens are not accepted or
+    /// the token names nobody.
+    pub async fn authenticate_token(&self, token: &str) -> Option<UserInfo> {
+        if !self.tokens || token.is_empty() {
+            return None;
+        }
+        if let Ok(cache) = self.token_cache.lock()
+            && let Some((user, until)) = cache.get(token)
+            && Instant::now() < *until
+        {
+            return user.clone();
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec { token: Some(token.to_string()), ..Default::default() },
+            ..Default::default()
+        };
+        let user = match self.client.api::<TokenReview>(None).create(&review).await {
+            Ok(answer) => {
+                answer.status.filter(|s| s.authenticated == Some(true)).and_then(|s| s.user).map(|u| UserInfo {
+                    name: u.username.unwrap_or_default(),
+                    uid: u.uid.unwrap_or_default(),
+                    groups: u.groups.unwrap_or_default(),
+                    extra: u.extra.unwrap_or_default().into_iter().collect(),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TokenReview failed");
+                return None;
+            }
+        };
+        if let Ok(mut cache) = self.token_cache.lock() {
+            let now = Instant::now();
+            if cache.len() >= CACHE_LIMIT {
+                cache.retain(|_, (_, until)| *until > now);
+            }
+            if cache.len() < CACHE_LIMIT {
+                cache.insert(token.to_string(), (user.clone(), now + TOKEN_TTL));
+            }
+        }
+        user
     }
 
     /// Whether `user` may do `a` on this node; a failed review counts as a refusal.

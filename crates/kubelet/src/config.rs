@@ -45,6 +45,10 @@ pub struct Config {
     /// `Webhook` (SubjectAccessReviews on `nodes/<subresource>`; needs --client-ca-file).
     #[arg(long, value_parser = ["AlwaysAllow", "Webhook"], default_value = "AlwaysAllow")]
     pub authorization_mode: String,
+    /// With `--authorization-mode=Webhook`, also accept bearer tokens (ServiceAccount tokens,
+    /// say), authenticated by the API server with TokenReviews.
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub authentication_token_webhook: bool,
     /// Port of /healthz, /readyz and /metrics; 0 disables.
     #[arg(long, alias = "secure-port", default_value_t = 10248)]
     pub healthz_port: u16,
@@ -115,5 +119,7 @@ mod tests {
         assert_eq!(c.api.kubeconfig.as_deref(), Some(std::path::Path::new("/var/lib/rkube/kubelet-node-1.kubeconfig")));
         assert_eq!(c.tls.client_ca_file.as_deref(), Some(std::path::Path::new("/var/lib/rkube/pki/ca.crt")));
         assert_eq!(c.node_name(), "node-1");
+        assert_eq!(c.authorization_mode, "Webhook");
+        assert!(c.authentication_token_webhook, "a boolean key in the file");
     }
 }

@@ -62,7 +62,8 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
     let checks_certificates = tls.is_some() && config.tls.client_ca_file.is_some();
     let access = match (config.authorization_mode.as_str(), checks_certificates) {
         ("Webhook", true) => {
-            server::Access::Webhook(Arc::new(authz::WebhookAuthorizer::new(client.clone(), node_name.clone())))
+            let tokens = config.authentication_token_webhook;
+            server::Access::Webhook(Arc::new(authz::WebhookAuthorizer::new(client.clone(), node_name.clone(), tokens)))
         }
         ("Webhook", false) => {
             anyhow::bail!("--authorization-mode=Webhook needs TLS with --client-ca-file to know who is calling")

@@ -152,7 +152,7 @@ pub async fn serve_app(
         let (app, access) = (app.clone(), access.clone());
         async move {
             if req.uri().path() != "/healthz"
-                && let Err(refusal) = admit(&access, &connection, req.method(), req.uri().path()).await
+                && let Err(refusal) = admit(&access, &connection, &req).await
             {
                 return refusal;
             }
@@ -165,25 +165,35 @@ pub async fn serve_app(
     rkube_daemon::serve::serve(listener, tls, rkube_daemon::serve::connection_builder(true), handler, token).await;
 }
 
-/// Checks one request against `access`: 401 without a client certificate, 403 (in the
-/// kubelet's words) when the API server says no.
-async fn admit(
+/// Checks one request against `access`: 401 without a client certificate (or, when the
+/// webhook authenticates tokens, a valid bearer token), 403 (in the kubelet's words) when the
+/// API server says no.
+async fn admit<B>(
     access: &Access,
     connection: &rkube_daemon::serve::Connection,
-    method: &http::Method,
-    path: &str,
+    req: &hyper::Request<B>,
 ) -> Result<(), Response> {
-    if matches!(access, Access::Open) {
-        return Ok(());
-    }
-    let Some(certificate) = connection.client_certificate.as_ref() else {
-        return Err(ServerError::Unauthorized.into_response());
+    let unauthorized = || ServerError::Unauthorized.into_response();
+    let authorizer = match access {
+        Access::Open => return Ok(()),
+        Access::ClientCertificate => {
+            return if connection.client_certificate.is_some() { Ok(()) } else { Err(unauthorized()) };
+        }
+        Access::Webhook(authorizer) => authorizer,
     };
-    let Access::Webhook(authorizer) = access else { return Ok(()) };
-    let Ok(user) = rkube_auth::authn::from_client_certificate(certificate) else {
-        return Err(ServerError::Unauthorized.into_response());
+    let user = match connection.client_certificate.as_ref() {
+        Some(certificate) => rkube_auth::authn::from_client_certificate(certificate).map_err(|_| unauthorized())?,
+        None => {
+            let token = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            authorizer.authenticate_token(token.trim()).await.ok_or_else(unauthorized)?
+        }
     };
-    let attributes = crate::authz::attributes(method, path);
+    let attributes = crate::authz::attributes(req.method(), req.uri().path());
     if authorizer.allowed(&user, &attributes).await {
         Ok(())
     } else {
