@@ -582,7 +582,7 @@ pub fn run(ctx: &mut Ctx, what: CreateWhat, parent: &CreateArgs) -> Result<()> {
     let created = if client_dry {
         made.obj
     } else {
-        let mut q = vec![format!("fieldManager={}", enc(manager.as_deref().unwrap_or("kubectl-create")))];
+        let mut q = vec![format!("fieldManager={}", enc(manager.as_deref().unwrap_or("rkubectl-create")))];
         if server_dry {
             q.push("dryRun=All".into());
         }
