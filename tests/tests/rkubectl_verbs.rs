@@ -97,9 +97,11 @@ fn same(env: &Env, args: &[&str]) -> String {
     assert_eq!(
         mask_ages(&k.stdout),
         mask_ages(&r.stdout),
-        "stdout of {args:?}\n--- kubectl\n{}--- rkubectl\n{}",
+        "stdout of {args:?}\n--- kubectl\n{}{}--- rkubectl\n{}{}",
         k.stdout,
-        r.stdout
+        k.stderr,
+        r.stdout,
+        r.stderr
     );
     assert_eq!(k.stderr.trim(), r.stderr.trim(), "stderr of {args:?}");
     r.stdout
@@ -346,9 +348,11 @@ fn events(env: &Env) {
     same(env, &["-n", "evs", "events", "--types=warning,Normal", "--no-headers"]);
     same(env, &["-n", "evs", "events", "--for=pod/alpha"]);
     same(env, &["-n", "evs", "events", "--for", "configmaps/cfg", "-o", "name"]);
+    same(env, &["-n", "evs", "events", "--for=pod/alpha", "-o", "json"]);
+    same(env, &["-n", "evs", "events", "--types=Normal", "-o", "yaml"]);
     same(env, &["-n", "evs", "events", "--for=alpha"]);
     same(env, &["-n", "evs", "events", "--types=Bogus"]);
-    same(env, &["-A", "events", "--types=Warning"]);
+    same(env, &["events", "-A", "--types=Warning"]);
     // Events the controllers wrote about the twins in `verbs`.
     same(env, &["-n", "verbs", "events", "--for=deployment/k-web"]);
     // A watch prints the events already there, each flushed on its own.
@@ -367,5 +371,5 @@ fn events(env: &Env) {
     let k = watch(env.command(&["-n", "evs", "events", "-w", "--types=Warning"]));
     let r = watch(rk_command(env, &["-n", "evs", "events", "-w", "--types=Warning"]));
     assert_eq!(mask_ages(&k), mask_ages(&r), "events -w\n--- kubectl\n{k}--- rkubectl\n{r}");
-    assert_eq!(k.lines().count(), 3, "{k}");
+    assert_eq!(k.lines().count(), 5, "{k}");
 }

@@ -78,7 +78,7 @@ pub fn run(ctx: &mut Ctx, a: EventsArgs) -> Result<()> {
     let query: Vec<(String, String)> =
         field_selector.iter().map(|s| ("fieldSelector".to_string(), s.clone())).collect();
     let (items, _) = resource::list_all(ctx, &r, scope, &query)?;
-    let mut events: Vec<Value> = items.into_iter().filter(|e| keep(e)).collect();
+    let events: Vec<Value> = items.into_iter().filter(|e| keep(e)).collect();
     if events.is_empty() {
         if a.all_namespaces {
             ctx.eprintln("No events found.");
@@ -87,8 +87,9 @@ pub fn run(ctx: &mut Ctx, a: EventsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    // A stable sort: Go's sort of a short list is an insertion sort, which keeps ties in order.
-    events.sort_by_key(sort_time);
+    let mut keyed: Vec<(jiff::Timestamp, Value)> = events.into_iter().map(|e| (sort_time(&e), e)).collect();
+    gosort::sort(&mut keyed, &|x, y| x.0 < y.0);
+    let events: Vec<Value> = keyed.into_iter().map(|(_, e)| e).collect();
     match format {
         Some(f) => {
             let list = json!({"apiVersion": "v1", "items": events, "kind": "EventList", "metadata": {}});
@@ -119,18 +120,27 @@ fn header(all_namespaces: bool) -> Vec<String> {
     h
 }
 
-/// Prints a list (or one event while watching) in a `-o` format.
+/// Prints a list (or one event while watching) in a `-o` format, shaped as kubectl's typed
+/// objects print.
 fn print_formatted(ctx: &mut Ctx, format: &Format, doc: Value) {
+    let mut doc = doc;
+    if let Some(items) = doc["items"].as_array_mut() {
+        items.iter_mut().for_each(typed_event);
+    } else {
+        typed_event(&mut doc);
+    }
     match format {
         Format::Name => {
-            for e in doc["items"].as_array().into_iter().flatten() {
-                ctx.println(&format!("event/{}", resource::name_of(e)));
-            }
+            // kubectl v1.33 prints nothing for a listed EventList here (its name printer's
+            // error is dropped); a watched event prints as `event/NAME`.
             if doc["kind"] == "Event" {
                 ctx.println(&format!("event/{}", resource::name_of(&doc)));
             }
         }
-        Format::Json => ctx.print(&crate::print::json::to_string(&doc)),
+        Format::Json => {
+            let order = if doc["kind"] == "Event" { EVENT } else { LIST };
+            ctx.print(&crate::print::json::serialize(&GoOrder { value: &doc, order }));
+        }
         Format::Yaml => ctx.print(&crate::print::yaml::to_string(&doc)),
         Format::JsonPath(t) => ctx.print(&t.render(&doc)),
         Format::CustomColumns(cols) => {
@@ -138,6 +148,130 @@ fn print_formatted(ctx: &mut Ctx, format: &Format, doc: Value) {
             ctx.print(&crate::print::custom_columns(cols, &items, false));
         }
         Format::Table | Format::Wide => {}
+    }
+}
+
+/// The fields Go always writes for a typed Event (no `omitempty`, or a struct that is never
+/// empty to encoding/json), added when the server left them out; managed fields dropped.
+fn typed_event(e: &mut Value) {
+    let Some(map) = e.as_object_mut() else { return };
+    for (key, default) in [
+        ("involvedObject", json!({})),
+        ("source", json!({})),
+        ("firstTimestamp", Value::Null),
+        ("lastTimestamp", Value::Null),
+        ("eventTime", Value::Null),
+        ("reportingComponent", json!("")),
+        ("reportingInstance", json!("")),
+    ] {
+        map.entry(key).or_insert(default);
+    }
+    if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        meta.entry("creationTimestamp").or_insert(Value::Null);
+    }
+}
+
+/// One object's key order (Go struct field order) and the orders of its nested objects.
+struct Order {
+    keys: &'static [&'static str],
+    nested: &'static [(&'static str, &'static Order)],
+}
+
+const OBJECT_META: &Order = &Order {
+    keys: &[
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    ],
+    nested: &[],
+};
+const OBJECT_REFERENCE: &Order =
+    &Order { keys: &["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"], nested: &[] };
+const EVENT: &Order = &Order {
+    keys: &[
+        "kind",
+        "apiVersion",
+        "metadata",
+        "involvedObject",
+        "reason",
+        "message",
+        "source",
+        "firstTimestamp",
+        "lastTimestamp",
+        "count",
+        "type",
+        "eventTime",
+        "series",
+        "action",
+        "related",
+        "reportingComponent",
+        "reportingInstance",
+    ],
+    nested: &[
+        ("metadata", OBJECT_META),
+        ("involvedObject", OBJECT_REFERENCE),
+        ("source", &Order { keys: &["component", "host"], nested: &[] }),
+        ("series", &Order { keys: &["count", "lastObservedTime"], nested: &[] }),
+        ("related", OBJECT_REFERENCE),
+    ],
+};
+const LIST: &Order = &Order {
+    keys: &["kind", "apiVersion", "metadata", "items"],
+    nested: &[("metadata", &Order { keys: &["selfLink", "resourceVersion", "continue"], nested: &[] })],
+};
+
+/// A JSON object written in a Go struct's field order (unknown keys after, sorted); `items`
+/// of a list are Events.
+struct GoOrder<'a> {
+    value: &'a Value,
+    order: &'a Order,
+}
+
+impl serde::Serialize for GoOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Items<'a>(&'a [Value]);
+        impl serde::Serialize for Items<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for item in self.0 {
+                    seq.serialize_element(&GoOrder { value: item, order: EVENT })?;
+                }
+                seq.end()
+            }
+        }
+        let Some(obj) = self.value.as_object() else { return self.value.serialize(s) };
+        let mut keys: Vec<&str> = self.order.keys.iter().copied().filter(|k| obj.contains_key(*k)).collect();
+        let mut rest: Vec<&str> = obj.keys().map(String::as_str).filter(|k| !self.order.keys.contains(k)).collect();
+        rest.sort_unstable();
+        keys.extend(rest);
+        let mut map = s.serialize_map(Some(keys.len()))?;
+        for k in keys {
+            let v = &obj[k];
+            if let Some((_, nested)) = self.order.nested.iter().find(|(n, _)| *n == k) {
+                map.serialize_entry(k, &GoOrder { value: v, order: nested })?;
+            } else if k == "items"
+                && let Some(items) = v.as_array()
+            {
+                map.serialize_entry(k, &Items(items))?;
+            } else {
+                map.serialize_entry(k, &crate::print::json::Sorted(v))?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -335,6 +469,289 @@ fn watch(
     Ok(())
 }
 
+/// Go's `sort.Sort` (pattern-defeating quicksort), reproduced step for step: it is not stable,
+/// and kubectl's event order among equal times is whatever it leaves, so only the same
+/// algorithm gives the same table.
+mod gosort {
+    /// Sorts `v` by `less` exactly as Go's `sort.Sort` would.
+    pub fn sort<T>(v: &mut [T], less: &dyn Fn(&T, &T) -> bool) {
+        let n = v.len();
+        if n <= 1 {
+            return;
+        }
+        let limit = bit_len(n);
+        let mut s = Sorter { v, less };
+        s.pdqsort(0, n, limit);
+    }
+
+    /// Bits needed to represent `n` (Go's `bits.Len`).
+    fn bit_len(n: usize) -> usize {
+        (usize::BITS - n.leading_zeros()) as usize
+    }
+
+    #[derive(PartialEq, Eq, Clone, Copy)]
+    enum Hint {
+        Unknown,
+        Increasing,
+        Decreasing,
+    }
+
+    struct Sorter<'a, T> {
+        v: &'a mut [T],
+        less: &'a dyn Fn(&T, &T) -> bool,
+    }
+
+    impl<T> Sorter<'_, T> {
+        fn lt(&self, i: usize, j: usize) -> bool {
+            (self.less)(&self.v[i], &self.v[j])
+        }
+
+        fn swap(&mut self, i: usize, j: usize) {
+            self.v.swap(i, j);
+        }
+
+        fn insertion(&mut self, a: usize, b: usize) {
+            for i in a + 1..b {
+                let mut j = i;
+                while j > a && self.lt(j, j - 1) {
+                    self.swap(j, j - 1);
+                    j -= 1;
+                }
+            }
+        }
+
+        fn sift_down(&mut self, lo: usize, hi: usize, first: usize) {
+            let mut root = lo;
+            loop {
+                let mut child = 2 * root + 1;
+                if child >= hi {
+                    return;
+                }
+                if child + 1 < hi && self.lt(first + child, first + child + 1) {
+                    child += 1;
+                }
+                if !self.lt(first + root, first + child) {
+                    return;
+                }
+                self.swap(first + root, first + child);
+                root = child;
+            }
+        }
+
+        fn heap(&mut self, a: usize, b: usize) {
+            let hi = b - a;
+            for i in (0..hi.div_ceil(2)).rev() {
+                self.sift_down(i, hi, a);
+            }
+            for i in (0..hi).rev() {
+                self.swap(a, a + i);
+                self.sift_down(0, i, a);
+            }
+        }
+
+        fn pdqsort(&mut self, mut a: usize, mut b: usize, mut limit: usize) {
+            let (mut balanced, mut partitioned) = (true, true);
+            loop {
+                let len = b - a;
+                if len <= 12 {
+                    self.insertion(a, b);
+                    return;
+                }
+                if limit == 0 {
+                    self.heap(a, b);
+                    return;
+                }
+                if !balanced {
+                    self.break_patterns(a, b);
+                    limit -= 1;
+                }
+                let (mut pivot, mut hint) = self.choose_pivot(a, b);
+                if hint == Hint::Decreasing {
+                    self.reverse(a, b);
+                    pivot = (b - 1) - (pivot - a);
+                    hint = Hint::Increasing;
+                }
+                if balanced && partitioned && hint == Hint::Increasing && self.partial_insertion(a, b) {
+                    return;
+                }
+                if a > 0 && !self.lt(a - 1, pivot) {
+                    a = self.partition_equal(a, b, pivot);
+                    continue;
+                }
+                let (mid, already) = self.partition(a, b, pivot);
+                partitioned = already;
+                let (left, right) = (mid - a, b - mid);
+                let threshold = len / 8;
+                if left < right {
+                    balanced = left >= threshold;
+                    self.pdqsort(a, mid, limit);
+                    a = mid + 1;
+                } else {
+                    balanced = right >= threshold;
+                    self.pdqsort(mid + 1, b, limit);
+                    b = mid;
+                }
+            }
+        }
+
+        fn partition(&mut self, a: usize, b: usize, pivot: usize) -> (usize, bool) {
+            self.swap(a, pivot);
+            // `j` may step below `a + 1` (to `a`), never below `a`: signed keeps it plain.
+            let (mut i, mut j) = (a as isize + 1, b as isize - 1);
+            let lt = |s: &Self, x: isize, y: usize| s.lt(x as usize, y);
+            while i <= j && lt(self, i, a) {
+                i += 1;
+            }
+            while i <= j && !lt(self, j, a) {
+                j -= 1;
+            }
+            if i > j {
+                self.swap(j as usize, a);
+                return (j as usize, true);
+            }
+            self.swap(i as usize, j as usize);
+            i += 1;
+            j -= 1;
+            loop {
+                while i <= j && lt(self, i, a) {
+                    i += 1;
+                }
+                while i <= j && !lt(self, j, a) {
+                    j -= 1;
+                }
+                if i > j {
+                    break;
+                }
+                self.swap(i as usize, j as usize);
+                i += 1;
+                j -= 1;
+            }
+            self.swap(j as usize, a);
+            (j as usize, false)
+        }
+
+        fn partition_equal(&mut self, a: usize, b: usize, pivot: usize) -> usize {
+            self.swap(a, pivot);
+            let (mut i, mut j) = (a as isize + 1, b as isize - 1);
+            loop {
+                while i <= j && !self.lt(a, i as usize) {
+                    i += 1;
+                }
+                while i <= j && self.lt(a, j as usize) {
+                    j -= 1;
+                }
+                if i > j {
+                    break;
+                }
+                self.swap(i as usize, j as usize);
+                i += 1;
+                j -= 1;
+            }
+            i as usize
+        }
+
+        fn partial_insertion(&mut self, a: usize, b: usize) -> bool {
+            let mut i = a + 1;
+            for _ in 0..5 {
+                while i < b && !self.lt(i, i - 1) {
+                    i += 1;
+                }
+                if i == b {
+                    return true;
+                }
+                if b - a < 50 {
+                    return false;
+                }
+                self.swap(i, i - 1);
+                if i - a >= 2 {
+                    let mut j = i - 1;
+                    while j >= 1 {
+                        if !self.lt(j, j - 1) {
+                            break;
+                        }
+                        self.swap(j, j - 1);
+                        j -= 1;
+                    }
+                }
+                if b - i >= 2 {
+                    for j in i + 1..b {
+                        if !self.lt(j, j - 1) {
+                            break;
+                        }
+                        self.swap(j, j - 1);
+                    }
+                }
+            }
+            false
+        }
+
+        fn break_patterns(&mut self, a: usize, b: usize) {
+            let len = b - a;
+            if len < 8 {
+                return;
+            }
+            let mut random = len as u64;
+            let modulus = 1usize << bit_len(len);
+            let centre = a + (len / 4) * 2;
+            for idx in centre - 1..=centre + 1 {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                let mut other = (random as usize) & (modulus - 1);
+                if other >= len {
+                    other -= len;
+                }
+                self.swap(idx, a + other);
+            }
+        }
+
+        fn choose_pivot(&mut self, a: usize, b: usize) -> (usize, Hint) {
+            let l = b - a;
+            let mut swaps = 0;
+            let (mut i, mut j, mut k) = (a + l / 4, a + l / 4 * 2, a + l / 4 * 3);
+            if l >= 8 {
+                if l >= 50 {
+                    i = self.median(i - 1, i, i + 1, &mut swaps);
+                    j = self.median(j - 1, j, j + 1, &mut swaps);
+                    k = self.median(k - 1, k, k + 1, &mut swaps);
+                }
+                j = self.median(i, j, k, &mut swaps);
+            }
+            match swaps {
+                0 => (j, Hint::Increasing),
+                12 => (j, Hint::Decreasing),
+                _ => (j, Hint::Unknown),
+            }
+        }
+
+        fn order2(&self, a: usize, b: usize, swaps: &mut usize) -> (usize, usize) {
+            if self.lt(b, a) {
+                *swaps += 1;
+                (b, a)
+            } else {
+                (a, b)
+            }
+        }
+
+        fn median(&self, a: usize, b: usize, c: usize, swaps: &mut usize) -> usize {
+            let (a, b) = self.order2(a, b, swaps);
+            let (b, c) = self.order2(b, c, swaps);
+            let _ = c;
+            let (_, b) = self.order2(a, b, swaps);
+            b
+        }
+
+        fn reverse(&mut self, a: usize, b: usize) {
+            let (mut i, mut j) = (a, b - 1);
+            while i < j {
+                self.swap(i, j);
+                i += 1;
+                j -= 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +772,17 @@ mod tests {
         let mut v = [a.clone(), b.clone(), c.clone()];
         v.sort_by_key(sort_time);
         assert_eq!(v, [c, b, a]);
+    }
+
+    #[test]
+    fn go_sort_orders_long_and_tied_input() {
+        let mut v: Vec<u32> = (0..200).map(|i| (i * 7919) % 101).collect();
+        gosort::sort(&mut v, &|a, b| a < b);
+        assert!(v.windows(2).all(|w| w[0] <= w[1]));
+        // Past 12 items the quicksort path runs; ties may move but keys must end in order.
+        let mut t: Vec<(u8, u8)> = (0..15).map(|i| ((i % 3) as u8, i as u8)).collect();
+        gosort::sort(&mut t, &|a, b| a.0 < b.0);
+        assert!(t.windows(2).all(|w| w[0].0 <= w[1].0), "{t:?}");
     }
 
     #[test]
