@@ -12,54 +12,6 @@ use std::time::Duration;
 use support::rkubectl::*;
 use support::*;
 
-/// Replaces every age-like word (`5s`, `2m30s`, `3h`) by `AGE`, keeping everything else —
-/// spacing included — byte for byte.
-fn mask_ages(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    for c in text.chars() {
-        if c == ' ' || c == '\n' || c == '(' || c == ')' {
-            out.push_str(if is_age(&word) { "AGE" } else { &word });
-            word.clear();
-            out.push(c);
-        } else {
-            word.push(c);
-        }
-    }
-    out.push_str(if is_age(&word) { "AGE" } else { &word });
-    out
-}
-
-/// Runs `args` with both clients until their stdout agree byte for byte: an age that ticks
-/// between the two runs, or a Lease renewed in between, changes one run. Should that never
-/// settle, the outputs must still agree with their ages masked. Stderr and exit codes must match.
-fn same(env: &Env, args: &[&str]) -> String {
-    let mut attempt = 0;
-    let (k, r) = loop {
-        let k = env.run(args);
-        let r = rk(env, args);
-        attempt += 1;
-        if (k.stdout == r.stdout && k.code == r.code) || attempt >= 30 {
-            break (k, r);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(
-        k.code, r.code,
-        "exit code of {args:?}\nkubectl: {}{}\nrkubectl: {}{}",
-        k.stdout, k.stderr, r.stdout, r.stderr
-    );
-    assert_eq!(
-        mask_ages(&k.stdout),
-        mask_ages(&r.stdout),
-        "stdout of {args:?}\n--- kubectl\n{}--- rkubectl\n{}",
-        k.stdout,
-        r.stdout
-    );
-    assert_eq!(k.stderr.trim(), r.stderr.trim(), "stderr of {args:?}");
-    r.stdout
-}
-
 type Cluster = ControlPlane;
 
 fn cluster() -> Cluster {
@@ -670,7 +622,7 @@ fn describe_matches_kubectl_for_every_kind() {
         let mut args = vec!["describe"];
         args.extend(case);
         args.extend(["-n", "shop"]);
-        same(env, &args);
+        same_bytes(env, &args);
     }
     for case in [
         &["node", "node-0"][..],
@@ -685,17 +637,17 @@ fn describe_matches_kubectl_for_every_kind() {
     ] {
         let mut args = vec!["describe"];
         args.extend(case);
-        same(env, &args);
+        same_bytes(env, &args);
     }
 
     // The parts the brief singles out, so a regression reads plainly.
-    let d = same(env, &["describe", "deployment", "web", "-n", "shop"]);
+    let d = same_bytes(env, &["describe", "deployment", "web", "-n", "shop"]);
     assert!(d.contains("\n   busybox:\n    Image:      busybox:1.37\n"), "{d}");
     assert!(
         d.contains("\nOldReplicaSets:  web-") && d.contains(" (0/0 replicas created)\nNewReplicaSet:   web-"),
         "{d}"
     );
-    let n = same(env, &["describe", "node", "node-0"]);
+    let n = same_bytes(env, &["describe", "node", "node-0"]);
     for part in [
         "Lease:\n  HolderIdentity:  node-0\n",
         "Non-terminated Pods:",
@@ -705,6 +657,6 @@ fn describe_matches_kubectl_for_every_kind() {
     ] {
         assert!(n.contains(part), "{part:?} missing from\n{n}");
     }
-    let sec = same(env, &["describe", "secret", "creds", "-n", "shop"]);
+    let sec = same_bytes(env, &["describe", "secret", "creds", "-n", "shop"]);
     assert!(sec.contains("password:  6 bytes\n") && !sec.contains("secret\n"), "{sec}");
 }

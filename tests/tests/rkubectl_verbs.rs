@@ -59,54 +59,6 @@ spec:
     docs.join("---\n")
 }
 
-/// Replaces every age-like word (`5s`, `2m30s`) by `AGE`, spacing kept byte for byte.
-fn mask_ages(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    for c in text.chars() {
-        if c == ' ' || c == '\n' || c == '(' || c == ')' {
-            out.push_str(if is_age(&word) { "AGE" } else { &word });
-            word.clear();
-            out.push(c);
-        } else {
-            word.push(c);
-        }
-    }
-    out.push_str(if is_age(&word) { "AGE" } else { &word });
-    out
-}
-
-/// Runs `args` with both clients (retrying while an age ticks in between) and asserts equal
-/// stdout (ages masked), stderr and exit code; returns rkubectl's stdout.
-fn same(env: &Env, args: &[&str]) -> String {
-    let mut attempt = 0;
-    let (k, r) = loop {
-        let k = env.run(args);
-        let r = rk(env, args);
-        attempt += 1;
-        if (k.stdout == r.stdout && k.code == r.code) || attempt >= 20 {
-            break (k, r);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(
-        k.code, r.code,
-        "exit code of {args:?}\nkubectl: {}{}\nrkubectl: {}{}",
-        k.stdout, k.stderr, r.stdout, r.stderr
-    );
-    assert_eq!(
-        mask_ages(&k.stdout),
-        mask_ages(&r.stdout),
-        "stdout of {args:?}\n--- kubectl\n{}{}--- rkubectl\n{}{}",
-        k.stdout,
-        k.stderr,
-        r.stdout,
-        r.stderr
-    );
-    assert_eq!(k.stderr.trim(), r.stderr.trim(), "stderr of {args:?}");
-    r.stdout
-}
-
 /// Runs `args` (with `{}` standing for the object name) with kubectl on `k_name` and with
 /// rkubectl on `r_name`; outputs must match with the names swapped. Returns both outputs.
 fn twin(env: &Env, args: &[&str], k_name: &str, r_name: &str) -> (Out, Out) {
@@ -169,9 +121,9 @@ fn rollout_pause_and_resume(env: &Env) {
     assert_eq!(k.stdout, "deployment.apps/k-web resumed\n");
     twin(env, &[n[0], n[1], "rollout", "resume", "deployment/{}"], "k-web", "r-web");
     same_objects(env, "deployment", "k-web", "r-web");
-    same(env, &["-n", "verbs", "rollout", "pause", "configmap/cfg"]);
-    same(env, &["-n", "verbs", "rollout", "pause", "deployment/nope"]);
-    same(env, &["-n", "verbs", "rollout", "pause"]);
+    same_bytes(env, &["-n", "verbs", "rollout", "pause", "configmap/cfg"]);
+    same_bytes(env, &["-n", "verbs", "rollout", "pause", "deployment/nope"]);
+    same_bytes(env, &["-n", "verbs", "rollout", "pause"]);
     let (k, _) = twin(env, &[n[0], n[1], "rollout", "pause", "deployment/{}", "-o", "name"], "k-web", "r-web");
     assert_eq!(k.stdout, "deployment.apps/k-web\n");
     twin(env, &[n[0], n[1], "rollout", "resume", "deployment/{}"], "k-web", "r-web");
@@ -203,11 +155,11 @@ fn set_env(env: &Env) {
     let web_env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
     assert_eq!(web_env, &json!([{"name": "KEEP", "value": "1"}, {"name": "A", "value": "1"}]), "{d}");
     // Errors that change nothing, on one object.
-    same(env, &["-n", "verbs", "set", "env", "deployment/k-web", "1A=x"]);
-    same(env, &["-n", "verbs", "set", "env", "A=1", "deployment/k-web"]);
-    same(env, &["-n", "verbs", "set", "env", "deployment/k-web", "A=1", "A-"]);
-    same(env, &["-n", "verbs", "set", "env", "deployment/k-web", "--keys=x"]);
-    same(env, &["-n", "verbs", "set", "env", "deployment/nope", "A=1"]);
+    same_bytes(env, &["-n", "verbs", "set", "env", "deployment/k-web", "1A=x"]);
+    same_bytes(env, &["-n", "verbs", "set", "env", "A=1", "deployment/k-web"]);
+    same_bytes(env, &["-n", "verbs", "set", "env", "deployment/k-web", "A=1", "A-"]);
+    same_bytes(env, &["-n", "verbs", "set", "env", "deployment/k-web", "--keys=x"]);
+    same_bytes(env, &["-n", "verbs", "set", "env", "deployment/nope", "A=1"]);
 }
 
 fn set_resources_and_serviceaccount(env: &Env) {
@@ -232,7 +184,7 @@ fn set_resources_and_serviceaccount(env: &Env) {
     let (k, _) = twin(env, &["-n", "verbs", "set", "serviceaccount", "deployment/{}", "builder"], "k-web", "r-web");
     assert_eq!(k.stdout, "deployment.apps/k-web serviceaccount updated\n");
     twin(env, &["-n", "verbs", "set", "sa", "deployment", "{}", "builder", "--dry-run=client"], "k-web", "r-web");
-    same(env, &["-n", "verbs", "set", "serviceaccount"]);
+    same_bytes(env, &["-n", "verbs", "set", "serviceaccount"]);
     same_objects(env, "deployment", "k-web", "r-web");
     let d = env.json(&["-n", "verbs", "get", "deployment", "r-web"]);
     assert_eq!(d["spec"]["template"]["spec"]["serviceAccountName"], "builder", "{d}");
@@ -305,8 +257,8 @@ fn certificates(env: &Env) {
         assert_eq!((&conds[0]["type"], &conds[0]["reason"]), (&json!("Denied"), &json!("KubectlDeny")));
     }
     twin(env, &["certificate", "approve", "{}", "-o", "name"], "k-deny", "r-deny");
-    same(env, &["certificate", "approve", "nope"]);
-    same(env, &["certificate", "approve"]);
+    same_bytes(env, &["certificate", "approve", "nope"]);
+    same_bytes(env, &["certificate", "approve"]);
 }
 
 /// An Event at a fixed time `secs_ago` seconds ago (a repeated one when `count` > 1).
@@ -331,7 +283,7 @@ fn event(name: &str, kind: &str, object: &str, kind_type: &str, reason: &str, se
 
 fn events(env: &Env) {
     env.clean(&["create", "namespace", "evs"]);
-    same(env, &["-n", "evs", "events"]);
+    same_bytes(env, &["-n", "evs", "events"]);
     let evs = [
         event("e1", "Pod", "alpha", "Normal", "Pulled", 30, 1),
         event("e2", "Pod", "beta", "Warning", "BackOff", 90, 7),
@@ -341,20 +293,20 @@ fn events(env: &Env) {
     for (i, e) in evs.iter().enumerate() {
         env.clean(&["create", "-f", &env.manifest(&format!("ev{i}.json"), e)]);
     }
-    let table = same(env, &["-n", "evs", "events"]);
+    let table = same_bytes(env, &["-n", "evs", "events"]);
     assert_eq!(table.lines().count(), 9, "{table}");
     assert!(table.starts_with("LAST SEEN"), "{table}");
-    same(env, &["-n", "evs", "events", "--types=Warning"]);
-    same(env, &["-n", "evs", "events", "--types=warning,Normal", "--no-headers"]);
-    same(env, &["-n", "evs", "events", "--for=pod/alpha"]);
-    same(env, &["-n", "evs", "events", "--for", "configmaps/cfg", "-o", "name"]);
-    same(env, &["-n", "evs", "events", "--for=pod/alpha", "-o", "json"]);
-    same(env, &["-n", "evs", "events", "--types=Normal", "-o", "yaml"]);
-    same(env, &["-n", "evs", "events", "--for=alpha"]);
-    same(env, &["-n", "evs", "events", "--types=Bogus"]);
-    same(env, &["events", "-A", "--types=Warning"]);
+    same_bytes(env, &["-n", "evs", "events", "--types=Warning"]);
+    same_bytes(env, &["-n", "evs", "events", "--types=warning,Normal", "--no-headers"]);
+    same_bytes(env, &["-n", "evs", "events", "--for=pod/alpha"]);
+    same_bytes(env, &["-n", "evs", "events", "--for", "configmaps/cfg", "-o", "name"]);
+    same_bytes(env, &["-n", "evs", "events", "--for=pod/alpha", "-o", "json"]);
+    same_bytes(env, &["-n", "evs", "events", "--types=Normal", "-o", "yaml"]);
+    same_bytes(env, &["-n", "evs", "events", "--for=alpha"]);
+    same_bytes(env, &["-n", "evs", "events", "--types=Bogus"]);
+    same_bytes(env, &["events", "-A", "--types=Warning"]);
     // Events the controllers wrote about the twins in `verbs`.
-    same(env, &["-n", "verbs", "events", "--for=deployment/k-web"]);
+    same_bytes(env, &["-n", "verbs", "events", "--for=deployment/k-web"]);
     // A watch prints the events already there, each flushed on its own.
     let watch = |cmd: std::process::Command| -> String {
         let mut child = {

@@ -73,3 +73,54 @@ impl ControlPlane {
         ControlPlane { env, _scheduler: scheduler, controllers, _kubelet: kubelet }
     }
 }
+
+/// Replaces every age-like word (`5s`, `2m30s`, `3h`) by `AGE`, keeping everything else —
+/// spacing included — byte for byte.
+pub fn mask_ages(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars() {
+        if c == ' ' || c == '\n' || c == '(' || c == ')' {
+            out.push_str(if is_age(&word) { "AGE" } else { &word });
+            word.clear();
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    out.push_str(if is_age(&word) { "AGE" } else { &word });
+    out
+}
+
+/// Runs `args` with kubectl and rkubectl until their stdout agree byte for byte (an age that
+/// ticks between the two runs, or a Lease renewed in between, changes one run); should that
+/// never settle, the outputs must still agree with their ages masked. Stderr and exit codes
+/// must match. Returns rkubectl's stdout.
+pub fn same_bytes(env: &Env, args: &[&str]) -> String {
+    let mut attempt = 0;
+    let (k, r) = loop {
+        let k = env.run(args);
+        let r = rk(env, args);
+        attempt += 1;
+        if (k.stdout == r.stdout && k.code == r.code) || attempt >= 30 {
+            break (k, r);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        k.code, r.code,
+        "exit code of {args:?}\nkubectl: {}{}\nrkubectl: {}{}",
+        k.stdout, k.stderr, r.stdout, r.stderr
+    );
+    assert_eq!(
+        mask_ages(&k.stdout),
+        mask_ages(&r.stdout),
+        "stdout of {args:?}\n--- kubectl\n{}{}--- rkubectl\n{}{}",
+        k.stdout,
+        k.stderr,
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(k.stderr.trim(), r.stderr.trim(), "stderr of {args:?}");
+    r.stdout
+}
