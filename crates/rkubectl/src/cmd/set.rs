@@ -49,15 +49,9 @@ pub struct SetEnvArgs {
     /// Selector (label query) to filter on.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
-    /// Output format.
+    /// `-o`, `--dry-run`, `--field-manager`.
     #[command(flatten)]
-    pub output: OutputArgs,
-    /// Must be "none", "server", or "client".
-    #[arg(long, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
-    pub dry_run: Option<String>,
-    /// Name of the manager used to track field ownership.
-    #[arg(long, default_value = "kubectl-set")]
-    pub field_manager: String,
+    pub write: WriteFlags,
 }
 
 /// `set resources`.
@@ -80,15 +74,9 @@ pub struct SetResourcesArgs {
     /// Selector (label query) to filter on.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
-    /// Output format.
+    /// `-o`, `--dry-run`, `--field-manager`.
     #[command(flatten)]
-    pub output: OutputArgs,
-    /// Must be "none", "server", or "client".
-    #[arg(long, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
-    pub dry_run: Option<String>,
-    /// Name of the manager used to track field ownership.
-    #[arg(long, default_value = "kubectl-set")]
-    pub field_manager: String,
+    pub write: WriteFlags,
 }
 
 /// `set serviceaccount`.
@@ -99,6 +87,14 @@ pub struct SetServiceAccountArgs {
     /// Select all resources in the namespace of the specified resource types.
     #[arg(long)]
     pub all: bool,
+    /// `-o`, `--dry-run`, `--field-manager`.
+    #[command(flatten)]
+    pub write: WriteFlags,
+}
+
+/// How every `set` verb writes and reports.
+#[derive(Debug, Clone, Args)]
+pub struct WriteFlags {
     /// Output format.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -476,12 +472,12 @@ fn env(ctx: &mut Ctx, a: SetEnvArgs) -> Result<()> {
             a.args.join(" ")
         )));
     };
-    let dry = DryRun::parse(a.dry_run.as_deref())?;
-    Format::parse(a.output.output.as_deref())?;
+    let dry = DryRun::parse(a.write.dry_run.as_deref())?;
+    Format::parse(a.write.output.output.as_deref())?;
     if res_args.is_empty() {
         return Err(Error::usage("one or more resources must be specified as <resource> <name> or <resource>/<name>"));
     }
-    if a.list && a.output.output.as_deref().is_some_and(|o| !o.is_empty()) {
+    if a.list && a.write.output.output.as_deref().is_some_and(|o| !o.is_empty()) {
         return Err(Error::usage("--list and --output may not be specified together"));
     }
     if !a.keys.is_empty() && a.from.is_none() {
@@ -569,9 +565,16 @@ fn env(ctx: &mut Ctx, a: SetEnvArgs) -> Result<()> {
         if a.list || before == after {
             continue;
         }
-        if let Err(e) =
-            write(ctx, &r, &before, &after, dry, &a.field_manager, a.output.output.as_deref(), "env updated")
-        {
+        if let Err(e) = write(
+            ctx,
+            &r,
+            &before,
+            &after,
+            dry,
+            &a.write.field_manager,
+            a.write.output.output.as_deref(),
+            "env updated",
+        ) {
             errors.push(format!("failed to patch env update to pod template: {e}"));
         }
     }
@@ -616,8 +619,8 @@ fn is_quantity(s: &str) -> bool {
 }
 
 fn resources(ctx: &mut Ctx, a: SetResourcesArgs) -> Result<()> {
-    let dry = DryRun::parse(a.dry_run.as_deref())?;
-    Format::parse(a.output.output.as_deref())?;
+    let dry = DryRun::parse(a.write.dry_run.as_deref())?;
+    Format::parse(a.write.output.output.as_deref())?;
     let objs = objects(ctx, &a.resources, a.all, a.selector.as_deref())?;
     if a.all && a.selector.is_some() {
         return Err(Error::usage("cannot set --all and --selector at the same time"));
@@ -667,8 +670,8 @@ fn resources(ctx: &mut Ctx, a: SetResourcesArgs) -> Result<()> {
             &before,
             &after,
             dry,
-            &a.field_manager,
-            a.output.output.as_deref(),
+            &a.write.field_manager,
+            a.write.output.output.as_deref(),
             "resource requirements updated",
         ) {
             errors.push(format!("failed to patch resources update to pod template {e}"));
@@ -681,8 +684,8 @@ fn resources(ctx: &mut Ctx, a: SetResourcesArgs) -> Result<()> {
 // set serviceaccount
 
 fn serviceaccount(ctx: &mut Ctx, a: SetServiceAccountArgs) -> Result<()> {
-    let dry = DryRun::parse(a.dry_run.as_deref())?;
-    Format::parse(a.output.output.as_deref())?;
+    let dry = DryRun::parse(a.write.dry_run.as_deref())?;
+    Format::parse(a.write.output.output.as_deref())?;
     let Some((sa, res_args)) = a.args.split_last() else {
         return Err(Error::usage("serviceaccount is required"));
     };
@@ -697,9 +700,16 @@ fn serviceaccount(ctx: &mut Ctx, a: SetServiceAccountArgs) -> Result<()> {
                 continue;
             }
         }
-        if let Err(e) =
-            write(ctx, &r, &before, &after, dry, &a.field_manager, a.output.output.as_deref(), "serviceaccount updated")
-        {
+        if let Err(e) = write(
+            ctx,
+            &r,
+            &before,
+            &after,
+            dry,
+            &a.write.field_manager,
+            a.write.output.output.as_deref(),
+            "serviceaccount updated",
+        ) {
             errors.push(format!("failed to patch ServiceAccountName {e}"));
         }
     }
