@@ -267,13 +267,12 @@ pub fn merge_diff(before: &Value, after: &Value) -> Option<Value> {
 fn write(
     ctx: &mut Ctx,
     r: &ApiResource,
-    before: &Value,
-    after: &Value,
+    (before, after): (&Value, &Value),
     dry: DryRun,
-    field_manager: &str,
-    output: Option<&str>,
+    flags: &WriteFlags,
     verb: &str,
 ) -> std::result::Result<(), String> {
+    let (field_manager, output) = (flags.field_manager.as_str(), flags.output.output.as_deref());
     let format = Format::parse(output).map_err(|e| go_error(&e))?;
     let verb = format!("{verb}{}", dry.suffix());
     if dry == DryRun::Client {
@@ -565,16 +564,7 @@ fn env(ctx: &mut Ctx, a: SetEnvArgs) -> Result<()> {
         if a.list || before == after {
             continue;
         }
-        if let Err(e) = write(
-            ctx,
-            &r,
-            &before,
-            &after,
-            dry,
-            &a.write.field_manager,
-            a.write.output.output.as_deref(),
-            "env updated",
-        ) {
+        if let Err(e) = write(ctx, &r, (&before, &after), dry, &a.write, "env updated") {
             errors.push(format!("failed to patch env update to pod template: {e}"));
         }
     }
@@ -664,16 +654,7 @@ fn resources(ctx: &mut Ctx, a: SetResourcesArgs) -> Result<()> {
         if before == after {
             continue;
         }
-        if let Err(e) = write(
-            ctx,
-            &r,
-            &before,
-            &after,
-            dry,
-            &a.write.field_manager,
-            a.write.output.output.as_deref(),
-            "resource requirements updated",
-        ) {
+        if let Err(e) = write(ctx, &r, (&before, &after), dry, &a.write, "resource requirements updated") {
             errors.push(format!("failed to patch resources update to pod template {e}"));
         }
     }
@@ -700,16 +681,7 @@ fn serviceaccount(ctx: &mut Ctx, a: SetServiceAccountArgs) -> Result<()> {
                 continue;
             }
         }
-        if let Err(e) = write(
-            ctx,
-            &r,
-            &before,
-            &after,
-            dry,
-            &a.write.field_manager,
-            a.write.output.output.as_deref(),
-            "serviceaccount updated",
-        ) {
+        if let Err(e) = write(ctx, &r, (&before, &after), dry, &a.write, "serviceaccount updated") {
             errors.push(format!("failed to patch ServiceAccountName {e}"));
         }
     }
