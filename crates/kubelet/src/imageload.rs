@@ -112,18 +112,7 @@ impl LoadError {
 impl IntoResponse for LoadError {
     fn into_response(self) -> Response {
         let (code, reason) = self.status();
-        let status = serde_json::json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.to_string(),
-            "reason": reason,
-            "code": code.as_u16(),
-        });
-        let mut resp = (code, status.to_string()).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        resp
+        crate::server::failure_response(code, reason, &self.to_string())
     }
 }
 

@@ -88,19 +88,24 @@ impl IntoResponse for ServerError {
             _ => "InternalError",
         };
         tracing::debug!(code = code.as_u16(), error = %self, "kubelet API request failed");
-        let status = serde_json::json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.to_string(),
-            "reason": reason,
-            "code": code.as_u16(),
-        });
-        let mut resp = (code, status.to_string()).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        resp
+        failure_response(code, reason, &self.to_string())
     }
+}
+
+/// A failure as a Kubernetes Status object, as every kubelet API error is answered.
+pub(crate) fn failure_response(code: StatusCode, reason: &str, message: &str) -> Response {
+    let status = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    let mut resp = (code, status.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 struct AppState {
