@@ -179,45 +179,10 @@ impl Ctx {
 
 /// Parses Go-style durations: `30s`, `5m`, `1h30m`, `250ms`, a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let bad = || Error::usage(format!("invalid duration \"{text}\""));
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let mut total = 0f64;
-    let mut num = String::new();
-    let mut chars = text.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let v: f64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total += v * match unit.as_str() {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        any = true;
-    }
-    if !num.is_empty() || !any {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total))
+    rkube_api::duration::parse_go_duration(text).ok_or_else(|| Error::usage(format!("invalid duration \"{text}\"")))
 }
 
 #[cfg(test)]
