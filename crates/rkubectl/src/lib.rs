@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod error;
 pub mod kubeconfig;
 pub mod manifest;
+pub mod policy;
 pub mod print;
 pub mod progress;
 pub mod resource;

@@ -3,6 +3,7 @@
 //! (SelfSubjectReview).
 
 use crate::ctx::Ctx;
+use crate::discovery::strings;
 use crate::error::{Error, Result};
 use crate::print::Format;
 use clap::{Args, Subcommand};
@@ -134,117 +135,16 @@ fn can_i(ctx: &mut Ctx, a: CanIArgs) -> Result<()> {
     Err(Error::Exit { code: 1, message: String::new() })
 }
 
-/// One rule after kubectl's breakdown: at most one group/resource/name, or one URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    verbs: Vec<String>,
-    groups: Vec<String>,
-    resources: Vec<String>,
-    names: Vec<String>,
-    urls: Vec<String>,
-}
-
-impl Rule {
-    /// The Go protobuf `String()` of a PolicyRule, which kubectl sorts by.
-    fn go_string(&self) -> String {
-        let l = |v: &[String]| format!("[{}]", v.join(" "));
-        format!(
-            "&PolicyRule{{Verbs:{},APIGroups:{},Resources:{},ResourceNames:{},NonResourceURLs:{},}}",
-            l(&self.verbs),
-            l(&self.groups),
-            l(&self.resources),
-            l(&self.names),
-            l(&self.urls)
-        )
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
-}
-
-/// kubectl's breakdown, compaction (simple rules differing only in verbs merge) and sort.
-fn compact_rules(status: &Value) -> Vec<Rule> {
-    let mut broken = Vec::new();
-    for r in status["resourceRules"].as_array().into_iter().flatten() {
-        let verbs = strings(&r["verbs"]);
-        let names = strings(&r["resourceNames"]);
-        for g in strings(&r["apiGroups"]) {
-            for res in strings(&r["resources"]) {
-                let base = Rule {
-                    verbs: verbs.clone(),
-                    groups: vec![g.clone()],
-                    resources: vec![res.clone()],
-                    names: vec![],
-                    urls: vec![],
-                };
-                if names.is_empty() {
-                    broken.push(base);
-                } else {
-                    for n in &names {
-                        broken.push(Rule { names: vec![n.clone()], ..base.clone() });
-                    }
-                }
-            }
-        }
-    }
-    for r in status["nonResourceRules"].as_array().into_iter().flatten() {
-        let verbs = strings(&r["verbs"]);
-        for u in strings(&r["nonResourceURLs"]) {
-            broken.push(Rule { verbs: verbs.clone(), groups: vec![], resources: vec![], names: vec![], urls: vec![u] });
-        }
-    }
-    let mut out: Vec<Rule> = Vec::new();
-    let mut simple: Vec<Rule> = Vec::new();
-    for r in broken {
-        let is_simple = r.groups.len() == 1 && r.resources.len() == 1 && r.names.len() <= 1 && r.urls.is_empty();
-        if !is_simple {
-            out.push(r);
-            continue;
-        }
-        match simple.iter_mut().find(|s| s.groups == r.groups && s.resources == r.resources && s.names == r.names) {
-            Some(s) => {
-                for v in r.verbs {
-                    if !s.verbs.contains(&v) {
-                        s.verbs.push(v);
-                    }
-                }
-            }
-            None => simple.push(r),
-        }
-    }
-    out.extend(simple);
-    out.sort_by_cached_key(Rule::go_string);
-    out
-}
-
 fn print_rules(ctx: &mut Ctx, status: &Value, no_headers: bool) {
-    let l = |v: &[String]| format!("[{}]", v.join(" "));
     let mut lines: Vec<Vec<String>> = Vec::new();
     if !no_headers {
         lines.push(
             ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"].iter().map(|s| s.to_string()).collect(),
         );
     }
-    for r in compact_rules(status) {
-        let resource = match r.resources.first() {
-            None => String::new(),
-            Some(res) => {
-                let (base, sub) = match res.split_once('/') {
-                    Some((b, s)) => (b.to_string(), Some(s)),
-                    None => (res.clone(), None),
-                };
-                let mut s = base;
-                if let Some(g) = r.groups.first().filter(|g| !g.is_empty()) {
-                    s = format!("{s}.{g}");
-                }
-                if let Some(sub) = sub {
-                    s = format!("{s}/{sub}");
-                }
-                s
-            }
-        };
-        lines.push(vec![resource, l(&r.urls), l(&r.names), l(&r.verbs)]);
+    let listed = ["resourceRules", "nonResourceRules"].map(|f| status[f].as_array().cloned().unwrap_or_default());
+    for r in crate::policy::rules(listed.iter().flatten()) {
+        lines.push(r.cells().to_vec());
     }
     // kubectl's tabwriter for this table has a minimum cell width of 6 (padding included).
     let text = crate::print::table::tabwrite_min(&lines, 6, 3);
@@ -343,37 +243,4 @@ struct UserInfo {
     groups: Vec<String>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     extra: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rules_break_down_compact_and_sort_like_kubectl() {
-        let status = json!({
-            "resourceRules": [
-                {"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "services"]},
-                {"verbs": ["watch"], "apiGroups": [""], "resources": ["pods"]},
-                {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
-                {"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": ["a", "b"]}
-            ],
-            "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz", "/api"]}]
-        });
-        let rules = compact_rules(&status);
-        let shown: Vec<String> =
-            rules.iter().map(|r| format!("{:?}{:?}{:?}{:?}", r.resources, r.names, r.urls, r.verbs)).collect();
-        assert_eq!(
-            shown,
-            vec![
-                r#"["*"][][]["*"]"#,
-                r#"["pods"][][]["get", "list", "watch"]"#,
-                r#"["services"][][]["get", "list"]"#,
-                r#"[][]["/api"]["get"]"#,
-                r#"[][]["/healthz"]["get"]"#,
-                r#"["deployments/scale"]["a"][]["get"]"#,
-                r#"["deployments/scale"]["b"][]["get"]"#,
-            ]
-        );
-    }
 }

@@ -133,112 +133,16 @@ fn pdb(w: &mut W, p: &Value) {
     put!(w, 2, "Total:\t{}\n", n("expectedPods"));
 }
 
-/// One policy rule with the five lists kubectl's rule helpers work on.
-#[derive(Clone, Default)]
-struct Rule {
-    verbs: Vec<String>,
-    groups: Vec<String>,
-    resources: Vec<String>,
-    names: Vec<String>,
-    urls: Vec<String>,
-}
-
-impl Rule {
-    /// The generated `PolicyRule.String()`, which kubectl sorts rules by.
-    fn sort_key(&self) -> String {
-        let l = |v: &Vec<String>| format!("[{}]", v.join(" "));
-        format!(
-            "&PolicyRule{{Verbs:{},APIGroups:{},Resources:{},ResourceNames:{},NonResourceURLs:{},}}",
-            l(&self.verbs),
-            l(&self.groups),
-            l(&self.resources),
-            l(&self.names),
-            l(&self.urls)
-        )
-    }
-}
-
-/// `BreakdownRule`: one rule per group, resource, verb and resource name; one per URL and verb.
-fn breakdown(r: &Value) -> Vec<Rule> {
-    let list = |f: &str| -> Vec<String> { r[f].as_array().into_iter().flatten().map(s).collect() };
-    let (groups, resources, verbs, names, urls) =
-        (list("apiGroups"), list("resources"), list("verbs"), list("resourceNames"), list("nonResourceURLs"));
-    let mut out = Vec::new();
-    for g in &groups {
-        for res in &resources {
-            for v in &verbs {
-                let one = |names: Vec<String>| Rule {
-                    verbs: vec![v.clone()],
-                    groups: vec![g.clone()],
-                    resources: vec![res.clone()],
-                    names,
-                    urls: Vec::new(),
-                };
-                if names.is_empty() {
-                    out.push(one(Vec::new()));
-                } else {
-                    out.extend(names.iter().map(|n| one(vec![n.clone()])));
-                }
-            }
-        }
-    }
-    for u in &urls {
-        for v in &verbs {
-            out.push(Rule { verbs: vec![v.clone()], urls: vec![u.clone()], ..Default::default() });
-        }
-    }
-    out
-}
-
-/// `CompactRules`: single group/resource/name rules merged, their verbs appended in order.
-fn compact(rules: Vec<Rule>) -> Vec<Rule> {
-    let mut out: Vec<Rule> = Vec::new();
-    let mut simple: Vec<Rule> = Vec::new();
-    for r in rules {
-        let is_simple = r.names.len() <= 1 && r.urls.is_empty() && r.groups.len() == 1 && r.resources.len() == 1;
-        if !is_simple {
-            out.push(r);
-            continue;
-        }
-        match simple.iter_mut().find(|x| x.groups == r.groups && x.resources == r.resources && x.names == r.names) {
-            Some(existing) => existing.verbs.extend(r.verbs),
-            None => simple.push(r),
-        }
-    }
-    out.extend(simple);
-    out
-}
-
-/// `CombineResourceGroup`: `resource.group/subresource`.
-fn resource_group(resources: &[String], groups: &[String]) -> String {
-    let Some(first) = resources.first() else { return String::new() };
-    let (res, sub) = match first.split_once('/') {
-        Some((r, sub)) => (r, Some(sub)),
-        None => (first.as_str(), None),
-    };
-    let mut out = res.to_string();
-    if let Some(g) = groups.first().filter(|g| !g.is_empty()) {
-        out.push('.');
-        out.push_str(g);
-    }
-    if let Some(sub) = sub {
-        out.push('/');
-        out.push_str(sub);
-    }
-    out
-}
-
 /// The Role and ClusterRole describers: rules broken down, compacted and sorted.
 fn role(w: &mut W, r: &Value) {
-    let mut rules: Vec<Rule> = compact(r["rules"].as_array().into_iter().flatten().flat_map(breakdown).collect());
-    rules.sort_by_cached_key(Rule::sort_key);
+    let rules = crate::policy::rules(r["rules"].as_array().into_iter().flatten());
     name_and_meta(w, r);
     put!(w, 0, "PolicyRule:\n");
     put!(w, 1, "Resources\tNon-Resource URLs\tResource Names\tVerbs\n");
     put!(w, 1, "---------\t-----------------\t--------------\t-----\n");
-    let l = |v: &Vec<String>| format!("[{}]", v.join(" "));
     for x in &rules {
-        put!(w, 1, "{}\t{}\t{}\t{}\n", resource_group(&x.resources, &x.groups), l(&x.urls), l(&x.names), l(&x.verbs));
+        let [resource, urls, names, verbs] = x.cells();
+        put!(w, 1, "{resource}\t{urls}\t{names}\t{verbs}\n");
     }
 }
 
