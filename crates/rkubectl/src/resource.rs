@@ -125,6 +125,17 @@ pub fn list_all(
     query: &[(String, String)],
 ) -> Result<(Vec<Value>, String)> {
     let client = ctx.client()?;
+    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (mut items, rv) = list_pages(&client, &r.collection(ns), &query)?;
+    for item in &mut items {
+        fill_type(item, r);
+    }
+    Ok((items, rv))
+}
+
+/// Every item of the collection at `path`, following `continue` tokens 500 items a page as
+/// kubectl does, and the list's resourceVersion.
+pub fn list_pages(client: &crate::client::Client, path: &str, query: &[(&str, &str)]) -> Result<(Vec<Value>, String)> {
     let mut items = Vec::new();
     let mut cont = String::new();
     loop {
@@ -133,12 +144,8 @@ pub fn list_all(
         if !cont.is_empty() {
             q.push(format!("continue={}", enc(&cont)));
         }
-        let path = format!("{}?{}", r.collection(ns), q.join("&"));
-        let mut list = client.get(&path)?;
-        for mut item in list["items"].as_array_mut().map(std::mem::take).unwrap_or_default() {
-            fill_type(&mut item, r);
-            items.push(item);
-        }
+        let mut list = client.get(&format!("{path}?{}", q.join("&")))?;
+        items.extend(list["items"].as_array_mut().map(std::mem::take).unwrap_or_default());
         cont = list["metadata"]["continue"].as_str().unwrap_or("").to_string();
         if cont.is_empty() {
             let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();

@@ -16,7 +16,7 @@ use crate::client::Client;
 use crate::ctx::Ctx;
 use crate::discovery::ApiResource;
 use crate::error::{Error, Result};
-use crate::resource::{self, enc, name_of};
+use crate::resource::{self, name_of};
 use serde_json::Value;
 use text::{W, annotations, labels, put, s, since};
 
@@ -33,21 +33,7 @@ impl Api<'_> {
 
     /// Every item of a collection, following `continue` tokens in pages of 500 as kubectl does.
     pub fn list(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<Value>> {
-        let mut items = Vec::new();
-        let mut cont = String::new();
-        loop {
-            let mut q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-            q.push("limit=500".into());
-            if !cont.is_empty() {
-                q.push(format!("continue={}", enc(&cont)));
-            }
-            let page = self.client.get(&format!("{path}?{}", q.join("&")))?;
-            items.extend(page["items"].as_array().cloned().unwrap_or_default());
-            cont = page["metadata"]["continue"].as_str().unwrap_or("").to_string();
-            if cont.is_empty() {
-                return Ok(items);
-            }
-        }
+        crate::resource::list_pages(self.client, path, query).map(|(items, _)| items)
     }
 }
 
