@@ -133,6 +133,39 @@ pub fn list_all(
     Ok((items, rv))
 }
 
+/// The objects the command line names, fetched. A bare type (no name) lists every object of
+/// it (matching `selector`, if any) when `list_bare`, else it is kubectl's "no name" error.
+pub fn fetch(
+    ctx: &mut Ctx,
+    args: &[String],
+    list_bare: bool,
+    selector: Option<&str>,
+) -> Result<Vec<(ApiResource, Value)>> {
+    let targets = parse(ctx, args)?;
+    let client = ctx.client()?;
+    let ns = ctx.namespace()?;
+    let mut out = Vec::new();
+    for t in targets.items {
+        let ns = if t.resource.namespaced { ns.clone() } else { String::new() };
+        match t.name {
+            Some(name) => {
+                let mut obj = client.get(&t.resource.item(&ns, &name))?;
+                fill_type(&mut obj, &t.resource);
+                out.push((t.resource, obj));
+            }
+            None if list_bare => {
+                let query: Vec<(String, String)> =
+                    selector.map(|s| vec![("labelSelector".to_string(), s.to_string())]).unwrap_or_default();
+                let scope = t.resource.namespaced.then_some(ns.as_str());
+                let (items, _) = list_all(ctx, &t.resource, scope, &query)?;
+                out.extend(items.into_iter().map(|o| (t.resource.clone(), o)));
+            }
+            None => return Err(Error::usage("resource(s) were provided, but no name was specified")),
+        }
+    }
+    Ok(out)
+}
+
 /// Every item of the collection at `path`, following `continue` tokens 500 items a page as
 /// kubectl does, and the list's resourceVersion.
 pub fn list_pages(client: &crate::client::Client, path: &str, query: &[(&str, &str)]) -> Result<(Vec<Value>, String)> {

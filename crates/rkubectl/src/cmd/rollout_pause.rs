@@ -4,13 +4,12 @@
 use crate::cli::{OutputArgs, RolloutCommand};
 use crate::cmd::write::report_written;
 use crate::ctx::Ctx;
-use crate::discovery::ApiResource;
 use crate::error::{Error, Result};
 use crate::print::Format;
 use crate::resource::{self, enc, name_of};
 use clap::Args;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Arguments of `rollout pause` and `rollout resume`.
 #[derive(Debug, Clone, Args)]
@@ -41,41 +40,17 @@ pub fn run(ctx: &mut Ctx, cmd: RolloutCommand) -> Result<()> {
     }
 }
 
-/// The objects named (or, for a bare type, listed) on the command line.
-fn objects(ctx: &mut Ctx, args: &[String]) -> Result<Vec<(ApiResource, String, Value)>> {
-    let targets = resource::parse(ctx, args)?;
-    let client = ctx.client()?;
-    let ns = ctx.namespace()?;
-    let mut out = Vec::new();
-    for t in targets.items {
-        let ns = if t.resource.namespaced { ns.clone() } else { String::new() };
-        match t.name {
-            Some(name) => {
-                let obj = client.get(&t.resource.item(&ns, &name))?;
-                out.push((t.resource, name, obj));
-            }
-            None => {
-                // kubectl's builder accepts a bare type here and selects every object of it.
-                let scope = t.resource.namespaced.then_some(ns.as_str());
-                let (items, _) = resource::list_all(ctx, &t.resource, scope, &[])?;
-                for obj in items {
-                    out.push((t.resource.clone(), name_of(&obj).to_string(), obj));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn flip(ctx: &mut Ctx, a: PauseArgs, dir: Direction) -> Result<()> {
     let format = Format::parse(a.output.output.as_deref())?;
     if a.resources.is_empty() {
         return Err(Error::usage("required resource not specified"));
     }
-    let objs = objects(ctx, &a.resources)?;
+    // kubectl's builder accepts a bare type here and selects every object of it.
+    let objs = resource::fetch(ctx, &a.resources, true, None)?;
     let client = ctx.client()?;
     let mut errors = Vec::new();
-    for (r, name, obj) in objs {
+    for (r, obj) in objs {
+        let name = name_of(&obj).to_string();
         let is_deployment = r.group == "apps" && r.kind == "Deployment";
         let paused = obj["spec"]["paused"].as_bool().unwrap_or(false);
         let problem = match (is_deployment, dir, paused) {

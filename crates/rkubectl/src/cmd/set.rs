@@ -145,33 +145,6 @@ impl DryRun {
     }
 }
 
-/// Fetches the named objects, or lists a bare type with `--all` / `-l`.
-fn objects(ctx: &mut Ctx, args: &[String], all: bool, selector: Option<&str>) -> Result<Vec<(ApiResource, Value)>> {
-    let targets = resource::parse(ctx, args)?;
-    let client = ctx.client()?;
-    let ns = ctx.namespace()?;
-    let mut out = Vec::new();
-    for t in targets.items {
-        let ns = if t.resource.namespaced { ns.clone() } else { String::new() };
-        match t.name {
-            Some(name) => {
-                let mut obj = client.get(&t.resource.item(&ns, &name))?;
-                resource::fill_type(&mut obj, &t.resource);
-                out.push((t.resource, obj));
-            }
-            None if all || selector.is_some() => {
-                let query: Vec<(String, String)> =
-                    selector.map(|s| vec![("labelSelector".to_string(), s.to_string())]).unwrap_or_default();
-                let scope = t.resource.namespaced.then_some(ns.as_str());
-                let (items, _) = resource::list_all(ctx, &t.resource, scope, &query)?;
-                out.extend(items.into_iter().map(|o| (t.resource.clone(), o)));
-            }
-            None => return Err(Error::usage("resource(s) were provided, but no name was specified")),
-        }
-    }
-    Ok(out)
-}
-
 /// The pod spec inside an object of a kind kubectl can update, else kubectl's error text.
 fn pod_spec<'a>(obj: &'a mut Value, r: &ApiResource) -> std::result::Result<&'a mut Value, String> {
     let path: &[&str] = match (r.group.as_str(), r.kind.as_str()) {
@@ -494,7 +467,7 @@ fn env(ctx: &mut Ctx, a: SetEnvArgs) -> Result<()> {
             e["name"] = json!(format!("{}{n}", a.prefix));
         }
     }
-    let objs = objects(ctx, &res_args, a.all, a.selector.as_deref())?;
+    let objs = resource::fetch(ctx, &res_args, a.all || a.selector.is_some(), a.selector.as_deref())?;
     let mut errors = Vec::new();
     for (r, before) in objs {
         let mut after = before.clone();
@@ -611,7 +584,7 @@ fn is_quantity(s: &str) -> bool {
 fn resources(ctx: &mut Ctx, a: SetResourcesArgs) -> Result<()> {
     let dry = DryRun::parse(a.write.dry_run.as_deref())?;
     Format::parse(a.write.output.output.as_deref())?;
-    let objs = objects(ctx, &a.resources, a.all, a.selector.as_deref())?;
+    let objs = resource::fetch(ctx, &a.resources, a.all || a.selector.is_some(), a.selector.as_deref())?;
     if a.all && a.selector.is_some() {
         return Err(Error::usage("cannot set --all and --selector at the same time"));
     }
@@ -670,7 +643,7 @@ fn serviceaccount(ctx: &mut Ctx, a: SetServiceAccountArgs) -> Result<()> {
     let Some((sa, res_args)) = a.args.split_last() else {
         return Err(Error::usage("serviceaccount is required"));
     };
-    let objs = objects(ctx, res_args, a.all, None)?;
+    let objs = resource::fetch(ctx, res_args, a.all, None)?;
     let mut errors = Vec::new();
     for (r, before) in objs {
         let mut after = before.clone();
