@@ -9,22 +9,16 @@
 
 mod support;
 
-use rkube_testkit::apiserver::bin_dir;
 use rkube_testkit::images::{BUSYBOX_ARCHIVE, archive};
 use rkube_testkit::{KubeletNode, TestPki};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::rkubectl::rkubectl_binary;
 use support::{Env, Out};
 
 const NODE: &str = "rk-image-node";
-
-fn rkubectl_binary() -> PathBuf {
-    let p = bin_dir().join("rkubectl");
-    assert!(p.exists(), "{} does not exist: run `cargo build -p rkubectl` first", p.display());
-    p
-}
 
 struct Cluster {
     env: Env,
@@ -53,17 +47,8 @@ impl Cluster {
         self.node.containerd().ctr(&["images", "ls", "-q"]).expect("ctr images ls")
     }
 
-    fn wait(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n--- kubelet log ---\n{}\n--- API server log ---\n{}",
-                self.node.kubelet.log_tail(),
-                self.env.api.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    fn wait(&self, what: &str, limit: Duration, done: impl FnMut() -> bool) {
+        support::node::wait_on(&self.env, &self.node, what, limit, done);
     }
 }
 

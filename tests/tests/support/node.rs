@@ -8,6 +8,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Polls `done` until it holds, failing with `node`'s kubelet log and `env`'s API server log
+/// after `limit`.
+pub fn wait_on(env: &Env, node: &KubeletNode, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n--- kubelet log ---\n{}\n--- API server log ---\n{}",
+            node.kubelet.log_tail(),
+            env.api.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// etcd, the API server, the scheduler and one Ready node named `node_name`.
 pub struct NodeCluster {
     pub env: Env,
@@ -32,17 +47,8 @@ impl NodeCluster {
     }
 
     /// Polls `done` until it holds, failing with the kubelet's and API server's logs after `limit`.
-    pub fn wait(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n--- kubelet log ---\n{}\n--- API server log ---\n{}",
-                self.node.kubelet.log_tail(),
-                self.env.api.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    pub fn wait(&self, what: &str, limit: Duration, done: impl FnMut() -> bool) {
+        wait_on(&self.env, &self.node, what, limit, done);
     }
 
     /// Runs a client (`cmd`) with `input` written to its stdin, which then stays open for
