@@ -133,7 +133,10 @@ mod tests {
     fn the_example_config_file_loads() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/controller-manager.yaml");
         let c: Config = rkube_daemon::load_config_from(vec!["x".into(), "--config".into(), file.into()]).unwrap();
-        assert_eq!(c.api.kubeconfig.as_deref(), Some(std::path::Path::new("/var/lib/rkube/controller-manager.kubeconfig")));
+        assert_eq!(
+            c.api.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/var/lib/rkube/controller-manager.kubeconfig"))
+        );
         assert_eq!(c.leader_elect_resource_name, "kube-controller-manager");
     }
 }

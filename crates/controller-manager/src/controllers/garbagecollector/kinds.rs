@@ -17,7 +17,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rkube_client::{Client, ClientError, DeleteParams, Event, EventRecorder, EventType, PatchType};
+use rkube_client::{Client, ClientError, DeleteParams, Event, EventRecorder, EventType, ListParams, PatchType};
 use serde_json::Value;
 use std::any::TypeId;
 use std::marker::PhantomData;
@@ -49,6 +49,15 @@ pub trait Kind: Send + Sync {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<ObjectMeta>, ClientError>>;
+
+    /// Live metadata of every object of this kind in `namespace` ("" for all namespaces) that
+    /// names `uid` among its owners.
+    fn dependents_of<'a>(
+        &'a self,
+        client: &'a Client,
+        namespace: &'a str,
+        uid: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ObjectMeta>, ClientError>>;
 
     /// A JSON merge patch of the object.
     fn patch<'a>(
@@ -113,6 +122,24 @@ where
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<ObjectMeta>, ClientError>> {
         Box::pin(async move { Ok(api::<K>(client, namespace).get_opt(name).await?.map(|o| o.metadata().clone())) })
+    }
+
+    fn dependents_of<'a>(
+        &'a self,
+        client: &'a Client,
+        namespace: &'a str,
+        uid: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ObjectMeta>, ClientError>> {
+        Box::pin(async move {
+            let namespace = if self.info().namespaced { namespace } else { "" };
+            let list = api::<K>(client, namespace).list(&ListParams::default()).await?;
+            Ok(list
+                .items
+                .into_iter()
+                .map(|o| o.metadata().clone())
+                .filter(|m| m.owner_references.iter().flatten().any(|r| r.uid == uid))
+                .collect())
+        })
     }
 
     fn patch<'a>(

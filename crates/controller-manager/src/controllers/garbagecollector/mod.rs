@@ -28,6 +28,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// How many confirmed-absent owners are remembered before the memory is cleared.
 const ABSENT_OWNERS: usize = 4096;
 
+/// How soon a foreground deletion looks again when live lists show blocking dependents the
+/// informers have not delivered yet.
+const UNSEEN_DEPENDENTS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Deletes dependents of deleted owners and runs the deletion finalizers.
 pub struct GarbageCollector {
     ctx: Context,
@@ -94,7 +98,7 @@ impl Controller for GarbageCollector {
             // The foreground finalizer, if also present, is looked at once this one is gone.
             self.orphan_dependents(&node).await?;
         } else if node.foreground {
-            self.delete_dependents(&node).await?;
+            return self.delete_dependents(&node).await;
         } else if !node.deleting && !node.owners.is_empty() {
             self.attempt_to_delete(&node).await?;
         }
@@ -257,7 +261,7 @@ impl GarbageCollector {
 
     /// Foreground deletion of `owner`: queues its dependents (each is then deleted as a
     /// dependent of an owner waiting for it) and removes the finalizer once none blocks.
-    async fn delete_dependents(&self, owner: &Node) -> Result<(), Error> {
+    async fn delete_dependents(&self, owner: &Node) -> Result<Action, Error> {
         let dependents = self.graph().dependents(&owner.uid);
         let blocking = dependents.iter().filter(|d| d.blocks(&owner.uid)).count();
         for d in dependents.iter().filter(|d| !d.deleting) {
@@ -265,32 +269,59 @@ impl GarbageCollector {
         }
         if blocking > 0 {
             tracing::debug!(key = %owner.key, blocking, "waiting for dependents to be deleted");
-            return Ok(());
+            return Ok(Action::Done);
         }
-        self.remove_finalizer(owner, FOREGROUND).await
+        // The informers of other kinds may not have shown dependents created just before the
+        // owner's deletion yet: only live lists can say that none is left.
+        let unseen = self
+            .live_dependents(owner)
+            .await?
+            .iter()
+            .filter(|(_, d)| {
+                d.owner_references.iter().flatten().any(|r| r.uid == owner.uid && r.block_owner_deletion == Some(true))
+            })
+            .count();
+        if unseen > 0 {
+            tracing::debug!(key = %owner.key, unseen, "blocking dependents not cached yet");
+            return Ok(Action::RequeueAfter(UNSEEN_DEPENDENTS_RETRY));
+        }
+        self.remove_finalizer(owner, FOREGROUND).await?;
+        Ok(Action::Done)
     }
 
     /// Orphan deletion of `owner`: its dependents drop their reference to it, then the
-    /// finalizer goes.
+    /// finalizer goes. Dependents are listed live, so none the cache has not shown yet is
+    /// left with a reference that would get it collected.
     async fn orphan_dependents(&self, owner: &Node) -> Result<(), Error> {
-        let dependents = self.graph().dependents(&owner.uid);
-        for d in &dependents {
-            let kind = self.kind(d);
-            let Some(latest) = kind.get(&self.ctx.client, &d.namespace, &d.name).await? else { continue };
-            if latest.uid.as_deref() != Some(d.uid.as_str()) {
-                continue;
-            }
-            let references = latest.owner_references.clone().unwrap_or_default();
-            let kept: Vec<&OwnerReference> = references.iter().filter(|r| r.uid != owner.uid).collect();
-            if kept.len() == references.len() {
-                continue;
-            }
+        for (kind, d) in self.live_dependents(owner).await? {
+            let kind = self.kinds[kind].as_ref();
+            let (namespace, name) = (d.namespace.as_deref().unwrap_or_default(), d.name.as_deref().unwrap_or_default());
+            let kept: Vec<&OwnerReference> =
+                d.owner_references.iter().flatten().filter(|r| r.uid != owner.uid).collect();
             let kept = if kept.is_empty() { serde_json::Value::Null } else { json!(kept) };
-            let patch = json!({"metadata": {"resourceVersion": latest.resource_version, "ownerReferences": kept}});
-            ignore_not_found(kind.patch(&self.ctx.client, &d.namespace, &d.name, &patch).await)?;
-            tracing::info!(key = %d.key, owner = %owner.key, "orphaned dependent");
+            let patch = json!({"metadata": {"resourceVersion": d.resource_version, "ownerReferences": kept}});
+            ignore_not_found(kind.patch(&self.ctx.client, namespace, name, &patch).await)?;
+            tracing::info!(kind = kind.info().kind, namespace, name, owner = %owner.key, "orphaned dependent");
         }
         self.remove_finalizer(owner, ORPHAN).await
+    }
+
+    /// Every object that names `owner` among its owners, by kind index, read live: in the
+    /// owner's namespace, or in all of them for a cluster-scoped owner.
+    async fn live_dependents(&self, owner: &Node) -> Result<Vec<(usize, ObjectMeta)>, Error> {
+        // A namespaced owner can only have dependents in its own namespace.
+        let scoped = !owner.namespace.is_empty();
+        let lists = self.kinds.iter().enumerate().filter(|(_, k)| !scoped || k.info().namespaced).map(
+            |(index, k)| async move {
+                let found = k.dependents_of(&self.ctx.client, &owner.namespace, &owner.uid).await?;
+                Ok::<_, Error>(found.into_iter().map(move |m| (index, m)))
+            },
+        );
+        let mut all = Vec::new();
+        for found in futures::future::try_join_all(lists).await? {
+            all.extend(found);
+        }
+        Ok(all)
     }
 
     /// Removes `finalizer` from the live object of `node` (the API server finishes a deletion
