@@ -8,9 +8,11 @@ mod batch;
 mod cluster;
 mod columns;
 mod coreapi;
+pub mod custom;
 mod duration;
 mod events;
 mod fields;
+pub mod jsonpath;
 mod networking;
 mod pod;
 mod storage;
@@ -20,6 +22,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use columns::{Col, NAME, Printer};
+pub use custom::{CustomColumn, custom_columns, custom_table};
 
 /// Which object to embed in each row (query parameter includeObject).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -67,8 +70,16 @@ pub fn table(
     if let Some(order) = printer.order {
         ordered.sort_by(|a, b| order(a, b));
     }
-    let rows: Vec<Value> = ordered.into_iter().map(|obj| row(printer, obj, include, now)).collect();
+    let rows: Vec<Value> = ordered
+        .into_iter()
+        .map(|obj| row((printer.cells)(obj, now), (printer.conditions)(obj), obj, include))
+        .collect();
     let columns = if no_headers { Value::Null } else { Value::from(column_json(printer)) };
+    table_json(columns, rows, list_meta)
+}
+
+/// The Table envelope around column definitions (null with noHeaders) and rows.
+fn table_json(columns: Value, rows: Vec<Value>, list_meta: Value) -> Value {
     let metadata = if list_meta.is_null() { json!({}) } else { list_meta };
     json!({
         "kind": "Table",
@@ -88,10 +99,11 @@ fn column_json(printer: &Printer) -> Vec<Value> {
     printer.columns.iter().map(|c| c.to_json()).collect()
 }
 
-fn row(printer: &Printer, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
+/// One row: its cells, its conditions, and the object embedded as `include` asks.
+fn row(cells: Vec<Value>, conditions: Option<Value>, obj: &Value, include: IncludeObject) -> Value {
     let mut row = Map::new();
-    row.insert("cells".into(), Value::from((printer.cells)(obj, now)));
-    if let Some(conditions) = (printer.conditions)(obj) {
+    row.insert("cells".into(), Value::from(cells));
+    if let Some(conditions) = conditions {
         row.insert("conditions".into(), conditions);
     }
     let embedded = match include {

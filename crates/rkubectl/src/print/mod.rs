@@ -2,7 +2,7 @@
 //! JSONPath and custom columns.
 
 pub mod json;
-pub mod jsonpath;
+pub use rkube_printers::jsonpath;
 pub mod table;
 pub mod yaml;
 

@@ -325,13 +325,90 @@ fn render_nodes(nodes: &[Node], root: &Value, current: &Value, out: &mut String)
     }
 }
 
-/// How a selected value prints: strings raw, everything else as compact JSON.
+/// How a selected value prints: strings raw, floats as Go's `%v`, everything else as compact JSON.
 pub fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "null".into(),
-        Value::Number(n) if n.is_f64() => super::yaml::go_float(n.as_f64().unwrap_or(0.0)),
-        other => super::json::compact(other),
+        Value::Number(n) if n.is_f64() => go_float(n.as_f64().unwrap_or(0.0)),
+        other => compact(other),
+    }
+}
+
+/// A float as Go's `fmt` prints it with `%v`: the shortest digits that round-trip, in exponent
+/// form ("1e+06", "2.5e-05") when the decimal exponent is below -4 or at least 6.
+pub fn go_float(f: f64) -> String {
+    if !f.is_finite() {
+        // JSON has no NaN or infinities; Go would print these words.
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let sci = format!("{f:e}");
+    let Some((mantissa, exp)) = sci.split_once('e') else { return format!("{f}") };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if f != 0.0 && !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.unsigned_abs());
+    }
+    format!("{f}")
+}
+
+/// Compact JSON as Go's encoding/json writes it: object keys in byte order and `<`, `>`, `&`,
+/// U+2028 and U+2029 escaped.
+pub fn compact(v: &Value) -> String {
+    let mut out = String::new();
+    write_compact(v, &mut out);
+    out
+}
+
+fn write_compact(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(k, out);
+                out.push(':');
+                write_compact(&map[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_compact(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_string(s, out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    // serde_json's escapes never contain these characters, so replacing them afterwards is safe.
+    let quoted = Value::String(s.to_string()).to_string();
+    for c in quoted.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
     }
 }
 
@@ -498,5 +575,34 @@ mod tests {
         assert_eq!(t("{.missing}"), "");
         assert_eq!(t("n={.items[1].n}"), "n=2");
         assert!(Template::parse("{range .items[*]}").is_err());
+    }
+
+    #[test]
+    fn floats_print_as_go_percent_v() {
+        assert_eq!(go_float(2.5), "2.5");
+        assert_eq!(go_float(3.0), "3");
+        assert_eq!(go_float(-0.75), "-0.75");
+        assert_eq!(go_float(123456.0), "123456");
+        assert_eq!(go_float(1_000_000.0), "1e+06");
+        assert_eq!(go_float(2_500_000.5), "2.5000005e+06");
+        assert_eq!(go_float(0.0001), "0.0001");
+        assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(go_float(1e-300), "1e-300");
+        assert_eq!(go_float(0.0), "0");
+        assert_eq!(text_of(&json!(1.5)), "1.5");
+        assert_eq!(text_of(&json!(7)), "7");
+    }
+
+    #[test]
+    fn compact_is_go_json() {
+        assert_eq!(
+            compact(&json!({"b": 1, "a": [2, {"d": null, "c": true}]})),
+            "{\"a\":[2,{\"c\":true,\"d\":null}],\"b\":1}"
+        );
+        assert_eq!(
+            compact(&json!({"k<": "a&b>\u{2028}\n\"q\""})),
+            "{\"k\\u003c\":\"a\\u0026b\\u003e\\u2028\\n\\\"q\\\"\"}"
+        );
+        assert_eq!(text_of(&json!(["x", 1])), "[\"x\",1]");
     }
 }
