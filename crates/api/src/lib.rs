@@ -9,6 +9,7 @@ pub mod error;
 pub mod registry;
 pub mod schema;
 pub mod selector;
+pub mod structural;
 pub mod validation;
 
 pub use error::{ApiError, FieldError, Target};

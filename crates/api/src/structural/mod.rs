@@ -1,0 +1,178 @@
+//! Structural schemas of CustomResourceDefinitions (apiextensions.k8s.io/v1): parsing a version's
+//! `openAPIV3Schema`, rejecting schemas that are not structural in Kubernetes' sense, and the
+//! three things the API server does with one on every write of a custom object: prune unknown
+//! fields, apply defaults, validate.
+//!
+//! `x-kubernetes-validations` (CEL rules) are accepted in schemas but NOT evaluated.
+
+mod parse;
+mod prune;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::FieldError;
+
+/// A CRD version's openAPIV3Schema, checked and ready to prune, default and validate objects.
+#[derive(Debug, Clone)]
+pub struct Structural {
+    root: Node,
+}
+
+/// How server-side apply merges the node at a path: the `x-kubernetes-list-type`,
+/// `x-kubernetes-list-map-keys` and `x-kubernetes-map-type` extensions, as written in the schema
+/// (absent extensions are `None`/empty; Kubernetes' defaults are "atomic" lists and "granular" maps).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListInfo {
+    /// `x-kubernetes-list-type`: "atomic", "set" or "map".
+    pub list_type: Option<String>,
+    /// `x-kubernetes-list-map-keys`: the fields identifying an element of a "map" list.
+    pub list_map_keys: Vec<String>,
+    /// `x-kubernetes-map-type`: "granular" or "atomic".
+    pub map_type: Option<String>,
+}
+
+/// What `additionalProperties` says.
+#[derive(Debug, Clone)]
+enum Additional {
+    /// `true` or `false`.
+    Allowed(bool),
+    /// A schema every unlisted value must follow.
+    Schema(Box<Node>),
+}
+
+/// One schema node: the structural part plus its value validations.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    ty: Option<String>,
+    nullable: bool,
+    properties: BTreeMap<String, Node>,
+    additional: Option<Additional>,
+    items: Option<Box<Node>>,
+    default: Option<Value>,
+    preserve_unknown: bool,
+    embedded: bool,
+    int_or_string: bool,
+    list_type: Option<String>,
+    list_map_keys: Vec<String>,
+    map_type: Option<String>,
+    enum_values: Option<Vec<Value>>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    exclusive_minimum: bool,
+    exclusive_maximum: bool,
+    multiple_of: Option<f64>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    pattern: Option<(String, Regex)>,
+    format: Option<String>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    unique_items: bool,
+    min_properties: Option<u64>,
+    max_properties: Option<u64>,
+    required: Vec<String>,
+    all_of: Vec<Node>,
+    any_of: Vec<Node>,
+    one_of: Vec<Node>,
+    not: Option<Box<Node>>,
+}
+
+impl Node {
+    /// The schema values under `key` of an object follow, if any.
+    fn field(&self, key: &str) -> Option<&Node> {
+        match self.properties.get(key) {
+            Some(n) => Some(n),
+            None => match &self.additional {
+                Some(Additional::Schema(n)) => Some(n),
+                _ => None,
+            },
+        }
+    }
+
+    /// The node at a path of field names, "[]" addressing array items.
+    fn at(&self, path: &[&str]) -> Option<&Node> {
+        let mut node = self;
+        for seg in path {
+            node = if *seg == "[]" { node.items.as_deref()? } else { node.field(seg)? };
+        }
+        Some(node)
+    }
+}
+
+impl Structural {
+    /// Parses `schema` (the JSON of openAPIV3Schema). `path` is the field path of the schema in
+    /// the CRD, e.g. "spec.versions[0].schema.openAPIV3Schema", used in the returned errors.
+    /// Errors when the schema is not structural in Kubernetes' sense.
+    pub fn new(schema: &Value, path: &str) -> Result<Structural, Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let root = parse::parse(schema, path, &mut errs);
+        parse::check_structural(&root, path, &mut errs);
+        if errs.is_empty() {
+            Ok(Structural { root })
+        } else {
+            // Kubernetes sorts the violations so the message is stable across calls.
+            errs.sort_by(|a, b| (&a.field, &a.message).cmp(&(&b.field, &b.message)));
+            errs.dedup();
+            Err(errs)
+        }
+    }
+
+    /// Removes fields the schema does not know (honouring x-kubernetes-preserve-unknown-fields,
+    /// additionalProperties, x-kubernetes-embedded-resource); returns the removed fields' paths
+    /// as Kubernetes' "unknown field" warnings word them ("spec.foo", "spec.items[0].bar").
+    /// At the root, apiVersion, kind and metadata are always kept and metadata is not pruned.
+    pub fn prune(&self, obj: &mut Value) -> Vec<String> {
+        let mut pruned = Vec::new();
+        prune::prune(&self.root, obj, "", true, &mut pruned);
+        pruned
+    }
+
+    /// Applies `default`s (also inside array items and additionalProperties values), after
+    /// dropping nulls where the schema is not nullable, as Kubernetes does.
+    pub fn apply_defaults(&self, obj: &mut Value) {
+        prune::drop_nulls(&self.root, obj, true);
+        prune::default(&self.root, obj, true);
+    }
+
+    /// Validates `obj` (not its root metadata) against the schema; errors carry Kubernetes'
+    /// field paths and messages. CEL rules (`x-kubernetes-validations`) are not evaluated.
+    pub fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        validate::validate(&self.root, obj, "", true, &mut errs);
+        errs
+    }
+
+    /// The `type` of the schema at a field path (e.g. ["spec", "replicas"]; "[]" addresses
+    /// array items), for the scale subresource and printer columns.
+    pub fn type_at(&self, path: &[&str]) -> Option<&str> {
+        self.root.at(path)?.ty.as_deref()
+    }
+
+    /// The list/map extensions of the node at `path` (field names; array items addressed by
+    /// the element "[]"), for server-side apply; `None` when the path leads nowhere.
+    pub fn list_info(&self, path: &[&str]) -> Option<ListInfo> {
+        let node = self.root.at(path)?;
+        Some(ListInfo {
+            list_type: node.list_type.clone(),
+            list_map_keys: node.list_map_keys.clone(),
+            map_type: node.map_type.clone(),
+        })
+    }
+}
+
+/// `parent.key`, or `key` at the root.
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+/// `parent[i]`.
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
