@@ -245,11 +245,17 @@ fn is_date_time(s: &str) -> bool {
         (time, None)
     };
     if let Some(z) = zone {
-        let ok = match z.len() {
-            5 => z.as_bytes()[2] == b':' && digits(&z[..2], 2).is_some_and(|h| h < 24) && digits(&z[3..], 2).is_some(),
-            4 => digits(&z[..2], 2).is_some_and(|h| h < 24) && digits(&z[2..], 2).is_some(),
-            _ => false,
-        };
+        // ASCII first: the slicing below must not split a multi-byte character.
+        let ok = z.is_ascii()
+            && match z.len() {
+                5 => {
+                    z.as_bytes()[2] == b':'
+                        && digits(&z[..2], 2).is_some_and(|h| h < 24)
+                        && digits(&z[3..], 2).is_some()
+                }
+                4 => digits(&z[..2], 2).is_some_and(|h| h < 24) && digits(&z[2..], 2).is_some(),
+                _ => false,
+            };
         if !ok {
             return false;
         }
