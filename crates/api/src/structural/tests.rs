@@ -88,7 +88,11 @@ fn structural_allows_untyped_int_or_string_and_preserve_unknown() {
     assert!(check(&st, json!({"port": "http"})).is_empty());
     assert_eq!(
         check(&st, json!({"port": true})),
-        vec!["spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer,string: \"boolean\""]
+        vec![
+            "spec.port: Invalid value: \"\": \"spec.port\" must validate at least one schema (anyOf)",
+            "spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer,string: \"boolean\"",
+            "spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer: \"boolean\"",
+        ]
     );
 }
 
@@ -297,6 +301,13 @@ fn validate_enum_required_and_numbers() {
         ]
     );
     assert_eq!(
+        check(&st, json!({"size": 4, "mode": true})),
+        vec![
+            "spec.mode: Invalid value: \"boolean\": spec.mode in body must be of type string: \"boolean\"",
+            "spec.mode: Unsupported value: true: supported values: \"a\", \"b\"",
+        ]
+    );
+    assert_eq!(
         check(&st, json!({"size": 12})),
         vec!["spec.size: Invalid value: 12: spec.size in body should be less than or equal to 10"]
     );
@@ -401,12 +412,12 @@ fn validate_junctors_and_embedded_resources() {
     assert_eq!(
         check(&st, json!({"a": "yz", "b": 5, "c": 6, "d": "a", "t": {"kind": ""}})),
         vec![
-            "spec.a: Invalid value: \"yz\": \"spec.a\" must validate at least one schema (anyOf)",
+            "spec.a: Invalid value: \"\": \"spec.a\" must validate at least one schema (anyOf)",
             "spec.a: Invalid value: \"yz\": spec.a in body should match '^x'",
-            "spec.b: Invalid value: 5: \"spec.b\" must validate one and only one schema (oneOf)",
-            "spec.c: Invalid value: 6: \"spec.c\" must not validate the schema (not)",
+            "spec.b: Invalid value: \"\": \"spec.b\" must validate one and only one schema (oneOf)",
+            "spec.c: Invalid value: \"\": \"spec.c\" must not validate the schema (not)",
             "spec.d: Invalid value: \"a\": spec.d in body should be at least 2 chars long",
-            "spec.d: Invalid value: \"a\": \"spec.d\" must validate all the schemas (allOf)",
+            "spec.d: Invalid value: \"\": \"spec.d\" must validate all the schemas (allOf). None validated",
             "spec.t.apiVersion: Required value: must not be empty",
             "spec.t.kind: Required value: must not be empty",
         ]

@@ -21,16 +21,17 @@ pub(super) fn validate(node: &Node, v: &Value, path: &str, root: bool, errs: &mu
         }
         return;
     }
-    if let Some(t) = &node.ty {
-        if !type_matches(t, v) {
-            errs.push(type_error(path, t, type_name(v)));
-            return;
+    let type_error = match &node.ty {
+        Some(t) if !type_matches(t, v) => Some(type_error(path, t, type_name(v))),
+        None if node.int_or_string && !(v.is_string() || type_matches("integer", v)) => {
+            Some(type_error(path, "integer,string", type_name(v)))
         }
-    } else if node.int_or_string && !(v.is_string() || type_matches("integer", v)) {
-        errs.push(type_error(path, "integer,string", type_name(v)));
-        return;
-    }
+        _ => None,
+    };
+    let wrong_type = type_error.is_some();
+    errs.extend(type_error);
 
+    // Kubernetes reports enum violations even next to a type error.
     if let Some(values) = &node.enum_values
         && !values.iter().any(|e| json_eq(e, v))
     {
@@ -38,8 +39,9 @@ pub(super) fn validate(node: &Node, v: &Value, path: &str, root: bool, errs: &mu
         let refs: Vec<&str> = shown.iter().map(String::as_str).collect();
         errs.push(FieldError::not_supported(path, v, &refs));
     }
-
+    // The keywords of one type say nothing about a value of another; junctors still run.
     match v {
+        _ if wrong_type => {}
         Value::Number(n) => {
             if let Some(f) = n.as_f64() {
                 check_number(node, v, f, path, errs);
@@ -401,6 +403,12 @@ fn check_object(node: &Node, map: &Map<String, Value>, path: &str, root: bool, e
     }
 }
 
+/// A failed allOf/anyOf/oneOf/not. Kubernetes reports these with an empty value (and no field;
+/// the field is kept here because it is the only pointer to where the problem is).
+fn composite(path: &str, detail: String) -> FieldError {
+    FieldError::invalid(path, &json!(""), &detail)
+}
+
 fn check_junctors(node: &Node, v: &Value, path: &str, root: bool, errs: &mut Vec<FieldError>) {
     let n = name(path);
     let run = |s: &Node| {
@@ -408,21 +416,19 @@ fn check_junctors(node: &Node, v: &Value, path: &str, root: bool, errs: &mut Vec
         validate(s, v, path, root, &mut e);
         e
     };
-    let mut failing_all_of = false;
-    for s in &node.all_of {
-        let e = run(s);
-        if !e.is_empty() {
-            failing_all_of = true;
-            errs.extend(e);
+    if !node.all_of.is_empty() {
+        let results: Vec<Vec<FieldError>> = node.all_of.iter().map(run).collect();
+        let passing = results.iter().filter(|e| e.is_empty()).count();
+        if passing < results.len() {
+            let suffix = if passing == 0 { ". None validated" } else { "" };
+            errs.push(composite(path, format!("{n:?} must validate all the schemas (allOf){suffix}")));
+            errs.extend(results.into_iter().flatten());
         }
-    }
-    if failing_all_of {
-        errs.push(FieldError::invalid(path, v, &format!("{n:?} must validate all the schemas (allOf)")));
     }
     if !node.any_of.is_empty() {
         let results: Vec<Vec<FieldError>> = node.any_of.iter().map(run).collect();
         if results.iter().all(|e| !e.is_empty()) {
-            errs.push(FieldError::invalid(path, v, &format!("{n:?} must validate at least one schema (anyOf)")));
+            errs.push(composite(path, format!("{n:?} must validate at least one schema (anyOf)")));
             // Like kube-openapi, explain with the branch that came closest.
             if let Some(best) = results.into_iter().min_by_key(Vec::len) {
                 errs.extend(best);
@@ -433,7 +439,7 @@ fn check_junctors(node: &Node, v: &Value, path: &str, root: bool, errs: &mut Vec
         let results: Vec<Vec<FieldError>> = node.one_of.iter().map(run).collect();
         let passing = results.iter().filter(|e| e.is_empty()).count();
         if passing != 1 {
-            errs.push(FieldError::invalid(path, v, &format!("{n:?} must validate one and only one schema (oneOf)")));
+            errs.push(composite(path, format!("{n:?} must validate one and only one schema (oneOf)")));
             if passing == 0
                 && let Some(best) = results.into_iter().min_by_key(Vec::len)
             {
@@ -444,6 +450,6 @@ fn check_junctors(node: &Node, v: &Value, path: &str, root: bool, errs: &mut Vec
     if let Some(s) = &node.not
         && run(s).is_empty()
     {
-        errs.push(FieldError::invalid(path, v, &format!("{n:?} must not validate the schema (not)")));
+        errs.push(composite(path, format!("{n:?} must not validate the schema (not)")));
     }
 }
