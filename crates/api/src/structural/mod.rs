@@ -128,9 +128,11 @@ impl Structural {
     /// additionalProperties, x-kubernetes-embedded-resource); returns the removed fields' paths
     /// as Kubernetes' "unknown field" warnings word them ("spec.foo", "spec.items[0].bar").
     /// At the root, apiVersion, kind and metadata are always kept and metadata is not pruned.
+    /// The paths come sorted.
     pub fn prune(&self, obj: &mut Value) -> Vec<String> {
         let mut pruned = Vec::new();
         prune::prune(&self.root, obj, "", true, &mut pruned);
+        pruned.sort();
         pruned
     }
 

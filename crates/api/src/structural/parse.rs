@@ -288,7 +288,8 @@ fn check_extensions(n: &Node, path: &str, errs: &mut Vec<FieldError>) {
             "must be false if x-kubernetes-int-or-string is true",
         ));
     }
-    if !n.properties.is_empty() && n.additional.is_some() {
+    // `additionalProperties: true` next to properties is allowed (and means little).
+    if !n.properties.is_empty() && n.additional.as_ref().is_some_and(|a| !matches!(a, Additional::Allowed(true))) {
         errs.push(FieldError::forbidden(
             sub(path, "additionalProperties"),
             "additionalProperties and properties are mutual exclusive",

@@ -31,8 +31,14 @@ pub(super) fn prune(node: &Node, v: &mut Value, path: &str, resource: bool, prun
                             prune(a, fv, &p, a.embedded, pruned);
                         }
                     }
-                    Some(Additional::Allowed(true)) => {}
                     _ if node.preserve_unknown => {}
+                    // A boolean additionalProperties has no schema to follow: like Kubernetes, keep
+                    // scalar values but prune everything inside objects.
+                    Some(Additional::Allowed(_)) => {
+                        if let Some(fv) = map.get_mut(&k) {
+                            prune_all(fv, &p, pruned);
+                        }
+                    }
                     _ if resource && RESOURCE_FIELDS.contains(&k.as_str()) => {}
                     _ => {
                         map.remove(&k);
@@ -46,6 +52,22 @@ pub(super) fn prune(node: &Node, v: &mut Value, path: &str, resource: bool, prun
                 for (i, iv) in items.iter_mut().enumerate() {
                     prune(item, iv, &index(path, i), item.embedded, pruned);
                 }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Prunes `v` against no schema at all: every field of every object goes.
+fn prune_all(v: &mut Value, path: &str, pruned: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            pruned.extend(map.keys().map(|k| child(path, k)));
+            map.clear();
+        }
+        Value::Array(items) => {
+            for (i, iv) in items.iter_mut().enumerate() {
+                prune_all(iv, &index(path, i), pruned);
             }
         }
         _ => {}

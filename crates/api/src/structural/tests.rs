@@ -182,8 +182,7 @@ fn prune_drops_unknown_nested_fields_and_reports_paths() {
         "spec": {"known": {"x": "1", "y": 2}, "items": [{"name": "a", "bar": 1}, {"name": "b"}], "foo": true},
         "status": {},
     });
-    let mut pruned = st.prune(&mut obj);
-    pruned.sort();
+    let pruned = st.prune(&mut obj);
     assert_eq!(pruned, vec!["spec.foo", "spec.items[0].bar", "spec.known.y", "status"]);
     assert_eq!(
         obj,
@@ -211,13 +210,20 @@ fn prune_honours_preserve_unknown_additional_properties_and_embedded() {
         "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"image": "i", "x": 1}, "status": {}},
         "anything": {"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}},
     }});
-    let mut pruned = st.prune(&mut obj);
-    pruned.sort();
+    let pruned = st.prune(&mut obj);
     assert_eq!(pruned, vec!["spec.free.k.dropped", "spec.labels.a.w", "spec.template.spec.x", "spec.template.status"]);
     assert_eq!(obj["spec"]["free"]["unknown"], json!({"deep": 1}));
     assert_eq!(obj["spec"]["template"]["metadata"], json!({"name": "p", "labels": {"a": "b"}}));
     assert_eq!(obj["spec"]["template"]["kind"], "Pod");
     assert_eq!(obj["spec"]["anything"]["data"], json!({"a": "b"}));
+
+    // A boolean additionalProperties keeps scalars but has no schema for what is inside objects.
+    let st = spec(
+        json!({"loose": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": true}}),
+    );
+    let mut obj = json!({"spec": {"loose": {"a": "1", "b": 2, "c": {"d": 1}, "e": [{"f": 1}]}}});
+    assert_eq!(st.prune(&mut obj), vec!["spec.loose.c.d", "spec.loose.e[0].f"]);
+    assert_eq!(obj["spec"]["loose"], json!({"a": "1", "b": 2, "c": {}, "e": [{}]}));
 }
 
 #[test]
