@@ -7,6 +7,10 @@ use serde_json::{Map, Value, json};
 /// The resource whose version objects of `res` are stored in: the first registry entry
 /// with the same storage key (autoscaling/v2 before v1, core/v1 Events before events.k8s.io).
 pub fn storage_resource(res: &ResourceInfo) -> &'static ResourceInfo {
+    if res.custom {
+        // A custom resource whose definition just went away is its own storage version.
+        return crate::custom::version_of(res).map_or_else(|| crate::registry::intern(*res), |v| v.storage);
+    }
     crate::registry::RESOURCES
         .iter()
         .find(|r| r.storage == res.storage)
@@ -21,6 +25,10 @@ pub fn converts(res: &ResourceInfo) -> bool {
 
 /// Converts an object of `res` into its storage version.
 pub fn to_storage(res: &ResourceInfo, obj: &Value) -> Value {
+    if res.custom {
+        // Versions of a custom resource differ only in apiVersion (conversion strategy None).
+        return with_api_version(obj, &storage_resource(res).api_version());
+    }
     match (res.group, res.version, res.kind) {
         ("events.k8s.io", "v1", "Event") => event_to_core(obj),
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => hpa_v1_to_v2(obj),
@@ -30,11 +38,22 @@ pub fn to_storage(res: &ResourceInfo, obj: &Value) -> Value {
 
 /// Converts a stored object into the version of `res`.
 pub fn from_storage(res: &ResourceInfo, obj: &Value) -> Value {
+    if res.custom {
+        return with_api_version(obj, &res.api_version());
+    }
     match (res.group, res.version, res.kind) {
         ("events.k8s.io", "v1", "Event") => core_to_event(obj),
         ("autoscaling", "v1", "HorizontalPodAutoscaler") => hpa_v2_to_v1(obj),
         _ => obj.clone(),
     }
+}
+
+fn with_api_version(obj: &Value, api_version: &str) -> Value {
+    let mut out = obj.clone();
+    if let Some(m) = out.as_object_mut() {
+        m.insert("apiVersion".into(), json!(api_version));
+    }
+    out
 }
 
 /// Field-selector names of `res` as the stored version's index knows them.
@@ -112,7 +131,8 @@ fn put_annotation(obj: &mut Value, key: &str, v: &Value) {
 fn hpa_v1_to_v2(obj: &Value) -> Value {
     let mut out = obj.clone();
     out["apiVersion"] = json!("autoscaling/v2");
-    let mut metrics: Vec<Value> = take_annotation(&mut out, HPA_METRICS).and_then(|v| v.as_array().cloned()).unwrap_or_default();
+    let mut metrics: Vec<Value> =
+        take_annotation(&mut out, HPA_METRICS).and_then(|v| v.as_array().cloned()).unwrap_or_default();
     let behavior = take_annotation(&mut out, HPA_BEHAVIOR);
     let conditions = take_annotation(&mut out, HPA_CONDITIONS);
     let mut current: Vec<Value> =
@@ -130,7 +150,10 @@ fn hpa_v1_to_v2(obj: &Value) -> Value {
     }
     if let Some(status) = out.get_mut("status").and_then(Value::as_object_mut) {
         if let Some(cpu) = status.remove("currentCPUUtilizationPercentage") {
-            current.insert(0, json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}));
+            current.insert(
+                0,
+                json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": cpu}}}),
+            );
         }
         if !current.is_empty() {
             status.insert("currentMetrics".into(), json!(current));
@@ -163,7 +186,9 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
         let current = status.remove("currentMetrics").and_then(|m| m.as_array().cloned()).unwrap_or_default();
         let (cpu, others): (Vec<Value>, Vec<Value>) =
             current.into_iter().partition(|m| m["type"] == "Resource" && m["resource"]["name"] == "cpu");
-        if let Some(u) = cpu.first().map(|m| m["resource"]["current"]["averageUtilization"].clone()).filter(|u| !u.is_null()) {
+        if let Some(u) =
+            cpu.first().map(|m| m["resource"]["current"]["averageUtilization"].clone()).filter(|u| !u.is_null())
+        {
             status.insert("currentCPUUtilizationPercentage".into(), u);
         }
         if !others.is_empty() {

@@ -4,6 +4,7 @@
 
 pub mod conversion;
 pub mod cron;
+pub mod custom;
 pub mod duration;
 pub mod error;
 pub mod registry;

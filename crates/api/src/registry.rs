@@ -1,5 +1,8 @@
 //! The table of served resources: what Kubernetes calls the RESTMapper plus the bits of each
-//! resource's strategy that are data rather than code.
+//! resource's strategy that are data rather than code. Built-in resources are a static table;
+//! those CustomResourceDefinitions define are registered beside it at run time ([`set_custom`]).
+
+use std::sync::{Mutex, RwLock};
 
 /// One served resource in one group/version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +32,14 @@ pub struct ResourceInfo {
     /// Group and resource whose etcd keys hold this resource's objects (versions of one
     /// resource share storage).
     pub storage: (&'static str, &'static str),
+    /// Defined by a CustomResourceDefinition rather than built in.
+    pub custom: bool,
 }
 
 impl ResourceInfo {
     /// `apiVersion` as written in objects: "v1" or "apps/v1".
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// Kind of the list object, e.g. "PodList".
@@ -48,11 +49,7 @@ impl ResourceInfo {
 
     /// The group-qualified resource name used in error messages: "pods", "deployments.apps".
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.to_string()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.to_string() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     /// etcd key prefix of this resource (without namespace), ending in '/'.
@@ -100,6 +97,7 @@ impl ResourceInfo {
 }
 
 const ALL: &[&str] = &["all"];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
 const NONE: &[&str] = &[];
 
 const fn res(
@@ -124,6 +122,7 @@ const fn res(
         has_scale: false,
         tracks_generation: false,
         storage: (group, plural),
+        custom: false,
     }
 }
 
@@ -138,6 +137,10 @@ impl ResourceInfo {
     }
     const fn all(mut self) -> Self {
         self.categories = ALL;
+        self
+    }
+    const fn api_extensions(mut self) -> Self {
+        self.categories = API_EXTENSIONS;
         self
     }
     const fn generation(mut self) -> Self {
@@ -167,36 +170,39 @@ pub static RESOURCES: &[ResourceInfo] = &[
         .generation(),
     res("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"]),
     res("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, &["pv"]).status(),
-    res("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["pvc"])
-        .status(),
-    res("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"])
-        .status()
-        .scale()
-        .all()
-        .generation(),
-    res("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"])
-        .status()
-        .scale()
-        .all()
-        .generation(),
+    res("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, &["pvc"]).status(),
+    res("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"]).status().scale().all().generation(),
+    res("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"]).status().scale().all().generation(),
     res("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, &["ds"]).status().all().generation(),
-    res("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"])
-        .status()
-        .scale()
-        .all()
-        .generation(),
+    res("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, &["sts"]).status().scale().all().generation(),
     res("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, NONE),
     res("batch", "v1", "Job", "jobs", "job", true, NONE).status().all().generation(),
     res("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["cj"]).status().all().generation(),
     res("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["ing"]).status().generation(),
     res("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, NONE),
-    res("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"])
-        .status()
-        .all(),
-    res("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"])
-        .status()
-        .all()
-        .stored_as("autoscaling", "horizontalpodautoscalers"),
+    res(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+    )
+    .status()
+    .all(),
+    res(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        &["hpa"],
+    )
+    .status()
+    .all()
+    .stored_as("autoscaling", "horizontalpodautoscalers"),
     res("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE),
     res("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, NONE),
     res("events.k8s.io", "v1", "Event", "events", "event", true, &["ev"]).stored_as("", "events"),
@@ -204,28 +210,141 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, NONE),
     res("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, NONE),
     res("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, NONE),
-    res("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, NONE),
-    res("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", false, &["csr"])
-        .status(),
+    res(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+        NONE,
+    ),
+    res(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+    )
+    .status(),
     res("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, &["pdb"])
         .status()
         .generation(),
+    res(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        false,
+        &["crd", "crds"],
+    )
+    .status()
+    .api_extensions()
+    .generation(),
 ];
 
-/// Looks a resource up by group, version and plural name.
+/// The storage group of custom resources: their keys are
+/// `/registry/customresources/<group>/<plural>/...`, all under one prefix ([`CUSTOM_KEY_PREFIX`])
+/// so the watch cache covers resources defined after it started.
+pub const CUSTOM_STORAGE_GROUP: &str = "customresources";
+
+/// The etcd key prefix under which every custom resource's objects live.
+pub const CUSTOM_KEY_PREFIX: &str = "/registry/customresources/";
+
+/// The custom resources served now, in discovery order.
+static CUSTOM: RwLock<Vec<&'static ResourceInfo>> = RwLock::new(Vec::new());
+
+/// Every custom resource ever registered: entries are leaked once and reused when a definition
+/// is registered again, so the leak is bounded by the distinct definitions seen.
+static INTERNED: Mutex<Vec<&'static ResourceInfo>> = Mutex::new(Vec::new());
+
+/// Replaces the served custom resources (in discovery order: a group's preferred version first).
+pub fn set_custom(resources: Vec<ResourceInfo>) -> Vec<&'static ResourceInfo> {
+    let served: Vec<&'static ResourceInfo> = resources.into_iter().map(intern).collect();
+    *CUSTOM.write().unwrap_or_else(|e| e.into_inner()) = served.clone();
+    served
+}
+
+/// A `'static` copy of a custom resource's entry, leaked once per distinct entry.
+pub fn intern(info: ResourceInfo) -> &'static ResourceInfo {
+    let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+    match interned.iter().find(|i| ***i == info) {
+        Some(existing) => existing,
+        None => {
+            let leaked: &'static ResourceInfo = Box::leak(Box::new(info));
+            interned.push(leaked);
+            leaked
+        }
+    }
+}
+
+/// A `'static` list of strings (short names, categories), leaked once per distinct list.
+pub fn intern_strs(list: &[String]) -> &'static [&'static str] {
+    static LISTS: Mutex<Vec<&'static [&'static str]>> = Mutex::new(Vec::new());
+    let mut lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
+    match lists.iter().find(|l| l.iter().copied().eq(list.iter().map(String::as_str))) {
+        Some(existing) => existing,
+        None => {
+            let leaked: &'static [&'static str] =
+                Box::leak(list.iter().map(|s| intern_str(s)).collect::<Vec<_>>().into_boxed_slice());
+            lists.push(leaked);
+            leaked
+        }
+    }
+}
+
+/// Leaks a string for a custom resource's name fields, once per distinct value.
+pub fn intern_str(s: &str) -> &'static str {
+    static STRINGS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut strings = STRINGS.lock().unwrap_or_else(|e| e.into_inner());
+    match strings.iter().find(|i| **i == s) {
+        Some(existing) => existing,
+        None => {
+            let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+            strings.push(leaked);
+            leaked
+        }
+    }
+}
+
+/// The custom resources served now.
+pub fn custom() -> Vec<&'static ResourceInfo> {
+    CUSTOM.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Every served resource: the built-in ones, then the custom ones.
+pub fn served() -> Vec<&'static ResourceInfo> {
+    RESOURCES.iter().chain(custom()).collect()
+}
+
+/// Looks a resource (built-in or custom) up by group, version and plural name.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    let matches = |r: &&ResourceInfo| r.group == group && r.version == version && r.plural == plural;
+    RESOURCES.iter().find(matches).or_else(|| custom().into_iter().find(matches))
 }
 
-/// Looks a resource up by apiVersion and kind as written in an object.
+/// Looks a resource (built-in or custom) up by apiVersion and kind as written in an object.
 pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.kind == kind && r.api_version() == api_version)
+    let matches = |r: &&ResourceInfo| r.kind == kind && r.api_version() == api_version;
+    RESOURCES.iter().find(matches).or_else(|| custom().into_iter().find(matches))
 }
 
-/// Groups with their versions, preferred version first, in discovery order.
+/// Built-in groups with their versions, preferred version first, in discovery order.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    groups_of(RESOURCES.iter())
+}
+
+/// Every served group (custom ones after the built-in ones) with its versions.
+pub fn served_groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    groups_of(served().into_iter())
+}
+
+fn groups_of<'a>(resources: impl Iterator<Item = &'a ResourceInfo>) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES {
+    for r in resources {
         match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) => {
                 if !versions.contains(&r.version) {
@@ -238,10 +357,15 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     out
 }
 
-/// Resources served in one group/version.
+/// Built-in resources served in one group/version.
 pub fn in_group_version(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceInfo> {
     let (group, version) = (group.to_string(), version.to_string());
     RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+}
+
+/// Every resource (built-in or custom) served in one group/version.
+pub fn served_in_group_version(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+    served().into_iter().filter(|r| r.group == group && r.version == version).collect()
 }
 
 #[cfg(test)]

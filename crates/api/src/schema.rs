@@ -7,6 +7,7 @@ pub use defaults::set_default_toleration_seconds;
 
 use crate::{ApiError, ResourceInfo};
 use k8s_openapi::api;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -27,6 +28,9 @@ pub fn normalize(res: &ResourceInfo, obj: &Value) -> Result<Decoded, ApiError> {
     let Some(input) = obj.as_object() else {
         return Err(cannot_handle(res, &format!("json: cannot unmarshal {} into an object", json_type(obj))));
     };
+    if res.custom {
+        return normalize_custom(res, input);
+    }
     // The typed structs insist on their own apiVersion/kind and render them themselves; the
     // caller checks those, and they must come back exactly as sent, so keep them out of decoding.
     let mut body = input.clone();
@@ -55,9 +59,39 @@ pub fn normalize(res: &ResourceInfo, obj: &Value) -> Result<Decoded, ApiError> {
     Ok(Decoded { object, unknown_fields })
 }
 
+/// A custom object: its metadata decodes as ObjectMeta, the rest is pruned to its version's
+/// schema (what is removed counts as unknown fields).
+fn normalize_custom(res: &ResourceInfo, input: &Map<String, Value>) -> Result<Decoded, ApiError> {
+    let mut object = Value::Object(input.clone());
+    let mut unknown_fields = Vec::new();
+    if let Some(metadata) = input.get("metadata") {
+        let typed: ObjectMeta = serde_path_to_error::deserialize(metadata.clone()).map_err(|e| {
+            cannot_handle(res, &format!("json: cannot unmarshal field metadata.{}: {}", e.path(), e.inner()))
+        })?;
+        let canonical =
+            serde_json::to_value(&typed).map_err(|e| ApiError::Internal(format!("re-encoding metadata: {e}")))?;
+        find_unknown(metadata, &canonical, "metadata", &mut unknown_fields);
+        object["metadata"] = canonical;
+    }
+    if let Some(version) = crate::custom::version_of(res) {
+        unknown_fields.extend(version.schema.prune(&mut object));
+    }
+    Ok(Decoded { object, unknown_fields })
+}
+
 /// Fills in the defaults Kubernetes' defaulting functions (and the defaulting admission
-/// plugins) set for this kind. Idempotent, and never overwrites a value that is set.
+/// plugins) set for this kind, or a custom resource's schema holds. Idempotent, and never
+/// overwrites a value that is set.
 pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
+    if res.custom {
+        if let Some(version) = crate::custom::version_of(res) {
+            version.schema.apply_defaults(obj);
+        }
+        return;
+    }
+    if (res.group, res.kind) == (crate::custom::GROUP, "CustomResourceDefinition") {
+        crate::custom::apply_defaults(obj);
+    }
     defaults::apply(res, obj);
 }
 
@@ -130,11 +164,16 @@ fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiEr
         ("rbac.authorization.k8s.io", "v1", "Role") => roundtrip::<rbac::v1::Role>(res, body),
         ("rbac.authorization.k8s.io", "v1", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(res, body),
         ("rbac.authorization.k8s.io", "v1", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(res, body),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(res, body),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => {
+            roundtrip::<rbac::v1::ClusterRoleBinding>(res, body)
+        }
         ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
             roundtrip::<certificates::v1::CertificateSigningRequest>(res, body)
         }
         ("policy", "v1", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(res, body),
+        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => roundtrip::<
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        >(res, body),
         _ => Ok(None),
     }
 }
@@ -355,14 +394,26 @@ mod tests {
         let samples = [
             (res("", "v1", "Pod"), json!({"metadata": {"name": "p"}, "spec": tmpl["spec"].clone()})),
             (res("apps", "v1", "Deployment"), json!({"metadata": {"name": "d"}, "spec": {"template": tmpl.clone()}})),
-            (res("apps", "v1", "StatefulSet"), json!({"metadata": {"name": "s"}, "spec": {"template": tmpl.clone(),
-                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]}})),
+            (
+                res("apps", "v1", "StatefulSet"),
+                json!({"metadata": {"name": "s"}, "spec": {"template": tmpl.clone(),
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]}}),
+            ),
             (res("apps", "v1", "DaemonSet"), json!({"metadata": {"name": "d"}, "spec": {"template": tmpl.clone()}})),
-            (res("batch", "v1", "CronJob"), json!({"metadata": {"name": "c"}, "spec": {"schedule": "@hourly",
-                "jobTemplate": {"spec": {"template": tmpl.clone()}}}})),
-            (res("", "v1", "Service"), json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP",
-                "ports": [{"port": 80}]}})),
-            (res("autoscaling", "v2", "HorizontalPodAutoscaler"), json!({"metadata": {"name": "h"}, "spec": {"maxReplicas": 2}})),
+            (
+                res("batch", "v1", "CronJob"),
+                json!({"metadata": {"name": "c"}, "spec": {"schedule": "@hourly",
+                "jobTemplate": {"spec": {"template": tmpl.clone()}}}}),
+            ),
+            (
+                res("", "v1", "Service"),
+                json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP",
+                "ports": [{"port": 80}]}}),
+            ),
+            (
+                res("autoscaling", "v2", "HorizontalPodAutoscaler"),
+                json!({"metadata": {"name": "h"}, "spec": {"maxReplicas": 2}}),
+            ),
         ];
         for (r, obj) in samples {
             let mut v = normalize(r, &obj).unwrap().object;

@@ -53,6 +53,9 @@ pub fn validate_update(res: &ResourceInfo, obj: &Value, old: &Value) -> Vec<Fiel
         ("batch", "Job") => workloads::validate_job_update(obj, old, &mut errs),
         ("networking.k8s.io", "IngressClass") => network::validate_ingress_class_update(obj, old, &mut errs),
         ("certificates.k8s.io", "CertificateSigningRequest") => csr::validate_csr_update(obj, old, &mut errs),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            errs.extend(crate::custom::validate_scope_update(obj, old));
+        }
         _ => {}
     }
     errs
@@ -93,6 +96,12 @@ fn validate_kind(res: &ResourceInfo, obj: &Value, errs: &mut Errs) {
         ("events.k8s.io", "Event") => misc::validate_events_event(obj, errs),
         ("certificates.k8s.io", "CertificateSigningRequest") => csr::validate_csr(obj, errs),
         ("policy", "PodDisruptionBudget") => pdb::validate_pdb(obj, errs),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => errs.extend(crate::custom::validate(obj)),
+        _ if res.custom => {
+            if let Some(version) = crate::custom::version_of(res) {
+                errs.extend(version.schema.validate(obj));
+            }
+        }
         _ => {}
     }
 }

@@ -42,14 +42,18 @@ pub fn legacy_versions(server_address: &str) -> Value {
 }
 
 fn group_json(group: &str, versions: &[&str]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs[0]})
 }
 
 /// `/apis`.
 pub fn group_list() -> Value {
-    let mut groups: Vec<Value> =
-        registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, &vs)).collect();
+    let mut groups: Vec<Value> = registry::served_groups()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_json(g, &vs))
+        .collect();
     groups.push(group_json(crate::metrics::GROUP, &[crate::metrics::VERSION]));
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
@@ -57,7 +61,7 @@ pub fn group_list() -> Value {
 /// `/apis/{group}`, if the group is served.
 pub fn group(name: &str) -> Option<Value> {
     let metrics = (crate::metrics::GROUP, vec![crate::metrics::VERSION]);
-    let mut groups = registry::groups();
+    let mut groups = registry::served_groups();
     groups.push(metrics);
     groups.into_iter().find(|(g, _)| *g == name && !g.is_empty()).map(|(g, vs)| {
         let mut v = group_json(g, &vs);
@@ -71,7 +75,11 @@ const OBJECT_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "
 
 /// Verbs of a resource; Kubernetes offers no deletecollection on namespaces.
 fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
-    if r.kind == "Namespace" && r.group.is_empty() { &["create", "delete", "get", "list", "patch", "update", "watch"] } else { OBJECT_VERBS }
+    if r.kind == "Namespace" && r.group.is_empty() {
+        &["create", "delete", "get", "list", "patch", "update", "watch"]
+    } else {
+        OBJECT_VERBS
+    }
 }
 
 /// What a subresource answers with and which verbs it takes.
@@ -83,9 +91,17 @@ struct Subresource {
 
 fn subresource(r: &ResourceInfo, sub: &str) -> Subresource {
     match sub {
-        "scale" => Subresource { kind: "Scale", group_version: Some(("autoscaling", "v1")), verbs: &["get", "patch", "update"] },
+        "scale" => Subresource {
+            kind: "Scale",
+            group_version: Some(("autoscaling", "v1")),
+            verbs: &["get", "patch", "update"],
+        },
         "binding" => Subresource { kind: "Binding", group_version: None, verbs: &["create"] },
-        "token" => Subresource { kind: "TokenRequest", group_version: Some(("authentication.k8s.io", "v1")), verbs: &["create"] },
+        "token" => Subresource {
+            kind: "TokenRequest",
+            group_version: Some(("authentication.k8s.io", "v1")),
+            verbs: &["create"],
+        },
         "eviction" => Subresource { kind: "Eviction", group_version: Some(("policy", "v1")), verbs: &["create"] },
         "finalize" => Subresource { kind: r.kind, group_version: None, verbs: &["update"] },
         _ => Subresource { kind: r.kind, group_version: None, verbs: &["get", "patch", "update"] },
@@ -140,7 +156,7 @@ fn subresource_entry(r: &ResourceInfo, sub: &str) -> Value {
 
 /// `/api/v1` or `/apis/{group}/{version}`, if served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let resources: Vec<&ResourceInfo> = registry::in_group_version(group, version).collect();
+    let resources: Vec<&ResourceInfo> = registry::served_in_group_version(group, version);
     if resources.is_empty() {
         return None;
     }
@@ -200,18 +216,23 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
 /// Aggregated discovery for `/api` (legacy = true, the core group only) or `/apis` (every
 /// named group): one document with every group, version and resource.
 pub fn aggregated(legacy: bool) -> Value {
-    let mut items: Vec<Value> = registry::groups()
+    let mut items: Vec<Value> = registry::served_groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == legacy)
         .map(|(g, versions)| {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> = registry::in_group_version(g, v).map(aggregated_resource).collect();
+                    let resources: Vec<Value> =
+                        registry::served_in_group_version(g, v).into_iter().map(aggregated_resource).collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
-            let metadata = if g.is_empty() { json!({"creationTimestamp": null}) } else { json!({"name": g, "creationTimestamp": null}) };
+            let metadata = if g.is_empty() {
+                json!({"creationTimestamp": null})
+            } else {
+                json!({"name": g, "creationTimestamp": null})
+            };
             json!({"metadata": metadata, "versions": versions})
         })
         .collect();
@@ -228,7 +249,8 @@ mod tests {
     #[test]
     fn discovery_lists_what_is_served() {
         let core = resource_list("", "v1").unwrap();
-        let names: Vec<&str> = core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"pods") && names.contains(&"pods/status") && names.contains(&"pods/binding"));
         assert!(names.contains(&"replicationcontrollers/scale"));
         let apps = resource_list("apps", "v1").unwrap();
@@ -244,7 +266,9 @@ mod tests {
 
     #[test]
     fn aggregated_discovery_has_scopes_verbs_and_subresources() {
-        assert!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"));
+        assert!(wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
         assert!(!wants_aggregated("application/json, */*"));
         let core = aggregated(true);
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
@@ -256,7 +280,8 @@ mod tests {
         let scale = rc["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == "scale").unwrap();
         assert_eq!(scale["responseKind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
         let named = aggregated(false);
-        let autoscaling = named["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "autoscaling").unwrap();
+        let autoscaling =
+            named["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == "autoscaling").unwrap();
         assert_eq!(autoscaling["versions"][0]["version"], "v2");
     }
 }

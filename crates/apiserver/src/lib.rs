@@ -5,22 +5,23 @@
 pub mod access;
 pub mod codec;
 pub mod config;
+pub mod crds;
 pub mod csr;
 pub mod discovery;
-pub mod kubeletclient;
 pub mod encryption;
 pub mod error;
 pub mod eviction;
 pub mod grpc;
+pub mod kubeletclient;
 pub mod meta;
+pub mod metrics;
+pub mod mirror;
+pub mod namespace;
 pub mod negotiate;
 pub mod nodeproxy;
-pub mod namespace;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
-pub mod metrics;
-pub mod mirror;
 pub mod podproxy;
 pub mod requestinfo;
 pub mod rest;
@@ -98,7 +99,8 @@ impl Server {
             }
             out.push_str("# TYPE apiserver_request_duration_seconds_sum counter\n");
             for ((verb, code), (_, secs)) in m.iter() {
-                let _ = writeln!(out, "apiserver_request_duration_seconds_sum{{verb=\"{verb}\",code=\"{code}\"}} {secs}");
+                let _ =
+                    writeln!(out, "apiserver_request_duration_seconds_sum{{verb=\"{verb}\",code=\"{code}\"}} {secs}");
             }
         }
         out.push_str("# TYPE apiserver_watch_cache_objects gauge\n");
@@ -114,10 +116,19 @@ impl Server {
         for s in &stats {
             let _ = writeln!(out, "apiserver_watch_cache_window_bytes{{prefix=\"{}\"}} {}", s.prefix, s.window_bytes);
         }
-        let _ = writeln!(out, "# TYPE apiserver_watch_cache_revision gauge\napiserver_watch_cache_revision {}", self.registry.cache.revision());
+        let _ = writeln!(
+            out,
+            "# TYPE apiserver_watch_cache_revision gauge\napiserver_watch_cache_revision {}",
+            self.registry.cache.revision()
+        );
         if let Some(db) = *self.db_status.borrow() {
-            let _ = writeln!(out, "# TYPE etcd_db_total_size_in_bytes gauge\netcd_db_total_size_in_bytes {}", db.db_size);
-            let _ = writeln!(out, "# TYPE etcd_db_total_size_in_use_in_bytes gauge\netcd_db_total_size_in_use_in_bytes {}", db.db_size_in_use);
+            let _ =
+                writeln!(out, "# TYPE etcd_db_total_size_in_bytes gauge\netcd_db_total_size_in_bytes {}", db.db_size);
+            let _ = writeln!(
+                out,
+                "# TYPE etcd_db_total_size_in_use_in_bytes gauge\netcd_db_total_size_in_use_in_bytes {}",
+                db.db_size_in_use
+            );
         }
         out
     }
@@ -237,6 +248,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             specs.push(ResourceSpec { prefix, index: index_fields });
         }
     }
+    // Every custom resource lives under one prefix, so resources defined later are cached too.
+    specs.push(ResourceSpec {
+        prefix: registry::CUSTOM_KEY_PREFIX.replacen("/registry/", &root, 1),
+        index: index_fields,
+    });
     let limits = CacheLimits { window_bytes: config.watch_cache_window_bytes, ..CacheLimits::default() };
     let cache = WatchCache::start(store.clone(), &root, specs, limits).await?;
     if !config.etcd_compaction_interval.is_zero() {
@@ -264,6 +280,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         bootstrap_rbac(&registry).await;
     }
     namespace::spawn(registry.clone(), ns_rx, token.clone());
+    // Custom resources are served before the first request, so none gets a 404 after a restart.
+    crds::reconcile(&registry).await;
+    crds::spawn(registry.clone(), token.clone());
 
     let addr = format!("{}:{}", config.bind_address, config.secure_port);
     let tls = config.tls.acceptor()?;

@@ -75,7 +75,7 @@ async fn drain(registry: &Registry, ns: &str) -> Result<bool, ApiError> {
     registry.cache.consistent_revision().await.map_err(|e| crate::error::storage_error(namespaces(), ns, e))?;
     let mut remaining = 0usize;
     let mut seen_storage = HashSet::new();
-    for res in registry::RESOURCES.iter().filter(|r| r.namespaced) {
+    for res in registry::served().into_iter().filter(|r| r.namespaced) {
         if !seen_storage.insert(res.key_prefix()) {
             continue;
         }

@@ -60,7 +60,9 @@ pub fn output(accept: &str, include_object: &str) -> Result<Output, ApiError> {
             _ => {}
         }
     }
-    Err(ApiError::NotAcceptable(format!("only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept})")))
+    Err(ApiError::NotAcceptable(format!(
+        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept})"
+    )))
 }
 
 /// A rendered body and its Content-Type.
@@ -76,7 +78,8 @@ fn json_body(v: &Value) -> Rendered {
 }
 
 fn protobuf_body(v: &Value) -> Result<Rendered, ApiError> {
-    let bytes = rkube_kubeproto::encode_with(v, rkube_kubeproto::EncodeOptions { drop_unknown_fields: true }).map_err(|e| ApiError::Internal(format!("encoding the response as protobuf: {e}")))?;
+    let bytes = rkube_kubeproto::encode_with(v, rkube_kubeproto::EncodeOptions { drop_unknown_fields: true })
+        .map_err(|e| ApiError::Internal(format!("encoding the response as protobuf: {e}")))?;
     Ok(Rendered { content_type: rkube_kubeproto::MEDIA_TYPE, body: Bytes::from(bytes) })
 }
 
@@ -85,7 +88,19 @@ fn partial_metadata(version: &str, obj: &Value) -> Value {
 }
 
 fn table(res: &ResourceInfo, version: &str, include: IncludeObject, objects: &[Value], list_meta: Value) -> Value {
-    let mut t = rkube_printers::table(res.group, res.kind, objects, list_meta, include, false, jiff::Timestamp::now());
+    let now = jiff::Timestamp::now();
+    let mut t = match rkube_api::custom::version_of(res) {
+        Some(custom) => {
+            // A column the table cannot use falls back to the default Age column, with a log line
+            // (Kubernetes also keeps serving the table rather than failing the request).
+            let columns = rkube_printers::CustomColumn::from_crd(Some(&custom.columns)).unwrap_or_else(|e| {
+                tracing::warn!(crd = %custom.definition, error = %e, "unusable additionalPrinterColumns");
+                rkube_printers::CustomColumn::from_crd(None).unwrap_or_default()
+            });
+            rkube_printers::custom_table(&columns, objects, list_meta, include, false, now)
+        }
+        None => rkube_printers::table(res.group, res.kind, objects, list_meta, include, false, now),
+    };
     t["apiVersion"] = json!(format!("meta.k8s.io/{version}"));
     t
 }
@@ -96,11 +111,18 @@ pub fn object(out: Output, res: &ResourceInfo, obj: &Value) -> Result<Rendered, 
     let is_own_kind = obj.get("kind").and_then(Value::as_str) == Some(res.kind);
     Ok(match out {
         Output::Json => json_body(obj),
-        Output::Protobuf if rkube_kubeproto::supports(obj["apiVersion"].as_str().unwrap_or(""), obj["kind"].as_str().unwrap_or("")) => {
+        Output::Protobuf
+            if rkube_kubeproto::supports(
+                obj["apiVersion"].as_str().unwrap_or(""),
+                obj["kind"].as_str().unwrap_or(""),
+            ) =>
+        {
             protobuf_body(obj)?
         }
         Output::Protobuf => json_body(obj),
-        Output::Table { version, include } if is_own_kind => json_body(&table(res, version, include, std::slice::from_ref(obj), json!({}))),
+        Output::Table { version, include } if is_own_kind => {
+            json_body(&table(res, version, include, std::slice::from_ref(obj), json!({})))
+        }
         Output::Metadata { version } if is_own_kind => json_body(&partial_metadata(version, obj)),
         Output::Table { .. } | Output::Metadata { .. } => json_body(obj),
     })
@@ -122,7 +144,9 @@ pub fn list(out: Output, res: &ResourceInfo, body: Bytes) -> Result<Rendered, Ap
         Output::Metadata { version } => {
             let list = parse()?;
             let items: Vec<Value> = items(&list).iter().map(|o| partial_metadata(version, o)).collect();
-            json_body(&json!({"kind": "PartialObjectMetadataList", "apiVersion": format!("meta.k8s.io/{version}"), "metadata": list["metadata"], "items": items}))
+            json_body(
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": format!("meta.k8s.io/{version}"), "metadata": list["metadata"], "items": items}),
+            )
         }
     })
 }
@@ -144,17 +168,24 @@ pub fn watch_frame(out: Output, res: &ResourceInfo, ev: &WatchEvent) -> Bytes {
             // ERROR events carry a Status, which is never converted.
             let converted = match out {
                 _ if ev.kind == "ERROR" => obj,
-                Output::Table { version, include } => table(res, version, include, std::slice::from_ref(&obj), json!({})),
+                Output::Table { version, include } => {
+                    table(res, version, include, std::slice::from_ref(&obj), json!({}))
+                }
                 Output::Metadata { version } => partial_metadata(version, &obj),
                 _ => obj,
             };
             if out == Output::Protobuf {
-                match rkube_kubeproto::encode_watch_event_with(ev.kind, &converted, rkube_kubeproto::EncodeOptions { drop_unknown_fields: true }) {
+                match rkube_kubeproto::encode_watch_event_with(
+                    ev.kind,
+                    &converted,
+                    rkube_kubeproto::EncodeOptions { drop_unknown_fields: true },
+                ) {
                     Ok(frame) => return Bytes::from(frame),
                     Err(e) => tracing::warn!(error = %e, "watch event not encodable as protobuf"),
                 }
             }
-            WatchEvent { kind: ev.kind, object: Bytes::from(serde_json::to_vec(&converted).unwrap_or_default()) }.to_json_line()
+            WatchEvent { kind: ev.kind, object: Bytes::from(serde_json::to_vec(&converted).unwrap_or_default()) }
+                .to_json_line()
         }
     }
 }
@@ -169,7 +200,10 @@ mod tests {
         assert_eq!(output("application/json, */*", "").unwrap(), Output::Json);
         assert_eq!(output("application/vnd.kubernetes.protobuf, */*", "").unwrap(), Output::Protobuf);
         let kubectl_get = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(output(kubectl_get, "Object").unwrap(), Output::Table { version: "v1", include: IncludeObject::Object });
+        assert_eq!(
+            output(kubectl_get, "Object").unwrap(),
+            Output::Table { version: "v1", include: IncludeObject::Object }
+        );
         assert_eq!(
             output("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", "").unwrap(),
             Output::Metadata { version: "v1" }

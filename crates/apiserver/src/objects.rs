@@ -6,8 +6,10 @@ use crate::error::storage_error;
 use crate::meta::{self, meta_mut, meta_str, name_of};
 use crate::strategy;
 use bytes::Bytes;
-use rkube_api::{ApiError, FieldError, FieldSelector, LabelSelector, ResourceInfo, conversion, registry, schema, validation};
-use rkube_storage::{CachedObject, Store, StorageError, WatchCache};
+use rkube_api::{
+    ApiError, FieldError, FieldSelector, LabelSelector, ResourceInfo, conversion, registry, schema, validation,
+};
+use rkube_storage::{CachedObject, StorageError, Store, WatchCache};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,7 +213,8 @@ fn is_service(res: &ResourceInfo) -> bool {
     res.group.is_empty() && res.kind == "Service"
 }
 
-const CONFLICT_DETAIL: &str = "the object has been modified; please apply your changes to the latest version and try again";
+const CONFLICT_DETAIL: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";
 
 /// Builds the JSON of a list from already-encoded items without decoding them again.
 pub fn list_body(res: &ResourceInfo, revision: i64, continue_token: Option<&str>, items: &[Bytes]) -> Bytes {
@@ -249,7 +252,8 @@ fn encode_continue(revision: i64, last_key: &str) -> String {
 fn decode_continue(token: &str, prefix: &str) -> Result<(i64, String), ApiError> {
     use base64::Engine;
     let bad = || ApiError::BadRequest(format!("continue key is not valid: {token:?}"));
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let raw =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(bad)?;
     let start = v["start"].as_str().ok_or_else(bad)?.to_string();
@@ -268,7 +272,12 @@ fn expired_continue() -> ApiError {
 
 impl Registry {
     /// Reads a key from etcd and decodes it in the version of `res`; 404 when absent.
-    async fn load(&self, res: &ResourceInfo, key: &str, name: &str) -> Result<(rkube_storage::KeyValue, Value), ApiError> {
+    async fn load(
+        &self,
+        res: &ResourceInfo,
+        key: &str,
+        name: &str,
+    ) -> Result<(rkube_storage::KeyValue, Value), ApiError> {
         let kv = self.store.get(key).await.map_err(|e| storage_error(res, name, e))?;
         let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
         let obj = conversion::from_storage(res, &meta::decode_stored(&kv.value, kv.mod_revision)?);
@@ -280,12 +289,22 @@ impl Registry {
     fn cached(&self, res: &ResourceInfo, key: &str) -> Option<(rkube_storage::KeyValue, Value)> {
         let cached = self.cache.get(key)?;
         let stored = meta::decode_stored(&cached.bytes, cached.revision).ok()?;
-        let kv = rkube_storage::KeyValue { key: key.to_string(), value: cached.bytes.clone(), mod_revision: cached.revision, create_revision: 0 };
+        let kv = rkube_storage::KeyValue {
+            key: key.to_string(),
+            value: cached.bytes.clone(),
+            mod_revision: cached.revision,
+            create_revision: 0,
+        };
         Some((kv, conversion::from_storage(res, &stored)))
     }
 
     /// Reads one object from etcd (a linearizable read).
-    pub async fn get(&self, res: &'static ResourceInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub async fn get(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         Ok(self.load(res, &res.key(namespace, name), name).await?.1)
     }
 
@@ -303,7 +322,12 @@ impl Registry {
 
     /// Lists a collection, from the watch cache or, for continuations and exact old
     /// revisions, from etcd at the revision of the first page.
-    pub async fn list(&self, res: &'static ResourceInfo, namespace: Option<&str>, opts: &ListOptions) -> Result<Bytes, ApiError> {
+    pub async fn list(
+        &self,
+        res: &'static ResourceInfo,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Bytes, ApiError> {
         let filter = Filter::parse(res, opts)?;
         let prefix = res.namespace_prefix(namespace);
         let limit = usize::try_from(opts.limit.max(0)).unwrap_or(0);
@@ -315,10 +339,14 @@ impl Registry {
         match (opts.resource_version_match.as_str(), requested) {
             ("Exact", Some(rv)) if rv > 0 => return self.list_from_etcd(res, &prefix, &filter, rv, None, limit).await,
             ("Exact", _) => {
-                return Err(ApiError::BadRequest("resourceVersionMatch=Exact requires a non-zero resourceVersion".into()));
+                return Err(ApiError::BadRequest(
+                    "resourceVersionMatch=Exact requires a non-zero resourceVersion".into(),
+                ));
             }
             ("NotOlderThan", None) => {
-                return Err(ApiError::BadRequest("resourceVersionMatch=NotOlderThan requires a resourceVersion".into()));
+                return Err(ApiError::BadRequest(
+                    "resourceVersionMatch=NotOlderThan requires a resourceVersion".into(),
+                ));
             }
             ("" | "NotOlderThan", _) => {}
             (other, _) => return Err(ApiError::BadRequest(format!("unsupported resourceVersionMatch {other:?}"))),
@@ -348,7 +376,11 @@ impl Registry {
             return Ok(());
         }
         self.cache.wait_for_revision(rv, Duration::from_secs(3)).await.map_err(|_| {
-            ApiError::Timeout(format!("Too large resource version: {rv}, current: {} (for {})", self.cache.revision(), res.plural))
+            ApiError::Timeout(format!(
+                "Too large resource version: {rv}, current: {} (for {})",
+                self.cache.revision(),
+                res.plural
+            ))
         })
     }
 
@@ -381,17 +413,20 @@ impl Registry {
                     fields: rkube_api::selector::field_values(conversion::storage_resource(res), &obj),
                 };
                 if filter.matches(&cached) {
-                    items.push(Bytes::from(serde_json::to_vec(&conversion::from_storage(res, &obj)).unwrap_or_default()));
+                    items.push(Bytes::from(
+                        serde_json::to_vec(&conversion::from_storage(res, &obj)).unwrap_or_default(),
+                    ));
                     if limit > 0 && items.len() == limit {
                         break;
                     }
                 }
             }
             let full = limit > 0 && items.len() == limit;
-            let token = match (&last, page.more || (full && last.as_deref() != page.items.last().map(|kv| kv.key.as_str()))) {
-                (Some(k), true) => Some(encode_continue(revision, k)),
-                _ => None,
-            };
+            let token =
+                match (&last, page.more || (full && last.as_deref() != page.items.last().map(|kv| kv.key.as_str()))) {
+                    (Some(k), true) => Some(encode_continue(revision, k)),
+                    _ => None,
+                };
             if full || !page.more || last.is_none() {
                 return Ok(list_body(res, revision, token.as_deref(), &items));
             }
@@ -436,11 +471,20 @@ impl Registry {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
+        if rkube_api::custom::version_of(res).is_some_and(|v| v.terminating) {
+            return Err(ApiError::MethodNotAllowed(
+                "create not allowed while custom resource definition is terminating".into(),
+            ));
+        }
         let (mut obj, warnings) = decode_body(res, body, opts.field_validation)?;
         check_namespace_field(res, &mut obj, namespace)?;
         let generate = meta_str(&obj, "generateName").map(String::from);
         if meta_str(&obj, "name").is_none() && generate.is_none() {
-            return Err(ApiError::invalid(res, "", vec![FieldError::required("metadata.name", "name or generateName is required")]));
+            return Err(ApiError::invalid(
+                res,
+                "",
+                vec![FieldError::required("metadata.name", "name or generateName is required")],
+            ));
         }
         {
             let m = meta_mut(&mut obj);
@@ -579,7 +623,11 @@ impl Registry {
                 }
                 Err(StorageError::Conflict { .. }) if precondition.is_none() || guessed => continue,
                 Err(StorageError::Conflict { .. }) => {
-                    return Err(ApiError::Conflict { resource: res.qualified(), name: name.into(), detail: CONFLICT_DETAIL.into() });
+                    return Err(ApiError::Conflict {
+                        resource: res.qualified(),
+                        name: name.into(),
+                        detail: CONFLICT_DETAIL.into(),
+                    });
                 }
                 Err(e) => return Err(storage_error(res, name, e)),
             }
@@ -604,14 +652,21 @@ impl Registry {
         if new["kind"].as_str() != Some(res.kind) || new["apiVersion"].as_str() != Some(res.api_version().as_str()) {
             return Err(ApiError::BadRequest(format!(
                 "the API version ({}) and kind ({}) of the object may not change from {} {}",
-                new["apiVersion"], new["kind"], res.api_version(), res.kind
+                new["apiVersion"],
+                new["kind"],
+                res.api_version(),
+                res.kind
             )));
         }
         let precondition = meta::parse_resource_version(meta_str(&new, "resourceVersion").unwrap_or(""))?;
         if let Some(rv) = precondition
             && rv != kv.mod_revision
         {
-            return Err(ApiError::Conflict { resource: res.qualified(), name: name.into(), detail: CONFLICT_DETAIL.into() });
+            return Err(ApiError::Conflict {
+                resource: res.qualified(),
+                name: name.into(),
+                detail: CONFLICT_DETAIL.into(),
+            });
         }
         strategy::prepare_for_update(res, &mut new, old, part);
         // Normalize again: patches may introduce unknown fields or wrong types.
@@ -656,7 +711,7 @@ impl Registry {
         let outcome = self
             .write(res, namespace, name, Part::Scale, opts, move |old| {
                 let mut new = old.clone();
-                new["spec"]["replicas"] = json!(replicas);
+                set_spec_replicas(res, &mut new, json!(replicas));
                 let m = meta_mut(&mut new);
                 match &rv {
                     Some(rv) => m.insert("resourceVersion".into(), rv.clone()),
@@ -681,6 +736,12 @@ impl Registry {
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
         let kind = crate::patch::PatchKind::from_content_type(patch_type)?;
+        if res.custom && kind == crate::patch::PatchKind::Strategic {
+            // Custom resources have no patch strategies, so Kubernetes refuses this type for them.
+            return Err(ApiError::UnsupportedMediaType(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+            ));
+        }
         if kind == crate::patch::PatchKind::Apply {
             return self.apply(res, namespace, name, patch, part, opts).await;
         }
@@ -692,7 +753,7 @@ impl Registry {
                 if part == Part::Scale {
                     let replicas = patched.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
                     let mut new = old.clone();
-                    new["spec"]["replicas"] = replicas;
+                    set_spec_replicas(res, &mut new, replicas);
                     patched = new;
                 }
                 // A patch is based on the object it was applied to, unless it names a version.
@@ -720,10 +781,14 @@ impl Registry {
         opts: &WriteOptions,
     ) -> Result<Outcome, ApiError> {
         if part == Part::Scale {
-            return Err(ApiError::UnsupportedMediaType("server-side apply to the scale subresource is not supported".into()));
+            return Err(ApiError::UnsupportedMediaType(
+                "server-side apply to the scale subresource is not supported".into(),
+            ));
         }
         let mut config = crate::codec::decode_patch(body)?;
-        if config["kind"].as_str() != Some(res.kind) || config["apiVersion"].as_str() != Some(res.api_version().as_str()) {
+        if config["kind"].as_str() != Some(res.kind)
+            || config["apiVersion"].as_str() != Some(res.api_version().as_str())
+        {
             return Err(ApiError::BadRequest(format!(
                 "the applied configuration must have apiVersion {} and kind {} (got {} {})",
                 res.api_version(),
@@ -745,9 +810,10 @@ impl Registry {
         let names_version = config.pointer("/metadata/resourceVersion").is_some();
         let merged = self
             .write(res, namespace, name, part, &applied_opts, |old| {
-                let mut new = rkube_fieldmanager::apply(Some(old), &config, &manager, opts.force, jiff::Timestamp::now())
-                    .map_err(|e| crate::error::field_manager_error(res, name, e))?
-                    .object;
+                let mut new =
+                    rkube_fieldmanager::apply(Some(old), &config, &manager, opts.force, jiff::Timestamp::now())
+                        .map_err(|e| crate::error::field_manager_error(res, name, e))?
+                        .object;
                 if !names_version {
                     meta_mut(&mut new).remove("resourceVersion");
                 }
@@ -988,7 +1054,10 @@ fn check_preconditions(res: &ResourceInfo, name: &str, obj: &Value, opts: &Delet
         return Err(ApiError::Conflict {
             resource: res.qualified(),
             name: name.into(),
-            detail: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(obj, "uid").unwrap_or("")),
+            detail: format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(obj, "uid").unwrap_or("")
+            ),
         });
     }
     if let Some(rv) = &opts.precondition_resource_version
@@ -1010,7 +1079,10 @@ fn check_preconditions(res: &ResourceInfo, name: &str, obj: &Value, opts: &Delet
 /// fieldValidation; returns the canonical object and any warnings.
 fn decode_body(res: &ResourceInfo, body: Value, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
     if !body.is_object() {
-        return Err(ApiError::BadRequest(format!("the body of the request was not a JSON object: {}", truncate(&body.to_string()))));
+        return Err(ApiError::BadRequest(format!(
+            "the body of the request was not a JSON object: {}",
+            truncate(&body.to_string())
+        )));
     }
     // Like Kubernetes, a body without type information takes it from the endpoint (the Python
     // client sends models without apiVersion/kind).
@@ -1079,16 +1151,56 @@ fn check_namespace_field(res: &ResourceInfo, obj: &mut Value, namespace: Option<
     }
 }
 
+/// Where a scalable resource keeps its desired and observed replica counts: `spec.replicas`
+/// and `status.replicas` for built-in kinds, the CRD's paths for a custom resource.
+fn replica_fields(res: &ResourceInfo) -> (Vec<String>, Vec<String>) {
+    let fields = |p: &str| rkube_api::custom::ScalePaths::fields(p).into_iter().map(String::from).collect::<Vec<_>>();
+    match rkube_api::custom::version_of(res).and_then(|v| v.scale.clone()) {
+        Some(paths) => (fields(&paths.spec_replicas), fields(&paths.status_replicas)),
+        None => (fields(".spec.replicas"), fields(".status.replicas")),
+    }
+}
+
+fn value_at<'a>(obj: &'a Value, fields: &[String]) -> Option<&'a Value> {
+    fields.iter().try_fold(obj, |v, f| v.get(f))
+}
+
+/// Sets the desired replica count of a scalable object, creating the parents it lacks.
+fn set_spec_replicas(res: &ResourceInfo, obj: &mut Value, replicas: Value) {
+    let (spec, _) = replica_fields(res);
+    let Some((last, parents)) = spec.split_last() else { return };
+    let mut at = obj;
+    for f in parents {
+        if !at.get(f).is_some_and(Value::is_object) {
+            at[f.as_str()] = json!({});
+        }
+        at = &mut at[f.as_str()];
+    }
+    at[last.as_str()] = replicas;
+}
+
 /// The autoscaling/v1 Scale view of a scalable object.
 pub fn to_scale(res: &ResourceInfo, obj: &Value) -> Value {
-    let selector = match obj.pointer("/spec/selector") {
-        // ReplicationControllers select with a plain map.
-        Some(Value::Object(m)) if res.kind == "ReplicationController" => {
-            m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
-        }
-        Some(sel) => selector_string(sel),
-        None => String::new(),
+    let custom_selector = rkube_api::custom::version_of(res).and_then(|v| v.scale.clone()).map(|s| s.label_selector);
+    let selector = match custom_selector {
+        // A custom resource keeps its selector already serialized.
+        Some(path) => path
+            .and_then(|p| {
+                let fields: Vec<String> =
+                    rkube_api::custom::ScalePaths::fields(&p).into_iter().map(String::from).collect();
+                value_at(obj, &fields).and_then(Value::as_str).map(String::from)
+            })
+            .unwrap_or_default(),
+        None => match obj.pointer("/spec/selector") {
+            // ReplicationControllers select with a plain map.
+            Some(Value::Object(m)) if res.kind == "ReplicationController" => {
+                m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
+            }
+            Some(sel) => selector_string(sel),
+            None => String::new(),
+        },
     };
+    let (spec, status) = replica_fields(res);
     let meta = obj.get("metadata").cloned().unwrap_or_default();
     json!({
         "kind": "Scale",
@@ -1100,9 +1212,9 @@ pub fn to_scale(res: &ResourceInfo, obj: &Value) -> Value {
             "resourceVersion": meta["resourceVersion"],
             "creationTimestamp": meta["creationTimestamp"],
         },
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": value_at(obj, &spec).cloned().unwrap_or(json!(0))},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "replicas": value_at(obj, &status).cloned().unwrap_or(json!(0)),
             "selector": selector,
         },
     })
@@ -1146,7 +1258,10 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_stay_in_their_collection() {
         let token = encode_continue(7, "/registry/core/pods/default/b");
-        assert_eq!(decode_continue(&token, "/registry/core/pods/").unwrap(), (7, "/registry/core/pods/default/b".into()));
+        assert_eq!(
+            decode_continue(&token, "/registry/core/pods/").unwrap(),
+            (7, "/registry/core/pods/default/b".into())
+        );
         assert!(decode_continue(&token, "/registry/core/secrets/").is_err());
         assert!(decode_continue("garbage!", "/registry/").is_err());
     }
@@ -1165,8 +1280,12 @@ mod tests {
     #[test]
     fn wrong_kind_for_path_is_bad_request() {
         let res = registry::lookup("", "v1", "configmaps").unwrap();
-        let err = decode_body(res, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}}), FieldValidation::Strict)
-            .unwrap_err();
+        let err = decode_body(
+            res,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}}),
+            FieldValidation::Strict,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), 400);
         assert_eq!(decode_body(res, json!([1]), FieldValidation::Strict).unwrap_err().code(), 400);
     }

@@ -2,12 +2,10 @@
 //! errors. Everything object-related is delegated to [`crate::objects::Registry`].
 
 use crate::access::RequestUser;
-use crate::requestinfo::RequestInfo;
-use rkube_auth::UserInfo;
-use rkube_daemon::serve::Connection;
 use crate::codec::{self, BodyFormat};
-use crate::objects::{DeleteOptions, FieldValidation, ListOptions, Outcome, Part, WriteOptions};
 use crate::negotiate::{self, Output};
+use crate::objects::{DeleteOptions, FieldValidation, ListOptions, Outcome, Part, WriteOptions};
+use crate::requestinfo::RequestInfo;
 use crate::{Server, discovery, watch};
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
@@ -16,6 +14,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use rkube_api::{ApiError, ResourceInfo, registry};
+use rkube_auth::UserInfo;
+use rkube_daemon::serve::Connection;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,7 +87,9 @@ fn parse_path(path: &str) -> Result<Target, ApiError> {
         let res = lookup("namespaces")?;
         match (rest, sub) {
             ([_, name], None) => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: None, watch }),
-            ([_, name, s], Some(_)) => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: Some(s.to_string()), watch }),
+            ([_, name, s], Some(_)) => {
+                Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: Some(s.to_string()), watch })
+            }
             _ => Err(not_found_path(path)),
         }
     };
@@ -103,7 +105,9 @@ fn parse_path(path: &str) -> Result<Target, ApiError> {
             match tail {
                 [] => Ok(Target::Collection { res, namespace, watch }),
                 [name] => Ok(Target::Object { res, namespace, name: name.to_string(), sub: None, watch }),
-                [name, sub] => Ok(Target::Object { res, namespace, name: name.to_string(), sub: Some(sub.to_string()), watch }),
+                [name, sub] => {
+                    Ok(Target::Object { res, namespace, name: name.to_string(), sub: Some(sub.to_string()), watch })
+                }
                 _ => Err(not_found_path(path)),
             }
         }
@@ -114,7 +118,13 @@ fn parse_path(path: &str) -> Result<Target, ApiError> {
                 // Namespaced objects are only addressable inside their namespace.
                 _ if res.namespaced => Err(not_found_path(path)),
                 [name] => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: None, watch }),
-                [name, sub] => Ok(Target::Object { res, namespace: None, name: name.to_string(), sub: Some(sub.to_string()), watch }),
+                [name, sub] => Ok(Target::Object {
+                    res,
+                    namespace: None,
+                    name: name.to_string(),
+                    sub: Some(sub.to_string()),
+                    watch,
+                }),
                 _ => Err(not_found_path(path)),
             }
         }
@@ -160,7 +170,9 @@ fn dry_run(query: &HashMap<String, String>) -> Result<bool, ApiError> {
     match q(query, "dryRun") {
         "" => Ok(false),
         "All" => Ok(true),
-        other => Err(ApiError::BadRequest(format!("unsupported dryRun value {other:?}; the only supported value is All"))),
+        other => {
+            Err(ApiError::BadRequest(format!("unsupported dryRun value {other:?}; the only supported value is All")))
+        }
     }
 }
 
@@ -173,18 +185,27 @@ fn write_options(
     apply: bool,
 ) -> Result<WriteOptions, ApiError> {
     use rkube_api::FieldError;
-    let options_invalid =
-        |cause: FieldError| ApiError::Invalid { kind: "PatchOptions".into(), group: "meta.k8s.io".into(), name: String::new(), causes: vec![cause] };
+    let options_invalid = |cause: FieldError| ApiError::Invalid {
+        kind: "PatchOptions".into(),
+        group: "meta.k8s.io".into(),
+        name: String::new(),
+        causes: vec![cause],
+    };
     let mut field_manager = q(query, "fieldManager").to_string();
     if field_manager.chars().count() > 128 || field_manager.chars().any(char::is_control) {
         let value = Value::String(field_manager);
-        return Err(options_invalid(FieldError::invalid("fieldManager", &value, "must be at most 128 printable characters")));
+        return Err(options_invalid(FieldError::invalid(
+            "fieldManager",
+            &value,
+            "must be at most 128 printable characters",
+        )));
     }
     if field_manager.is_empty() {
         if apply {
             return Err(options_invalid(FieldError::required("fieldManager", "is required for apply patch")));
         }
-        field_manager = rkube_fieldmanager::default_manager_name(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()));
+        field_manager =
+            rkube_fieldmanager::default_manager_name(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()));
     }
     let force = flag(query, "force");
     if force && !apply {
@@ -244,7 +265,9 @@ fn part_of(res: &ResourceInfo, sub: Option<&str>, path: &str) -> Result<Part, Ap
 }
 
 fn method_not_allowed(method: &Method, path: &str) -> ApiError {
-    ApiError::MethodNotAllowed(format!("the server does not allow this method on the requested resource ({method} {path})"))
+    ApiError::MethodNotAllowed(format!(
+        "the server does not allow this method on the requested resource ({method} {path})"
+    ))
 }
 
 /// The fallback handler for every REST path.
@@ -327,7 +350,9 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             return Ok(if server.ready() { text(200, "ok") } else { text(503, "etcd watch cache not ready") });
         }
         (Method::GET, "/version") => return Ok(value_response(200, &discovery::version())),
-        (Method::GET, p @ ("/api" | "/apis")) if discovery::wants_aggregated(header_str(&parts.headers, header::ACCEPT)) => {
+        (Method::GET, p @ ("/api" | "/apis"))
+            if discovery::wants_aggregated(header_str(&parts.headers, header::ACCEPT)) =>
+        {
             let mut resp = value_response(200, &discovery::aggregated(p == "/api"));
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_MEDIA_TYPE));
             return Ok(resp);
@@ -347,17 +372,23 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
             let answer = match path.as_str() {
                 crate::reviews::ACCESS_REVIEWS => crate::reviews::access_review(&server.access, user, review)?,
                 crate::reviews::RULES_REVIEWS => crate::reviews::rules_review(&server.access, user, review)?,
-                crate::reviews::SUBJECT_ACCESS_REVIEWS => crate::reviews::subject_access_review(&server.access, review)?,
+                crate::reviews::SUBJECT_ACCESS_REVIEWS => {
+                    crate::reviews::subject_access_review(&server.access, review)?
+                }
                 crate::reviews::TOKEN_REVIEWS => crate::reviews::token_review(&server.access, review)?,
                 _ => crate::reviews::subject_review(user),
             };
             return Ok(value_response(201, &answer));
         }
-        (Method::GET, "/api") => return Ok(value_response(200, &discovery::legacy_versions(&server.advertise_address))),
+        (Method::GET, "/api") => {
+            return Ok(value_response(200, &discovery::legacy_versions(&server.advertise_address)));
+        }
         (Method::GET, "/apis") => return Ok(value_response(200, &discovery::group_list())),
         (Method::GET, "/metrics") => return Ok(text(200, &server.metrics_text().await)),
         (Method::GET, p) if p.starts_with("/openapi/") => {
-            let doc = crate::openapi::document(p, header_str(&parts.headers, header::ACCEPT)).await.ok_or_else(|| not_found_path(p))??;
+            let doc = crate::openapi::document(p, header_str(&parts.headers, header::ACCEPT))
+                .await
+                .ok_or_else(|| not_found_path(p))??;
             let mut resp = json_response(200, doc.body, &[]);
             if let Some(hash) = doc.hash
                 && let Ok(etag) = HeaderValue::from_str(&format!("\"{hash}\""))
@@ -373,8 +404,9 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
         }
         _ => {}
     }
-    let query: HashMap<String, String> =
-        Query::try_from_uri(&parts.uri).map(|Query(q)| q).map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let target = parse_path(&path)?;
     let headers = &parts.headers;
     // PATCH bodies are typed by their patch media type, checked where the patch is applied.
@@ -387,8 +419,15 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
     // kubectl asks for Strict itself; other clients get Kubernetes' server default, Warn.
     let default_validation = FieldValidation::Warn;
     let method = parts.method;
-    let out = match target {
+    let out = match &target {
         Target::Discovery(_) => Output::Json,
+        // Custom resources have no protobuf form; Kubernetes answers JSON for them.
+        Target::Collection { res, .. } | Target::Object { res, .. } if res.custom => {
+            match negotiate::output(header_str(headers, header::ACCEPT), q(&query, "includeObject"))? {
+                Output::Protobuf => Output::Json,
+                other => other,
+            }
+        }
         _ => negotiate::output(header_str(headers, header::ACCEPT), q(&query, "includeObject"))?,
     };
     match target {
@@ -415,12 +454,22 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                     if crate::csr::is_csr(res) {
                         crate::csr::prepare_create(&mut obj, parts.extensions.get::<RequestUser>().map(|u| &u.0))?;
                     }
-                    outcome_response(out, res, registry.create(res, ns, obj, &write_options(&query, headers, default_validation, false)?).await?)
+                    outcome_response(
+                        out,
+                        res,
+                        registry
+                            .create(res, ns, obj, &write_options(&query, headers, default_validation, false)?)
+                            .await?,
+                    )
                 }
                 Method::DELETE => {
                     let body = read_body(server, body).await?;
                     let opts = delete_options(&query, &body, format)?;
-                    Ok(json_response(200, registry.delete_collection(res, ns, &list_options(&query)?, &opts).await?, &[]))
+                    Ok(json_response(
+                        200,
+                        registry.delete_collection(res, ns, &list_options(&query)?, &opts).await?,
+                        &[],
+                    ))
                 }
                 _ => Err(method_not_allowed(&method, &path)),
             }
@@ -438,19 +487,29 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                 (Method::POST, Some("binding")) if res.kind == "Pod" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let binding = codec::decode(&body, format)?;
-                    let status = registry.bind(ns.unwrap_or("default"), &name, binding, &write_options(&query, headers, default_validation, false)?).await?;
+                    let status = registry
+                        .bind(
+                            ns.unwrap_or("default"),
+                            &name,
+                            binding,
+                            &write_options(&query, headers, default_validation, false)?,
+                        )
+                        .await?;
                     Ok(value_response(201, &status))
                 }
                 (Method::POST, Some("eviction")) if res.kind == "Pod" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let eviction = codec::decode(&body, format)?;
-                    Ok(crate::eviction::respond(server, ns.unwrap_or("default"), &name, eviction, dry_run(&query)?).await)
+                    Ok(crate::eviction::respond(server, ns.unwrap_or("default"), &name, eviction, dry_run(&query)?)
+                        .await)
                 }
                 (Method::POST, Some("token")) if res.kind == "ServiceAccount" && res.group.is_empty() => {
                     let body = read_body(server, body).await?;
                     let request = codec::decode(&body, format)?;
                     let user = parts.extensions.get::<RequestUser>().map(|u| &u.0);
-                    let answer = crate::tokenrequest::create_token(server, user, ns.unwrap_or("default"), &name, request).await?;
+                    let answer =
+                        crate::tokenrequest::create_token(server, user, ns.unwrap_or("default"), &name, request)
+                            .await?;
                     Ok(value_response(201, &answer))
                 }
                 (Method::PUT, Some("finalize")) if res.kind == "Namespace" && res.group.is_empty() => {
@@ -483,7 +542,20 @@ async fn dispatch(server: &Arc<Server>, req: Request) -> Result<Response, ApiErr
                     let part = part_of(res, s, &path)?;
                     let body = read_body(server, body).await?;
                     let obj = codec::decode(&body, format)?;
-                    outcome_response(out, res, registry.update(res, ns, &name, obj, part, &write_options(&query, headers, default_validation, false)?).await?)
+                    outcome_response(
+                        out,
+                        res,
+                        registry
+                            .update(
+                                res,
+                                ns,
+                                &name,
+                                obj,
+                                part,
+                                &write_options(&query, headers, default_validation, false)?,
+                            )
+                            .await?,
+                    )
                 }
                 (Method::PATCH, s) => {
                     let part = part_of(res, s, &path)?;
@@ -512,8 +584,12 @@ async fn watch_response(
     opts: &ListOptions,
     out: Output,
 ) -> Result<Response, ApiError> {
-    let stream = watch::watch(&server.registry, res, ns, opts, server.config.watch_bookmark_interval, server.shutdown.clone()).await?;
-    let body = Body::from_stream(stream.map(move |ev| Ok::<_, std::convert::Infallible>(negotiate::watch_frame(out, res, &ev))));
+    let stream =
+        watch::watch(&server.registry, res, ns, opts, server.config.watch_bookmark_interval, server.shutdown.clone())
+            .await?;
+    let body = Body::from_stream(
+        stream.map(move |ev| Ok::<_, std::convert::Infallible>(negotiate::watch_frame(out, res, &ev))),
+    );
     let mut resp = Response::new(body);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(negotiate::watch_content_type(out)));
     Ok(resp)
@@ -537,12 +613,17 @@ mod tests {
     fn paths_resolve_like_kubernetes() {
         match parse_path("/api/v1/namespaces/default/pods/web/status").unwrap() {
             Target::Object { res, namespace, name, sub, .. } => {
-                assert_eq!((res.plural, namespace.as_deref(), name.as_str(), sub.as_deref()), ("pods", Some("default"), "web", Some("status")));
+                assert_eq!(
+                    (res.plural, namespace.as_deref(), name.as_str(), sub.as_deref()),
+                    ("pods", Some("default"), "web", Some("status"))
+                );
             }
             other => panic!("{other:?}"),
         }
         match parse_path("/api/v1/namespaces/kube-system").unwrap() {
-            Target::Object { res, namespace, name, .. } => assert_eq!((res.plural, namespace, name.as_str()), ("namespaces", None, "kube-system")),
+            Target::Object { res, namespace, name, .. } => {
+                assert_eq!((res.plural, namespace, name.as_str()), ("namespaces", None, "kube-system"))
+            }
             other => panic!("{other:?}"),
         }
         match parse_path("/api/v1/namespaces/x/finalize").unwrap() {
@@ -550,7 +631,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(parse_path("/apis/apps/v1/deployments").unwrap(), Target::Collection { namespace: None, .. }));
-        assert!(matches!(parse_path("/api/v1/watch/namespaces/a/pods").unwrap(), Target::Collection { watch: true, .. }));
+        assert!(matches!(
+            parse_path("/api/v1/watch/namespaces/a/pods").unwrap(),
+            Target::Collection { watch: true, .. }
+        ));
         assert!(matches!(parse_path("/apis/apps/v1").unwrap(), Target::Discovery(_)));
         assert_eq!(parse_path("/api/v1/pods/web").unwrap_err().code(), 404);
         assert_eq!(parse_path("/apis/apps/v1/namespaces/a/nodes").unwrap_err().code(), 404);

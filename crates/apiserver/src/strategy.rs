@@ -31,6 +31,15 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     if (res.group, res.kind) == ("apps", "DaemonSet") {
         set_template_generation(obj, 1);
     }
+    if (res.group, res.kind) == (rkube_api::custom::GROUP, "CustomResourceDefinition") {
+        // Deleting the definition must first delete its objects (see `crds`).
+        let finalizers = meta_mut(obj).entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut()
+            && !list.iter().any(|f| f == rkube_api::custom::CLEANUP_FINALIZER)
+        {
+            list.push(json!(rkube_api::custom::CLEANUP_FINALIZER));
+        }
+    }
 }
 
 /// The propagationPolicy a DELETE without one gets. Kubernetes keeps the old default for
@@ -120,7 +129,9 @@ pub fn prepare_for_update(res: &ResourceInfo, new: &mut Value, old: &Value, part
     if res.tracks_generation && spec_part(new) != spec_part(old) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         meta_mut(new).insert("generation".into(), json!(generation));
-        if (res.group, res.kind) == ("apps", "DaemonSet") && new.pointer("/spec/template") != old.pointer("/spec/template") {
+        if (res.group, res.kind) == ("apps", "DaemonSet")
+            && new.pointer("/spec/template") != old.pointer("/spec/template")
+        {
             set_template_generation(new, generation);
         }
     }
@@ -219,7 +230,8 @@ mod tests {
         let labels = &job["spec"]["template"]["metadata"]["labels"];
         assert_eq!(labels["batch.kubernetes.io/job-name"], "pi");
         assert_eq!(labels["controller-uid"], "u-1");
-        let mut manual = json!({"metadata": {"name": "m", "uid": "u-2"}, "spec": {"manualSelector": true, "template": {}}});
+        let mut manual =
+            json!({"metadata": {"name": "m", "uid": "u-2"}, "spec": {"manualSelector": true, "template": {}}});
         prepare_named(res, &mut manual);
         assert!(manual["spec"].get("selector").is_none(), "a manual selector is the user's");
     }
@@ -227,14 +239,18 @@ mod tests {
     #[test]
     fn daemonsets_record_the_template_generation() {
         let res = rkube_api::registry::lookup("apps", "v1", "daemonsets").unwrap();
-        let mut ds = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}});
+        let mut ds =
+            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}});
         prepare_for_create(res, &mut ds);
         assert_eq!(ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "1");
         let mut scaled = ds.clone();
         scaled["spec"]["minReadySeconds"] = json!(5);
         prepare_for_update(res, &mut scaled, &ds, Part::Main);
         assert_eq!(scaled["metadata"]["generation"], 2);
-        assert_eq!(scaled["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "1", "the template did not change");
+        assert_eq!(
+            scaled["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "1",
+            "the template did not change"
+        );
         let mut updated = scaled.clone();
         updated["spec"]["template"]["spec"]["containers"][0]["image"] = json!("b");
         prepare_for_update(res, &mut updated, &scaled, Part::Main);

@@ -5,9 +5,10 @@
 //! documents rewrite that to their own reference style, the structure resolves it directly.
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking, policy, rbac, scheduling,
-    storage,
+    apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking, policy, rbac,
+    scheduling, storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
@@ -85,6 +86,7 @@ kinds! {
     "policy" "v1" "PodDisruptionBudget" => policy::v1::PodDisruptionBudget;
     "scheduling.k8s.io" "v1" "PriorityClass" => scheduling::v1::PriorityClass;
     "storage.k8s.io" "v1" "StorageClass" => storage::v1::StorageClass;
+    "apiextensions.k8s.io" "v1" "CustomResourceDefinition" => apiextensions::CustomResourceDefinition;
 }
 
 /// The k8s-openapi schema of one kind, if there is one.

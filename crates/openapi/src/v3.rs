@@ -128,7 +128,8 @@ pub(crate) fn schema(value: &Value) -> Value {
         Value::Object(map) => {
             let mut out = Map::new();
             for (k, v) in map {
-                if k == "$ref" {
+                // A string is a reference; anything else is a property named `$ref` (JSONSchemaProps).
+                if k == "$ref" && v.is_string() {
                     continue;
                 }
                 out.insert(k.clone(), schema(v));

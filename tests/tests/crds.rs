@@ -1,0 +1,363 @@
+//! CustomResourceDefinitions end to end, with the real kubectl v1.33 (default validation on)
+//! and helm v4 against a real etcd and rkube-apiserver: a definition is established and served
+//! in discovery, its objects are pruned, defaulted and validated by the schema, printed with
+//! the CRD's columns, scaled and given status through subresources, served in every version,
+//! and deleted with the definition.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    plural: widgets
+    singular: widget
+    kind: Widget
+    shortNames: [wd]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size:
+                type: integer
+                minimum: 1
+              mode:
+                type: string
+                enum: [fast, slow]
+                default: fast
+              replicas:
+                type: integer
+              labels:
+                type: object
+                additionalProperties:
+                  type: string
+          status:
+            type: object
+            properties:
+              replicas:
+                type: integer
+              selector:
+                type: string
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+        labelSelectorPath: .status.selector
+    additionalPrinterColumns:
+    - name: Size
+      type: integer
+      jsonPath: .spec.size
+    - name: Mode
+      type: string
+      jsonPath: .spec.mode
+    - name: Age
+      type: date
+      jsonPath: .metadata.creationTimestamp
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+fn widget(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n  size: 3\n{extra}"
+    )
+}
+
+/// An API server with the `shop` namespace and the Widget definition established.
+fn with_widgets() -> Env {
+    let env = Env::start();
+    env.clean(&["create", "namespace", "shop"]);
+    let out = env.clean(&["apply", "-f", &env.manifest("crd.yaml", CRD)]);
+    assert_eq!(out.trim(), "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created");
+    let out = env.clean(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=20s"]);
+    assert_eq!(out.trim(), "customresourcedefinition.apiextensions.k8s.io/widgets.example.com condition met");
+    env
+}
+
+#[test]
+fn a_definition_is_established_and_served_in_discovery() {
+    let env = with_widgets();
+    let crd = env.json(&["get", "crd", "widgets.example.com"]);
+    let conditions = crd["status"]["conditions"].as_array().expect("conditions");
+    for (ty, reason) in [("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted")] {
+        let c = conditions.iter().find(|c| c["type"] == ty).unwrap_or_else(|| panic!("{ty} in {crd}"));
+        assert_eq!((c["status"].as_str(), c["reason"].as_str()), (Some("True"), Some(reason)), "{c}");
+    }
+    assert_eq!(crd["status"]["acceptedNames"]["listKind"], "WidgetList");
+    assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
+    assert_eq!(crd["metadata"]["finalizers"], json!(["customresourcecleanup.apiextensions.k8s.io"]));
+
+    let resources = env.clean(&["api-resources", "--api-group=example.com", "--no-headers"]);
+    let columns: Vec<&str> = resources.split_whitespace().collect();
+    assert_eq!(columns, ["widgets", "wd", "example.com/v1", "true", "Widget"], "{resources}");
+    let versions = env.clean(&["api-versions"]);
+    assert!(
+        versions.lines().any(|l| l == "example.com/v1") && versions.lines().any(|l| l == "example.com/v1beta1"),
+        "{versions}"
+    );
+    // The preferred version is the highest-priority one, whatever the order in the CRD.
+    let (code, group) = env.rest("/apis/example.com");
+    assert_eq!((code, group["preferredVersion"]["version"].as_str()), (200, Some("v1")), "{group}");
+
+    // A definition whose name does not match its names is refused in Kubernetes' words.
+    let bad = CRD.replace("name: widgets.example.com", "name: gadgets.example.com");
+    let out = env.fails(&["apply", "-f", &env.manifest("bad.yaml", &bad)]);
+    assert!(
+        out.stderr.contains(r#"The CustomResourceDefinition "gadgets.example.com" is invalid"#)
+            && out.stderr.contains(
+                r#"metadata.name: Invalid value: "gadgets.example.com": must be spec.names.plural+"."+spec.group"#
+            ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn objects_are_pruned_defaulted_validated_and_printed_with_the_definitions_columns() {
+    let env = with_widgets();
+    let out = env.clean(&["apply", "-f", &env.manifest("w1.yaml", &widget("w1", "  replicas: 1\n"))]);
+    assert_eq!(out.trim(), "widget.example.com/w1 created");
+    let w1 = env.json(&["get", "widget", "w1", "-n", "shop"]);
+    assert_eq!(w1["spec"], json!({"size": 3, "mode": "fast", "replicas": 1}), "the default is applied: {w1}");
+    assert_eq!(w1["metadata"]["generation"], 1);
+
+    // Table columns from additionalPrinterColumns, also through the short name and `get all`.
+    let table = env.clean(&["get", "wd", "-n", "shop"]);
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "SIZE", "MODE", "AGE"], "{table}");
+    assert_eq!(&lines[1][..3], ["w1", "3", "fast"], "{table}");
+    let all = env.clean(&["get", "all", "-n", "shop"]);
+    assert!(all.contains("widget.example.com/w1"), "{all}");
+
+    // kubectl's strict validation goes to the server, which names the unknown field.
+    let extra = env.fails(&["apply", "-f", &env.manifest("w2.yaml", &widget("w2", "  colour: red\n"))]);
+    assert!(extra.stderr.contains(r#"unknown field "spec.colour""#), "{}", extra.stderr);
+    // Without validation the field is pruned.
+    env.ok(&["apply", "--validate=false", "-f", &env.manifest("w2.yaml", &widget("w2", "  colour: red\n"))]);
+    let w2 = env.json(&["get", "widget", "w2", "-n", "shop"]);
+    assert!(w2["spec"].get("colour").is_none(), "{w2}");
+
+    // Schema violations are 422 Invalid with field paths.
+    let bad = widget("bad", "  mode: warp\n").replace("size: 3", "size: 0");
+    let out = env.fails(&["apply", "-f", &env.manifest("bad.yaml", &bad)]);
+    assert!(out.stderr.contains(r#"The Widget "bad" is invalid"#), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(r#"spec.mode: Unsupported value: "warp": supported values: "fast", "slow""#),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"),
+        "{}",
+        out.stderr
+    );
+    let typed = widget("typed", "").replace("size: 3", "size: big");
+    let out = env.fails(&["apply", "-f", &env.manifest("typed.yaml", &typed)]);
+    assert!(
+        out.stderr
+            .contains(r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "string""#),
+        "{}",
+        out.stderr
+    );
+    let missing = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: empty\n  namespace: shop\nspec: {}\n";
+    let out = env.fails(&["apply", "-f", &env.manifest("missing.yaml", missing)]);
+    assert!(out.stderr.contains("spec.size: Required value"), "{}", out.stderr);
+    let (code, _) = env.rest("/apis/example.com/v1/namespaces/shop/widgets/bad");
+    assert_eq!(code, 404, "nothing invalid is stored");
+}
+
+#[test]
+fn subresources_patches_versions_and_server_side_apply() {
+    let env = with_widgets();
+    env.clean(&["apply", "-f", &env.manifest("w1.yaml", &widget("w1", "  replicas: 1\n"))]);
+
+    // scale writes spec.replicas through the scale subresource.
+    assert_eq!(env.clean(&["scale", "widget/w1", "-n", "shop", "--replicas=4"]).trim(), "widget.example.com/w1 scaled");
+    let w1 = env.json(&["get", "widget", "w1", "-n", "shop"]);
+    assert_eq!((w1["spec"]["replicas"].as_i64(), w1["metadata"]["generation"].as_i64()), (Some(4), Some(2)), "{w1}");
+
+    // status is ignored on the main resource and written through the status subresource.
+    env.clean(&["patch", "widget", "w1", "-n", "shop", "--type=merge", "-p", r#"{"status":{"replicas":9}}"#]);
+    assert!(env.json(&["get", "widget", "w1", "-n", "shop"])["status"].is_null());
+    env.clean(&[
+        "patch",
+        "widget",
+        "w1",
+        "-n",
+        "shop",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":4,"selector":"app=w1"}}"#,
+    ]);
+    let (code, scale) = env.rest("/apis/example.com/v1/namespaces/shop/widgets/w1/scale");
+    assert_eq!(code, 200);
+    assert_eq!(
+        (scale["kind"].as_str(), &scale["spec"]["replicas"], &scale["status"]),
+        (Some("Scale"), &json!(4), &json!({"replicas": 4, "selector": "app=w1"})),
+        "{scale}"
+    );
+
+    // Custom resources have no strategic merge patch: kubectl's default patch type is refused.
+    let out = env.fails(&["patch", "widget", "w1", "-n", "shop", "-p", r#"{"spec":{"size":5}}"#]);
+    assert!(out.stderr.contains("the body of the request was in an unknown format"), "{}", out.stderr);
+    env.clean(&[
+        "patch",
+        "widget",
+        "w1",
+        "-n",
+        "shop",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/size","value":5}]"#,
+    ]);
+
+    // Every served version reads the same object.
+    let beta = env.json(&["get", "widgets.v1beta1.example.com", "w1", "-n", "shop"]);
+    assert_eq!(
+        (beta["apiVersion"].as_str(), &beta["spec"]["size"]),
+        (Some("example.com/v1beta1"), &json!(5)),
+        "{beta}"
+    );
+
+    // Server-side apply owns the fields it sets; applying the same file again changes nothing.
+    let path = env.manifest("w3.yaml", &widget("w3", "  mode: slow\n"));
+    assert_eq!(env.clean(&["apply", "--server-side", "-f", &path]).trim(), "widget.example.com/w3 serverside-applied");
+    let before: Value = env.json(&["get", "widget", "w3", "-n", "shop"]);
+    env.clean(&["apply", "--server-side", "-f", &path]);
+    let after = env.json(&["get", "widget", "w3", "-n", "shop", "--show-managed-fields"]);
+    assert_eq!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
+    let managers: Vec<&str> =
+        after["metadata"]["managedFields"].as_array().unwrap().iter().filter_map(|m| m["manager"].as_str()).collect();
+    assert_eq!(managers, ["kubectl"], "{after}");
+    let conflict = env.fails(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-f",
+        &env.manifest("w3b.yaml", &widget("w3", "  mode: fast\n")),
+    ]);
+    assert!(conflict.stderr.contains("conflict") && conflict.stderr.contains(".spec.mode"), "{}", conflict.stderr);
+}
+
+#[test]
+fn deleting_the_definition_deletes_its_objects_and_stops_serving_them() {
+    let mut env = with_widgets();
+    env.clean(&["apply", "-f", &env.manifest("w1.yaml", &widget("w1", ""))]);
+    env.clean(&["apply", "-f", &env.manifest("w2.yaml", &widget("w2", ""))]);
+
+    // Served again straight after an API server restart.
+    env.api.restart().expect("API server restarts");
+    let names = env.clean(&["get", "widgets", "-n", "shop", "-o", "name"]);
+    assert_eq!(names.lines().collect::<Vec<_>>(), ["widget.example.com/w1", "widget.example.com/w2"]);
+
+    // Namespace deletion covers custom objects too.
+    env.clean(&["create", "namespace", "temp"]);
+    env.clean(&[
+        "apply",
+        "-f",
+        &env.manifest("t.yaml", &widget("t1", "").replace("namespace: shop", "namespace: temp")),
+    ]);
+    env.clean(&["delete", "namespace", "temp", "--timeout=30s"]);
+    let (code, _) = env.rest("/apis/example.com/v1/namespaces/temp/widgets/t1");
+    assert_eq!(code, 404);
+
+    let out = env.clean(&["delete", "crd", "widgets.example.com", "--timeout=30s"]);
+    assert_eq!(out.trim(), r#"customresourcedefinition.apiextensions.k8s.io "widgets.example.com" deleted"#);
+    let (code, _) = env.rest("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com");
+    assert_eq!(code, 404);
+    let (code, _) = env.rest("/apis/example.com/v1/namespaces/shop/widgets");
+    assert_eq!(code, 404, "the resource is no longer served");
+    // kubectl's discovery cache may still name the resource; either way the list is refused.
+    let out = env.fails(&["get", "widgets", "-n", "shop"]);
+    assert!(
+        out.stderr.contains(r#"the server doesn't have a resource type "widgets""#)
+            || out.stderr.contains(
+                r#"Unable to list "example.com/v1, Resource=widgets": the server could not find the requested resource"#
+            ),
+        "{}",
+        out.stderr
+    );
+    // Defining it again does not bring the old objects back.
+    env.clean(&["apply", "-f", &env.manifest("crd.yaml", CRD)]);
+    env.clean(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=20s"]);
+    env.until(
+        &["get", "widgets", "-n", "shop", "-o", "name"],
+        "the widgets resource is served again, empty",
+        Duration::from_secs(20),
+        |out| out.trim().is_empty(),
+        || env.api.log_tail(),
+    );
+}
+
+fn helm_binary() -> PathBuf {
+    if let Some(h) = std::env::var_os("HELM").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(".tools/bin/helm")
+}
+
+#[test]
+fn helm_installs_a_chart_that_ships_its_crd() {
+    let env = Env::start();
+    env.clean(&["create", "namespace", "shop"]);
+    let chart = env.dir.path().join("widgets");
+    std::fs::create_dir_all(chart.join("crds")).unwrap();
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: widgets\nversion: 0.1.0\n").unwrap();
+    std::fs::write(chart.join("crds/widgets.yaml"), CRD).unwrap();
+    std::fs::write(
+        chart.join("templates/widget.yaml"),
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  size: {{ .Values.size }}\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("values.yaml"), "size: 2\n").unwrap();
+    let helm = |args: &[&str]| {
+        let mut cmd = Command::new(helm_binary());
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&env.kubeconfig)
+            .env("HELM_CACHE_HOME", env.dir.path().join("helm-cache"))
+            .env("HELM_CONFIG_HOME", env.dir.path().join("helm-config"))
+            .env("HELM_DATA_HOME", env.dir.path().join("helm-data"));
+        env.run_command(cmd, &format!("helm {args:?}"))
+    };
+    let out = helm(&["install", "big", chart.to_str().unwrap(), "-n", "shop", "--wait", "--timeout", "60s"]);
+    assert_eq!(out.code, 0, "helm install: {}\n{}\n{}", out.stdout, out.stderr, env.api.log_tail());
+    let w = env.json(&["get", "widget", "big", "-n", "shop"]);
+    assert_eq!(w["spec"], json!({"size": 2, "mode": "fast"}), "{w}");
+    let out = helm(&["upgrade", "big", chart.to_str().unwrap(), "-n", "shop", "--set", "size=7"]);
+    assert_eq!(out.code, 0, "helm upgrade: {}\n{}", out.stdout, out.stderr);
+    assert_eq!(env.json(&["get", "widget", "big", "-n", "shop"])["spec"]["size"], 7);
+    let out = helm(&["uninstall", "big", "-n", "shop"]);
+    assert_eq!(out.code, 0, "helm uninstall: {}\n{}", out.stdout, out.stderr);
+    let (code, _) = env.rest("/apis/example.com/v1/namespaces/shop/widgets/big");
+    assert_eq!(code, 404, "the release's Widget is gone");
+    // helm keeps the CRD (it never deletes crds/), as with Kubernetes.
+    env.ok(&["get", "crd", "widgets.example.com"]);
+}
