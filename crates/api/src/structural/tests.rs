@@ -376,7 +376,7 @@ fn validate_arrays_objects_and_list_types() {
         check(
             &st,
             json!({
-                "tags": ["a", "b", "a"],
+                "tags": ["a", "b", "a", "a"],
                 "ports": [{"name": "a", "port": 1}, {"name": "a", "port": 2}, {"port": "x"}],
                 "labels": {"a": "1", "b": 2, "c": "3"},
                 "uniq": [1, 1.0],
@@ -388,9 +388,24 @@ fn validate_arrays_objects_and_list_types() {
             "spec.ports[1]: Duplicate value: {\"name\":\"a\"}",
             "spec.ports[2].name: Required value",
             "spec.ports[2].port: Invalid value: \"string\": spec.ports[2].port in body must be of type integer: \"string\"",
-            "spec.tags: Too many: 3: must have at most 2 items",
+            "spec.tags: Too many: 4: must have at most 2 items",
             "spec.tags[2]: Duplicate value: \"a\"",
             "spec.uniq[1]: Duplicate value: 1.0",
+        ]
+    );
+    assert_eq!(
+        check(&st, json!({"ports": [{"name": "a"}, "x"]})),
+        vec![
+            "spec.ports[1]: Invalid value: \"string\": spec.ports[1] in body must be of type object: \"string\"",
+            "spec.ports[1]: Invalid value: \"x\": must be an object for an array of list-type map",
+        ]
+    );
+    assert_eq!(
+        check(&st, json!({"uniq": [{"b": 1, "a": 2}, {"a": 2.0, "b": 1}]})),
+        vec![
+            "spec.uniq[0]: Invalid value: \"object\": spec.uniq[0] in body must be of type integer: \"object\"",
+            "spec.uniq[1]: Duplicate value: {\"a\":2.0,\"b\":1}",
+            "spec.uniq[1]: Invalid value: \"object\": spec.uniq[1] in body must be of type integer: \"object\"",
         ]
     );
     assert_eq!(

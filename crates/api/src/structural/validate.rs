@@ -1,7 +1,7 @@
 //! Validating values against a schema with Kubernetes' wording (kube-openapi messages turned
 //! into field errors the way the apiextensions API server does).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
@@ -108,6 +108,41 @@ fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().all(|(k, a)| y.get(k).is_some_and(|b| json_eq(a, b)))
         }
         _ => a == b,
+    }
+}
+
+/// The index of the second occurrence of every value that occurs more than once (Kubernetes
+/// reports each duplicated value once).
+fn repeats(items: &[Value]) -> Vec<usize> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let times = seen.entry(canonical(item)).or_insert(0);
+        *times += 1;
+        if *times == 2 {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// A string equal for equal JSON values: numbers by value (1 and 1.0 alike), object keys sorted.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let parts: Vec<String> = entries.iter().map(|(k, v)| format!("{k:?}:{}", canonical(v))).collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        other => other.to_string(),
     }
 }
 
@@ -314,38 +349,37 @@ fn check_array(node: &Node, items: &[Value], path: &str, errs: &mut Vec<FieldErr
             &format!("{n} in body should have at least {min} items"),
         ));
     }
-    if node.unique_items {
-        for (i, item) in items.iter().enumerate() {
-            if items[..i].iter().any(|prev| json_eq(prev, item)) {
-                errs.push(FieldError::duplicate(index(path, i), item));
-            }
+    let set = node.unique_items || node.list_type.as_deref() == Some("set");
+    if set {
+        for i in repeats(items) {
+            errs.push(FieldError::duplicate(index(path, i), &items[i]));
         }
     }
-    match node.list_type.as_deref() {
-        Some("set") if !node.unique_items => {
-            for (i, item) in items.iter().enumerate() {
-                if items[..i].iter().any(|prev| json_eq(prev, item)) {
-                    errs.push(FieldError::duplicate(index(path, i), item));
-                }
-            }
-        }
-        Some("map") => {
-            let mut seen = HashSet::new();
-            for (i, item) in items.iter().enumerate() {
-                let Some(obj) = item.as_object() else { continue };
-                let mut key = Map::new();
-                for k in &node.list_map_keys {
-                    if let Some(kv) = obj.get(k) {
-                        key.insert(k.clone(), kv.clone());
+    if node.list_type.as_deref() == Some("map") {
+        if let Some(i) = items.iter().position(|x| !x.is_object() && !x.is_null()) {
+            errs.push(FieldError::invalid(
+                index(path, i),
+                &items[i],
+                "must be an object for an array of list-type map",
+            ));
+        } else {
+            // An element's identity is its key fields; null elements and absent keys count as unset.
+            let keys: Vec<Value> = items
+                .iter()
+                .map(|x| {
+                    let mut key = Map::new();
+                    for k in &node.list_map_keys {
+                        if let Some(kv) = x.get(k) {
+                            key.insert(k.clone(), kv.clone());
+                        }
                     }
-                }
-                let key = Value::Object(key);
-                if !seen.insert(key.to_string()) {
-                    errs.push(FieldError::duplicate(index(path, i), &key));
-                }
+                    Value::Object(key)
+                })
+                .collect();
+            for i in repeats(&keys) {
+                errs.push(FieldError::duplicate(index(path, i), &keys[i]));
             }
         }
-        _ => {}
     }
     if let Some(item) = &node.items {
         for (i, iv) in items.iter().enumerate() {
