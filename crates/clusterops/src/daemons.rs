@@ -120,7 +120,18 @@ impl MachineDaemons {
             .process_group(0)
             .spawn()
             .map_err(|e| ClusterOpsError::Invalid(format!("starting {}: {e}", binary.display())))?;
+        let mut child = child;
         let pid = child.id();
+        // The parent resumes once exec has begun, before the kernel has set up the new
+        // program's arguments: until then /proc shows no command line, and `running` would not
+        // recognise the daemon. Wait for it (or for an early exit, which `up` reports).
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !is_daemon_process(pid, daemon)
+            && std::time::Instant::now() < deadline
+            && matches!(child.try_wait(), Ok(None))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let pid_path = self.pid_file(daemon);
         std::fs::write(&pid_path, format!("{pid}\n")).map_err(|e| io_error(&pid_path, e))?;
         tracing::info!(daemon, pid, log = %log_path.display(), "started");
