@@ -76,6 +76,7 @@ spec:
   - name: v1beta1
     served: true
     storage: false
+    deprecated: true
     schema:
       openAPIV3Schema:
         type: object
@@ -123,6 +124,20 @@ fn a_definition_is_established_and_served_in_discovery() {
     // The preferred version is the highest-priority one, whatever the order in the CRD.
     let (code, group) = env.rest("/apis/example.com");
     assert_eq!((code, group["preferredVersion"]["version"].as_str()), (200, Some("v1")), "{group}");
+
+    // kubectl explain reads the CRD's schema from the served OpenAPI v3 document.
+    let explain = env.clean(&["explain", "widgets.spec"]);
+    for line in [
+        "KIND:       Widget",
+        "VERSION:    v1",
+        "FIELD: spec <Object>",
+        "  mode\t<string>",
+        "  size\t<integer> -required-",
+    ] {
+        assert!(explain.contains(line), "explain lacks {line:?}:\n{explain}");
+    }
+    let explain = env.clean(&["explain", "widgets.metadata.name"]);
+    assert!(explain.contains("FIELD: name <string>"), "{explain}");
 
     // A definition whose name does not match its names is refused in Kubernetes' words.
     let bad = CRD.replace("name: widgets.example.com", "name: gadgets.example.com");
@@ -237,8 +252,10 @@ fn subresources_patches_versions_and_server_side_apply() {
         r#"[{"op":"replace","path":"/spec/size","value":5}]"#,
     ]);
 
-    // Every served version reads the same object.
-    let beta = env.json(&["get", "widgets.v1beta1.example.com", "w1", "-n", "shop"]);
+    // Every served version reads the same object; the deprecated one with a warning.
+    let out = env.run(&["get", "widgets.v1beta1.example.com", "w1", "-n", "shop", "-o", "json"]);
+    assert_eq!(out.stderr.trim(), "Warning: example.com/v1beta1 Widget is deprecated");
+    let beta: Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(
         (beta["apiVersion"].as_str(), &beta["spec"]["size"]),
         (Some("example.com/v1beta1"), &json!(5)),

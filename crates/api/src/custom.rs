@@ -43,6 +43,8 @@ pub struct CustomVersion {
     pub storage: &'static ResourceInfo,
     /// The version's openAPIV3Schema.
     pub schema: Structural,
+    /// The same schema as written in the CRD, for the OpenAPI documents.
+    pub openapi_schema: Value,
     /// The scale subresource, when the version has one.
     pub scale: Option<ScalePaths>,
     /// `additionalPrinterColumns` as written in the CRD (null when absent).
@@ -64,6 +66,11 @@ static DEFINITIONS: RwLock<Vec<(String, &'static ResourceInfo)>> = RwLock::new(V
 pub fn definition_storage(name: &str) -> Option<&'static ResourceInfo> {
     let definitions = DEFINITIONS.read().unwrap_or_else(|e| e.into_inner());
     definitions.iter().find(|(n, _)| n == name).map(|(_, r)| *r)
+}
+
+/// Every custom version served now.
+pub fn versions() -> Vec<Arc<CustomVersion>> {
+    VERSIONS.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// The custom version `res` is, if it is one being served.
@@ -109,6 +116,7 @@ pub fn install(crds: &[Value]) {
                 info,
                 storage,
                 schema: v.schema,
+                openapi_schema: v.openapi_schema,
                 scale: v.scale,
                 columns: v.columns,
                 deprecation: v.deprecation,
@@ -143,6 +151,7 @@ struct ParsedVersion {
     name: String,
     served: bool,
     schema: Structural,
+    openapi_schema: Value,
     status: bool,
     scale: Option<ScalePaths>,
     columns: Value,
@@ -356,6 +365,7 @@ fn parse(crd: &Value) -> Result<Parsed, Vec<FieldError>> {
                 name: vname,
                 served: v.get("served").and_then(Value::as_bool).unwrap_or(false),
                 schema,
+                openapi_schema: v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(Value::Null),
                 status,
                 scale,
                 columns,

@@ -25,13 +25,31 @@ fn json_response(code: u16, body: Bytes, warnings: &[String]) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    add_warnings(&mut resp, warnings);
+    resp
+}
+
+fn add_warnings(resp: &mut Response, warnings: &[String]) {
     for w in warnings {
         // RFC 7234 warning format, as kube-apiserver sends them and kubectl prints them.
         if let Ok(v) = HeaderValue::from_str(&format!("299 - {}", serde_json::to_string(w).unwrap_or_default())) {
             resp.headers_mut().append(header::WARNING, v);
         }
     }
-    resp
+}
+
+/// The warning every request to a deprecated custom resource version gets.
+fn deprecation_warning(path: &str) -> Option<String> {
+    let mut segs = path.trim_matches('/').split('/');
+    // Resource requests only: /apis/<group>/<version>/<resource or namespaces>/...
+    let (Some("apis"), Some(group), Some(version), Some(_)) = (segs.next(), segs.next(), segs.next(), segs.next())
+    else {
+        return None;
+    };
+    rkube_api::custom::versions()
+        .into_iter()
+        .find(|v| (v.info.group, v.info.version) == (group, version) && v.deprecation.is_some())
+        .and_then(|v| v.deprecation.clone())
 }
 
 fn value_response(code: u16, v: &Value) -> Response {
@@ -289,10 +307,14 @@ pub async fn handle(State(server): State<Arc<Server>>, mut req: Request) -> Resp
             } else if crate::metrics::matches(&path) {
                 serve_metrics(&server, req).await
             } else {
-                match dispatch(&server, req).await {
+                let mut resp = match dispatch(&server, req).await {
                     Ok(r) => r,
                     Err(e) => error_response(&e),
+                };
+                if let Some(warning) = deprecation_warning(&path) {
+                    add_warnings(&mut resp, &[warning]);
                 }
+                resp
             }
         }
     };

@@ -3,13 +3,20 @@
 use crate::catalog;
 use crate::hash::content_hash;
 use crate::paths::{self, Defs, PathItem};
+use crate::schemas;
 use crate::{v2, v3};
-use rkube_api::registry;
+use rkube_api::{ResourceInfo, registry};
+
+const API_VERSION_DOC: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
+const KIND_DOC: &str = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
+const METADATA_DOC: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// Pre-rendered OpenAPI documents for every served group/version.
 pub struct Documents {
+    /// Kept for documents rendered later (custom resources), which reuse the meta definitions.
+    catalog: catalog::Catalog,
     v2: Vec<u8>,
     v3_root: Vec<u8>,
     /// Per group version ("api/v1", "apis/apps/v1"): the document and its hash.
@@ -50,7 +57,64 @@ impl Documents {
         }
         let v3_root = json!({"paths": Value::Object(root)}).to_string().into_bytes();
         let v2 = v2::document(&catalog, &everything).to_string().into_bytes();
-        Documents { v2, v3_root, v3 }
+        Documents { catalog, v2, v3_root, v3 }
+    }
+
+    /// The v3 document of one group version of custom resources, with its content hash:
+    /// `resources` pairs each served resource with its CRD version's openAPIV3Schema. The
+    /// object and list kinds are named as Kubernetes names them (`com.example.v1.Widget`), and
+    /// metadata refers to the same ObjectMeta definition the built-in documents use.
+    pub fn custom_group_version(&self, resources: &[(&ResourceInfo, &Value)]) -> (Vec<u8>, String) {
+        let mut custom: BTreeMap<String, Value> = BTreeMap::new();
+        let mut items: Vec<PathItem> = Vec::new();
+        for (res, schema) in resources {
+            let reversed: Vec<&str> = res.group.split('.').rev().collect();
+            let object = format!("{}.{}.{}", reversed.join("."), res.version, res.kind);
+            let list = format!("{object}List");
+            let gvk = |kind: &str| json!([{"group": res.group, "version": res.version, "kind": kind}]);
+            let mut def = match schema {
+                Value::Object(m) => m.clone(),
+                _ => Map::new(),
+            };
+            let props = def.entry("properties").or_insert_with(|| json!({}));
+            if let Value::Object(props) = props {
+                props.insert("apiVersion".into(), json!({"type": "string", "description": API_VERSION_DOC}));
+                props.insert("kind".into(), json!({"type": "string", "description": KIND_DOC}));
+                props.insert(
+                    "metadata".into(),
+                    json!({"$ref": format!("{}{}", schemas::REF_PREFIX, schemas::OBJECT_META), "description": METADATA_DOC}),
+                );
+            }
+            def.insert("x-kubernetes-group-version-kind".into(), gvk(res.kind));
+            let mut list_def = schemas::list_schema(&object, res.kind);
+            list_def["x-kubernetes-group-version-kind"] = gvk(&res.list_kind());
+            items.extend(paths::resource_paths(res, &Defs { object: &object, list: &list }));
+            custom.insert(object, Value::Object(def));
+            custom.insert(list, list_def);
+        }
+        let roots = v3::referenced(&items)
+            .chain([schemas::OBJECT_META])
+            .filter(|n| !custom.contains_key(*n))
+            .map(String::from)
+            .collect::<Vec<_>>();
+        let mut definitions = custom.clone();
+        for name in catalog::reachable(roots.iter().map(String::as_str), &self.catalog.definitions) {
+            if let Some(def) = self.catalog.definitions.get(&name) {
+                definitions.insert(name, def.clone());
+            }
+        }
+        let bytes = v3::document(&definitions, &items).to_string().into_bytes();
+        let hash = content_hash(&bytes);
+        (bytes, hash)
+    }
+
+    /// The v3 root with `extra` group versions added (their paths and hashes).
+    pub fn v3_root_with(&self, extra: &[(String, String)]) -> Vec<u8> {
+        let mut root: Value = serde_json::from_slice(&self.v3_root).unwrap_or_else(|_| json!({"paths": {}}));
+        for (key, hash) in extra {
+            root["paths"][key] = json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")});
+        }
+        root.to_string().into_bytes()
     }
 
     /// `GET /openapi/v2` (Accept: application/json).

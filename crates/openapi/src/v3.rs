@@ -22,16 +22,22 @@ pub(crate) const PATCH_TYPES: &[&str] = &[
 
 /// The document of one group version.
 pub(crate) fn group_version(catalog: &Catalog, items: &[PathItem]) -> Value {
+    let names = catalog::reachable(referenced(items), &catalog.definitions);
+    document(names.iter().filter_map(|n| catalog.definitions.get_key_value(n)), items)
+}
+
+/// A v3 document of `items` whose components are exactly `definitions`.
+pub(crate) fn document<'a>(
+    definitions: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    items: &[PathItem],
+) -> Value {
     let mut paths = Map::new();
     for item in items {
         paths.insert(item.path.clone(), path_item(item));
     }
-    let names = catalog::reachable(referenced(items), &catalog.definitions);
     let mut components = Map::new();
-    for name in names {
-        if let Some(def) = catalog.definitions.get(&name) {
-            components.insert(name, schema(def));
-        }
+    for (name, def) in definitions {
+        components.insert(name.clone(), schema(def));
     }
     json!({
         "openapi": "3.0.0",
