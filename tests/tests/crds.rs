@@ -378,3 +378,28 @@ fn helm_installs_a_chart_that_ships_its_crd() {
     // helm keeps the CRD (it never deletes crds/), as with Kubernetes.
     env.ok(&["get", "crd", "widgets.example.com"]);
 }
+
+#[test]
+fn rkubectl_prints_custom_resources_as_kubectl_does() {
+    use support::rkubectl::same_bytes;
+    let env = with_widgets();
+    env.clean(&["apply", "-f", &env.manifest("w1.yaml", &widget("w1", "  replicas: 2\n  labels:\n    tier: web\n"))]);
+    env.clean(&["apply", "-f", &env.manifest("w2.yaml", &widget("w2", "  mode: slow\n"))]);
+    for args in [
+        &["get", "widgets", "-n", "shop"][..],
+        &["get", "wd", "-n", "shop", "-o", "wide"],
+        &["get", "widget.example.com/w1", "-n", "shop", "-o", "yaml"],
+        &["get", "widgets", "-A", "-o", "name"],
+        &["get", "crd"],
+        &["get", "widgets", "-n", "shop", "-o", "jsonpath={.items[*].spec.mode}"],
+        &["describe", "widget", "w1", "-n", "shop"],
+        &["api-resources", "--api-group=example.com"],
+        &["explain", "widgets.spec.size"],
+        &["get", "widgets", "nope", "-n", "shop"],
+    ] {
+        same_bytes(&env, args);
+    }
+    let scaled = support::rkubectl::rk(&env, &["scale", "widget/w2", "-n", "shop", "--replicas=3"]);
+    assert_eq!(scaled.stdout.trim(), "widget.example.com/w2 scaled", "{}", scaled.stderr);
+    assert_eq!(env.json(&["get", "widget", "w2", "-n", "shop"])["spec"]["replicas"], 3);
+}
