@@ -1,7 +1,9 @@
 //! Typed requests to the resource service: [`Client`] holds one HTTP/2 channel (reconnected on
 //! demand), [`Api`] addresses one resource type in one namespace or in all of them.
 
+use crate::dynamic::{ApiResource, DynamicObject};
 use crate::error::from_grpc;
+use crate::rest::Rest;
 use crate::{Backoff, ClientError, Kubeconfig, Result};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::autoscaling::v1::Scale;
@@ -12,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::{Interceptor, interceptor::InterceptedService};
@@ -46,6 +49,8 @@ impl Interceptor for BearerToken {
 #[derive(Clone)]
 pub struct Client {
     grpc: Grpc,
+    /// The REST transport of dynamic requests (see [`Client::dynamic`]).
+    rest: Rest,
     field_manager: String,
 }
 
@@ -92,7 +97,7 @@ impl Client {
         let grpc = ResourceServiceClient::with_interceptor(endpoint.connect_lazy(), BearerToken(token))
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        Ok(Client { grpc, field_manager: String::new() })
+        Ok(Client { grpc, rest: Rest::new(config), field_manager: String::new() })
     }
 
     /// Names this client in managedFields (`fieldManager`), e.g. "rkube-scheduler".
@@ -103,7 +108,37 @@ impl Client {
 
     /// Requests on `K` in `namespace`; `None` means all namespaces (or a cluster-scoped kind).
     pub fn api<K: Resource>(&self, namespace: Option<&str>) -> Api<K> {
-        Api { client: self.clone(), namespace: namespace.unwrap_or_default().to_string(), kind: PhantomData }
+        let target = Target {
+            group: K::GROUP.to_string(),
+            version: K::VERSION.to_string(),
+            plural: K::URL_PATH_SEGMENT.to_string(),
+            kind: K::KIND.to_string(),
+            rest: false,
+        };
+        Api {
+            client: self.clone(),
+            namespace: namespace.unwrap_or_default().to_string(),
+            target: Arc::new(target),
+            kind: PhantomData,
+        }
+    }
+
+    /// Requests on the run-time resource `resource` in `namespace` (`None`: all namespaces, or
+    /// a cluster-scoped resource), with objects as [`DynamicObject`]s.
+    ///
+    /// These go over REST, not gRPC: the API server's gRPC front end resolves only its built-in
+    /// resources, and the resources this exists for (those of CustomResourceDefinitions) are
+    /// registered at run time and served over REST alone.
+    pub fn dynamic(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        let target = Target {
+            group: resource.group.clone(),
+            version: resource.version.clone(),
+            plural: resource.plural.clone(),
+            kind: resource.kind.clone(),
+            rest: true,
+        };
+        let namespace = if resource.namespaced { namespace.unwrap_or_default() } else { "" };
+        Api { client: self.clone(), namespace: namespace.to_string(), target: Arc::new(target), kind: PhantomData }
     }
 
     /// The `scale` subresource (autoscaling/v1 Scale) of any scalable object, named by its
@@ -254,16 +289,34 @@ pub enum WatchEvent<K> {
     Error(rkube_api::ApiError),
 }
 
+/// The resource an [`Api`] addresses, fixed when it is made (from `K`'s constants, or from an
+/// [`ApiResource`] for dynamic objects), and the transport its requests take.
+#[derive(Debug)]
+struct Target {
+    group: String,
+    version: String,
+    plural: String,
+    kind: String,
+    /// REST instead of gRPC (dynamic resources only; see [`Client::dynamic`]).
+    rest: bool,
+}
+
 /// Requests on one resource type `K` in one namespace (or all, or none for cluster scope).
 pub struct Api<K> {
     client: Client,
     namespace: String,
+    target: Arc<Target>,
     kind: PhantomData<fn() -> K>,
 }
 
 impl<K> Clone for Api<K> {
     fn clone(&self) -> Self {
-        Api { client: self.client.clone(), namespace: self.namespace.clone(), kind: PhantomData }
+        Api {
+            client: self.client.clone(),
+            namespace: self.namespace.clone(),
+            target: self.target.clone(),
+            kind: PhantomData,
+        }
     }
 }
 
@@ -276,11 +329,16 @@ where
         &self.namespace
     }
 
+    /// The kind of the objects this Api addresses.
+    pub fn kind(&self) -> &str {
+        &self.target.kind
+    }
+
     fn reference(&self, namespace: &str, name: &str, subresource: &str) -> Option<pb::ResourceRef> {
         Some(pb::ResourceRef {
-            group: K::GROUP.to_string(),
-            version: K::VERSION.to_string(),
-            resource: K::URL_PATH_SEGMENT.to_string(),
+            group: self.target.group.clone(),
+            version: self.target.version.clone(),
+            resource: self.target.plural.clone(),
             namespace: namespace.to_string(),
             name: name.to_string(),
             subresource: subresource.to_string(),
@@ -296,8 +354,8 @@ where
         }
     }
 
-    fn encode(obj: &impl Serialize) -> Result<Option<pb::Object>> {
-        let data = serde_json::to_vec(obj).map_err(|e| ClientError::decode(K::KIND, e))?;
+    fn encode(&self, obj: &impl Serialize) -> Result<Option<pb::Object>> {
+        let data = serde_json::to_vec(obj).map_err(|e| ClientError::decode(&self.target.kind, e))?;
         Ok(Some(pb::Object { data, content_type: JSON.to_string() }))
     }
 
@@ -309,16 +367,15 @@ where
     /// after an API server restart is harmless.
     async fn read<F, Fut>(&self, mut call: F) -> Result<pb::ObjectResponse>
     where
-        F: FnMut(Grpc) -> Fut,
-        Fut: Future<Output = std::result::Result<tonic::Response<pb::ObjectResponse>, tonic::Status>>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<pb::ObjectResponse>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         let mut attempt = 1;
         loop {
-            match call(self.client.grpc.clone()).await {
-                Ok(r) => return Ok(r.into_inner()),
-                Err(status) => {
-                    let e = from_grpc(&status);
+            match call().await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
                     if attempt >= READ_ATTEMPTS || !matches!(e, ClientError::Unavailable(_)) {
                         return Err(e);
                     }
@@ -329,16 +386,50 @@ where
         }
     }
 
+    // One method per call of the resource service, each sent over this Api's transport.
+
+    async fn send_get(&self, request: pb::GetRequest) -> Result<pb::ObjectResponse> {
+        if self.target.rest {
+            return self.client.rest.get(request).await;
+        }
+        grpc_answer(self.client.grpc.clone().get(request).await)
+    }
+
+    async fn send_list(&self, request: pb::ListRequest) -> Result<pb::ObjectResponse> {
+        if self.target.rest {
+            return self.client.rest.list(request).await;
+        }
+        grpc_answer(self.client.grpc.clone().list(request).await)
+    }
+
+    async fn send_create(&self, request: pb::CreateRequest) -> Result<pb::ObjectResponse> {
+        if self.target.rest {
+            return self.client.rest.create(request).await;
+        }
+        grpc_answer(self.client.grpc.clone().create(request).await)
+    }
+
+    async fn send_update(&self, request: pb::UpdateRequest, status: bool) -> Result<pb::ObjectResponse> {
+        if self.target.rest {
+            return self.client.rest.update(request, status).await;
+        }
+        let mut grpc = self.client.grpc.clone();
+        grpc_answer(if status { grpc.update_status(request).await } else { grpc.update(request).await })
+    }
+
+    async fn send_patch(&self, request: pb::PatchRequest) -> Result<pb::ObjectResponse> {
+        if self.target.rest {
+            return self.client.rest.patch(request).await;
+        }
+        grpc_answer(self.client.grpc.clone().patch(request).await)
+    }
+
     /// GET one object.
     pub async fn get(&self, name: &str) -> Result<K> {
-        let r = self.reference(&self.namespace, name, "");
-        let response = self
-            .read(|mut c| {
-                let request = pb::GetRequest { r#ref: r.clone(), resource_version: String::new() };
-                async move { c.get(request).await }
-            })
-            .await?;
-        Self::decode(response, K::KIND)
+        let request =
+            pb::GetRequest { r#ref: self.reference(&self.namespace, name, ""), resource_version: String::new() };
+        let response = self.read(|| self.send_get(request.clone())).await?;
+        Self::decode(response, &self.target.kind)
     }
 
     /// GET one object, `None` when it does not exist.
@@ -363,13 +454,8 @@ where
             r#ref: self.reference(&self.namespace, "", ""),
             options: Some(params.to_proto(&params.resource_version, false)),
         };
-        let response = self
-            .read(|mut c| {
-                let request = request.clone();
-                async move { c.list(request).await }
-            })
-            .await?;
-        let raw: Raw<K> = Self::decode(response, &format!("{}List", K::KIND))?;
+        let response = self.read(|| self.send_list(request.clone())).await?;
+        let raw: Raw<K> = Self::decode(response, &format!("{}List", self.target.kind))?;
         Ok(ObjectList {
             items: raw.items,
             resource_version: raw.metadata.resource_version.unwrap_or_default(),
@@ -381,11 +467,10 @@ where
     pub async fn create(&self, obj: &K) -> Result<K> {
         let request = pb::CreateRequest {
             r#ref: self.reference(self.namespace_of(obj), "", ""),
-            object: Self::encode(obj)?,
+            object: self.encode(obj)?,
             options: self.client.write_options(false),
         };
-        let response = self.client.grpc.clone().create(request).await.map_err(|s| from_grpc(&s))?;
-        Self::decode(response.into_inner(), K::KIND)
+        Self::decode(self.send_create(request).await?, &self.target.kind)
     }
 
     /// POST to a subresource such as `binding`, returning what the server answers (a Status
@@ -397,20 +482,17 @@ where
             object: Some(pb::Object { data, content_type: JSON.to_string() }),
             options: self.client.write_options(false),
         };
-        let response = self.client.grpc.clone().create(request).await.map_err(|s| from_grpc(&s))?;
-        Self::decode(response.into_inner(), subresource)
+        Self::decode(self.send_create(request).await?, subresource)
     }
 
     async fn put(&self, obj: &K, status: bool) -> Result<K> {
         let name = obj.metadata().name.as_deref().unwrap_or_default();
         let request = pb::UpdateRequest {
             r#ref: self.reference(self.namespace_of(obj), name, ""),
-            object: Self::encode(obj)?,
+            object: self.encode(obj)?,
             options: self.client.write_options(false),
         };
-        let mut grpc = self.client.grpc.clone();
-        let response = if status { grpc.update_status(request).await } else { grpc.update(request).await };
-        Self::decode(response.map_err(|s| from_grpc(&s))?.into_inner(), K::KIND)
+        Self::decode(self.send_update(request, status).await?, &self.target.kind)
     }
 
     /// PUT the object (a compare-and-swap when it carries a resourceVersion).
@@ -431,8 +513,7 @@ where
             options: self.client.write_options(false),
             force: matches!(patch_type, PatchType::Apply { force: true }),
         };
-        let response = self.client.grpc.clone().patch(request).await.map_err(|s| from_grpc(&s))?;
-        Self::decode(response.into_inner(), K::KIND)
+        Self::decode(self.send_patch(request).await?, &self.target.kind)
     }
 
     /// PATCH the object.
@@ -456,6 +537,9 @@ where
             dry_run: params.dry_run,
             list_options: None,
         };
+        if self.target.rest {
+            return self.client.rest.delete(request).await;
+        }
         self.client.grpc.clone().delete(request).await.map_err(|s| from_grpc(&s))?;
         Ok(())
     }
@@ -471,11 +555,14 @@ where
             r#ref: self.reference(&self.namespace, "", ""),
             options: Some(params.to_proto(resource_version, true)),
         };
-        let stream = self.client.grpc.clone().watch(request).await.map_err(|s| from_grpc(&s))?.into_inner();
-        Ok(stream.map(|item| match item {
-            Ok(event) => decode_event::<K>(event),
-            Err(status) => Err(from_grpc(&status)),
-        }))
+        let kind = self.target.kind.clone();
+        let events = if self.target.rest {
+            self.client.rest.watch(request).await?.boxed()
+        } else {
+            let stream = self.client.grpc.clone().watch(request).await.map_err(|s| from_grpc(&s))?.into_inner();
+            stream.map(|item| item.map_err(|status| from_grpc(&status))).boxed()
+        };
+        Ok(events.map(move |item| item.and_then(|event| decode_event::<K>(event, &kind))))
     }
 }
 
@@ -502,9 +589,15 @@ fn decode_object<T: DeserializeOwned>(response: pb::ObjectResponse, what: &str) 
     serde_json::from_slice(&object.data).map_err(|e| ClientError::decode(what, e))
 }
 
-fn decode_event<K: DeserializeOwned + Resource>(event: pb::WatchEvent) -> Result<WatchEvent<K>> {
+fn grpc_answer(
+    answer: std::result::Result<tonic::Response<pb::ObjectResponse>, tonic::Status>,
+) -> Result<pb::ObjectResponse> {
+    answer.map(tonic::Response::into_inner).map_err(|s| from_grpc(&s))
+}
+
+fn decode_event<K: DeserializeOwned>(event: pb::WatchEvent, kind: &str) -> Result<WatchEvent<K>> {
     let data = event.object.map(|o| o.data).unwrap_or_default();
-    let object = || serde_json::from_slice::<K>(&data).map_err(|e| ClientError::decode(K::KIND, e));
+    let object = || serde_json::from_slice::<K>(&data).map_err(|e| ClientError::decode(kind, e));
     match event.r#type.as_str() {
         "ADDED" => Ok(WatchEvent::Added(object()?)),
         "MODIFIED" => Ok(WatchEvent::Modified(object()?)),

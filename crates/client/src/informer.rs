@@ -88,7 +88,7 @@ where
                         rv
                     }
                     Err(e) => {
-                        tracing::warn!(kind = K::KIND, error = %e, "list failed; retrying");
+                        tracing::warn!(kind = self.api.kind(), error = %e, "list failed; retrying");
                         sleep_or_cancel(&cancel, backoff.next_delay()).await;
                         continue;
                     }
@@ -97,7 +97,7 @@ where
             match self.watch(&rv, &mut resource_version, &cancel).await {
                 WatchEnd::Cancelled => break,
                 WatchEnd::Relist => {
-                    tracing::info!(kind = K::KIND, resource_version = %rv, "watch position expired; relisting");
+                    tracing::info!(kind = self.api.kind(), resource_version = %rv, "watch position expired; relisting");
                     resource_version = None;
                 }
                 WatchEnd::Resume { failed: false } => backoff.reset(),
@@ -114,7 +114,7 @@ where
         for event in self.store.replace(list.items) {
             self.emit(event);
         }
-        tracing::debug!(kind = K::KIND, objects = self.store.len(), resource_version = %rv, "listed");
+        tracing::debug!(kind = self.api.kind(), objects = self.store.len(), resource_version = %rv, "listed");
         Ok(rv)
     }
 
@@ -129,7 +129,7 @@ where
             Ok(s) => Box::pin(s),
             Err(e) if e.is_expired() => return WatchEnd::Relist,
             Err(e) => {
-                tracing::warn!(kind = K::KIND, error = %e, "watch failed; retrying");
+                tracing::warn!(kind = self.api.kind(), error = %e, "watch failed; retrying");
                 return WatchEnd::Resume { failed: true };
             }
         };
@@ -142,7 +142,7 @@ where
                 None => return WatchEnd::Resume { failed: false },
                 Some(Ok(event)) => event,
                 Some(Err(e)) => {
-                    tracing::warn!(kind = K::KIND, error = %e, "watch broke; resuming");
+                    tracing::warn!(kind = self.api.kind(), error = %e, "watch broke; resuming");
                     return WatchEnd::Resume { failed: true };
                 }
             };
@@ -167,7 +167,7 @@ where
                 }
                 WatchEvent::Error(e) if e.code() == 410 => return WatchEnd::Relist,
                 WatchEvent::Error(e) => {
-                    tracing::warn!(kind = K::KIND, error = %e, "watch ended with an error; resuming");
+                    tracing::warn!(kind = self.api.kind(), error = %e, "watch ended with an error; resuming");
                     return WatchEnd::Resume { failed: true };
                 }
             }

@@ -1,20 +1,24 @@
 //! The client side of rkube's gRPC resource service, written once for every daemon: typed
 //! requests on k8s-openapi types ([`Api`]), informers that keep a local cache in step with the
-//! API server ([`Informer`], [`Store`]), a rate-limited [`WorkQueue`] of keys, Lease-based
+//! API server ([`Informer`], [`Store`]), untyped access to resources known only at run time
+//! ([`Client::dynamic`], [`DynamicObject`]), a rate-limited [`WorkQueue`] of keys, Lease-based
 //! [`LeaderElector`], an [`EventRecorder`], and kubeconfig loading.
 
 mod backoff;
 pub mod client;
+pub mod dynamic;
 pub mod error;
 pub mod informer;
 pub mod kubeconfig;
 pub mod leader;
 pub mod recorder;
+mod rest;
 pub mod store;
 pub mod workqueue;
 
 pub use backoff::Backoff;
 pub use client::{Api, Client, DeleteParams, ListParams, ObjectList, PatchType, WatchEvent};
+pub use dynamic::{ApiResource, DynamicObject};
 pub use error::ClientError;
 pub use informer::{Event, Informer};
 pub use kubeconfig::Kubeconfig;
