@@ -810,7 +810,7 @@ fn go_value(v: &Value) -> String {
     match v {
         Value::Null => "<nil>".into(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => go_float(n.as_f64().unwrap_or(0.0)),
+        Value::Number(n) => rkube_printers::jsonpath::go_float(n.as_f64().unwrap_or(0.0)),
         Value::String(s) => s.clone(),
         Value::Array(a) => format!("[{}]", a.iter().map(go_value).collect::<Vec<_>>().join(" ")),
         Value::Object(o) => {
@@ -822,39 +822,6 @@ fn go_value(v: &Value) -> String {
     }
 }
 
-/// Go's `%v` of a float64: shortest digits, exponent form below 1e-4 and from 1e6 on (strconv's
-/// `g` with shortest precision switches at an exponent of 6).
-fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
-    }
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if f < 0.0 { "-" } else { "" };
-    if !(-4..6).contains(&exp) {
-        let (head, tail) = digits.split_at(1);
-        let frac = if tail.is_empty() { String::new() } else { format!(".{tail}") };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{head}{frac}e{esign}{:02}", exp.abs());
-    }
-    let point = exp + 1;
-    if point <= 0 {
-        format!("{sign}0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
-    } else if point as usize >= digits.len() {
-        format!("{sign}{digits}{}", "0".repeat(point as usize - digits.len()))
-    } else {
-        let (int, frac) = digits.split_at(point as usize);
-        format!("{sign}{int}.{frac}")
-    }
-}
 
 /// Prefixes every line (also the empty one after a trailing newline) with `amount` spaces.
 fn indent(amount: usize, text: &str) -> String {
@@ -949,6 +916,7 @@ mod tests {
 
     #[test]
     fn go_float_matches_go_percent_v() {
+        use rkube_printers::jsonpath::go_float;
         assert_eq!(go_float(1.0), "1");
         assert_eq!(go_float(-2.5), "-2.5");
         assert_eq!(go_float(123456.0), "123456");
