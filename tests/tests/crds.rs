@@ -139,6 +139,10 @@ fn a_definition_is_established_and_served_in_discovery() {
     let explain = env.clean(&["explain", "widgets.metadata.name"]);
     assert!(explain.contains("FIELD: name <string>"), "{explain}");
 
+    // Once established, the definition is not rewritten (no status churn).
+    let again = env.json(&["get", "crd", "widgets.example.com"]);
+    assert_eq!(again["metadata"]["resourceVersion"], crd["metadata"]["resourceVersion"]);
+
     // A definition whose name does not match its names is refused in Kubernetes' words.
     let bad = CRD.replace("name: widgets.example.com", "name: gadgets.example.com");
     let out = env.fails(&["apply", "-f", &env.manifest("bad.yaml", &bad)]);
