@@ -82,10 +82,23 @@ impl EventRecorder {
         reason: &str,
         message: &str,
     ) {
-        let meta = object.metadata();
+        self.record_about(K::API_VERSION, K::KIND, object.metadata(), event_type, reason, message);
+    }
+
+    /// Queues an Event about the object of `api_version`/`kind` with metadata `meta`, for
+    /// objects whose type does not carry those (such as a `DynamicObject`).
+    pub fn record_about(
+        &self,
+        api_version: &str,
+        kind: &str,
+        meta: &ObjectMeta,
+        event_type: EventType,
+        reason: &str,
+        message: &str,
+    ) {
         let regarding = ObjectReference {
-            api_version: Some(K::API_VERSION.to_string()),
-            kind: Some(K::KIND.to_string()),
+            api_version: Some(api_version.to_string()),
+            kind: Some(kind.to_string()),
             namespace: meta.namespace.clone(),
             name: meta.name.clone(),
             uid: meta.uid.clone(),

@@ -83,6 +83,12 @@ impl SharedInformers {
         });
     }
 
+    /// Runs `start` with the informers' cancellation token when they start: for a controller
+    /// that starts informers of its own later, on kinds only known at run time.
+    pub fn on_start(&self, start: impl FnOnce(CancellationToken) + Send + 'static) {
+        self.starters.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(start));
+    }
+
     /// Starts every informer asked for so far.
     pub fn start(&self, cancel: &CancellationToken) {
         let starters: Vec<Starter> = std::mem::take(&mut *self.starters.lock().unwrap_or_else(|e| e.into_inner()));

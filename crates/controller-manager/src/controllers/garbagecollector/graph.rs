@@ -192,6 +192,28 @@ impl Graph {
         queue
     }
 
+    /// Forgets every object of the kind at `kind` (its definition went away); returns the keys
+    /// their removals concern, as [`Graph::remove`] does for each.
+    pub fn remove_kind(&mut self, kind: usize) -> Vec<String> {
+        let uids: Vec<String> = self.nodes.values().filter(|n| n.kind == kind).map(|n| n.uid.clone()).collect();
+        let mut queue = Vec::new();
+        for uid in uids {
+            queue.extend(self.remove(&uid));
+        }
+        queue.retain(|k| self.keys.contains_key(k));
+        queue
+    }
+
+    /// The keys of the objects naming an owner of `group`/`kind`: they look again when that
+    /// kind becomes known, since until then such an owner counted as present unseen.
+    pub fn referring_to(&self, group: &str, kind: &str) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.owners.iter().any(|r| r.kind == kind && group_of(&r.api_version) == group))
+            .map(|n| n.key.clone())
+            .collect()
+    }
+
     fn unlink(&mut self, node: &Node) {
         for r in &node.owners {
             if let Some(set) = self.dependents.get_mut(&r.uid) {
@@ -312,6 +334,30 @@ mod tests {
         assert_eq!(q, vec!["pods/ns/p1".to_string()]);
         assert!(g.by_uid("old").is_none());
         assert_eq!(g.by_key("configmaps/ns/cm").unwrap().uid, "new");
+    }
+
+    #[test]
+    fn a_kind_leaves_with_all_its_nodes_and_queues_their_dependents() {
+        let mut g = Graph::default();
+        let widget = KindInfo { group: "example.com", kind: "Widget", plural: "widgets.example.com", namespaced: true };
+        let meta = ObjectMeta {
+            namespace: Some("ns".into()),
+            name: Some("w".into()),
+            uid: Some("w-uid".into()),
+            ..Default::default()
+        };
+        g.upsert(Node::from_meta(7, widget, &meta).unwrap());
+        let owned = OwnerReference {
+            api_version: "example.com/v1".into(),
+            kind: "Widget".into(),
+            ..reference("", "w", "w-uid", false)
+        };
+        g.upsert(node(CM, "ns", "cm", "cm-uid", vec![owned]));
+        assert_eq!(g.referring_to("example.com", "Widget"), vec!["configmaps/ns/cm".to_string()]);
+        assert!(g.referring_to("", "Widget").is_empty());
+        assert_eq!(g.remove_kind(7), vec!["configmaps/ns/cm".to_string()]);
+        assert!(g.by_key("widgets.example.com/ns/w").is_none());
+        assert_eq!(g.len(), 1);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! propagationPolicy Foreground or Orphan, as Kubernetes' garbage collector does.
 //!
 //! An in-memory ownership graph ([`graph`]) is built from shared informers on every kind in
-//! [`kinds`]; its changes queue keys (`plural/namespace/name`). A key is reconciled as:
+//! [`kinds`], and from dynamic informers on the resources of established
+//! CustomResourceDefinitions ([`custom`]); its changes queue keys (`plural/namespace/name`,
+//! `plural.group/namespace/name` for custom kinds). A key is reconciled as:
 //! - an owner being deleted with `orphan`: its dependents lose their reference to it, then the
 //!   finalizer is removed;
 //! - an owner being deleted with `foregroundDeletion`: its dependents are queued (and so deleted),
@@ -12,18 +14,20 @@
 //!   deletion. Anything but "solid per the cache" is decided on live reads of the dependent and
 //!   of its owners, so a lagging cache never gets an object deleted.
 
+pub mod custom;
 pub mod graph;
 pub mod kinds;
 
 use crate::informers::SharedInformers;
 use crate::{Action, Context, Controller, Error, Registration};
-use graph::{FOREGROUND, Graph, Node, ORPHAN, group_of};
+use graph::{FOREGROUND, Graph, KindInfo, Node, ORPHAN, group_of};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kinds::{Change, Kind};
+use kinds::{Change, Kind, Kinds};
 use rkube_client::{DeleteParams, EventType, WorkQueue};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
 
 /// How many confirmed-absent owners are remembered before the memory is cleared.
 const ABSENT_OWNERS: usize = 4096;
@@ -35,7 +39,7 @@ const UNSEEN_DEPENDENTS_RETRY: std::time::Duration = std::time::Duration::from_s
 /// Deletes dependents of deleted owners and runs the deletion finalizers.
 pub struct GarbageCollector {
     ctx: Context,
-    kinds: Vec<Arc<dyn Kind>>,
+    kinds: Arc<Kinds>,
     graph: Arc<Mutex<Graph>>,
     queue: WorkQueue<String>,
     /// Owners a live read found absent, by `group/kind/namespace/name/uid`: a uid never comes
@@ -43,36 +47,51 @@ pub struct GarbageCollector {
     absent: Mutex<HashSet<String>>,
 }
 
-/// Watches every kind of the table, keeping the graph and queueing what its changes concern.
+/// Watches every built-in kind of the table and every custom resource, keeping the graph and
+/// queueing what its changes concern.
 pub fn register(ctx: &Context, informers: &SharedInformers) -> Registration {
     let queue = WorkQueue::new();
     let graph = Arc::new(Mutex::new(Graph::default()));
-    let kinds = kinds::table();
-    for (index, kind) in kinds.iter().enumerate() {
+    let kinds = Arc::new(Kinds::builtin());
+    for (index, kind) in kinds.present() {
         let info = kind.info();
         let (graph, queue) = (graph.clone(), queue.clone());
-        kind.watch(
-            informers,
-            Arc::new(move |change| {
-                let keys = {
-                    let mut g = graph.lock().unwrap_or_else(|e| e.into_inner());
-                    match change {
-                        Change::Upsert(meta) => match Node::from_meta(index, info, meta) {
-                            Some(node) => g.upsert(node),
-                            None => Vec::new(),
-                        },
-                        Change::Remove(meta) => g.remove(meta.uid.as_deref().unwrap_or_default()),
-                    }
-                };
-                for key in keys {
-                    queue.add(key);
-                }
-            }),
-        );
+        kind.watch(informers, Arc::new(move |change| apply(&graph, &queue, index, info, change, None)));
     }
+    custom::watch(informers, ctx.client.clone(), kinds.clone(), graph.clone(), queue.clone());
     let controller =
         GarbageCollector { ctx: ctx.clone(), kinds, graph, queue: queue.clone(), absent: Mutex::default() };
     Registration::new(Arc::new(controller), queue)
+}
+
+/// Applies one change of an object of the kind at `index` to the graph and queues the keys it
+/// concerns. `alive` is a custom kind's informer token: once it is cancelled the kind's nodes
+/// are being removed, and a straggling event (checked under the graph lock) must not bring
+/// one back.
+fn apply(
+    graph: &Mutex<Graph>,
+    queue: &WorkQueue<String>,
+    index: usize,
+    info: KindInfo,
+    change: Change<'_>,
+    alive: Option<&CancellationToken>,
+) {
+    let keys = {
+        let mut g = graph.lock().unwrap_or_else(|e| e.into_inner());
+        if alive.is_some_and(CancellationToken::is_cancelled) {
+            return;
+        }
+        match change {
+            Change::Upsert(meta) => match Node::from_meta(index, info, meta) {
+                Some(node) => g.upsert(node),
+                None => Vec::new(),
+            },
+            Change::Remove(meta) => g.remove(meta.uid.as_deref().unwrap_or_default()),
+        }
+    };
+    for key in keys {
+        queue.add(key);
+    }
 }
 
 /// How one ownerReference of a dependent stands.
@@ -111,8 +130,10 @@ impl GarbageCollector {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn kind(&self, node: &Node) -> &dyn Kind {
-        self.kinds[node.kind].as_ref()
+    /// The kind of `node`; an error only if the node's index is not in the table, which the
+    /// append-only table rules out.
+    fn kind(&self, node: &Node) -> Result<Arc<dyn Kind>, Error> {
+        self.kinds.get(node.kind).ok_or_else(|| Error::Invalid(format!("{}: no kind at index {}", node.key, node.kind)))
     }
 
     /// The cached owner `reference` (made by an object in `namespace`) names, if the cache
@@ -127,12 +148,12 @@ impl GarbageCollector {
         // Every owner solid in the cache: nothing to do and no request made.
         let all_solid = node.owners.iter().all(|r| match self.cached_owner(r, &node.namespace) {
             Some(owner) => !owner.foreground,
-            None => kinds::find(&self.kinds, group_of(&r.api_version), &r.kind).is_none(),
+            None => self.kinds.find(group_of(&r.api_version), &r.kind).is_none(),
         });
         if all_solid {
             return Ok(());
         }
-        let kind = self.kind(node);
+        let kind = self.kind(node)?;
         let Some(latest) = kind.get(&self.ctx.client, &node.namespace, &node.name).await? else { return Ok(()) };
         if latest.uid.as_deref() != Some(node.uid.as_str()) || latest.deletion_timestamp.is_some() {
             return Ok(());
@@ -188,19 +209,18 @@ impl GarbageCollector {
         reference: &OwnerReference,
     ) -> Result<Option<Owner>, Error> {
         let group = group_of(&reference.api_version);
-        let Some(index) = kinds::find(&self.kinds, group, &reference.kind) else {
+        let Some(owner_kind) = self.kinds.find(group, &reference.kind).and_then(|i| self.kinds.get(i)) else {
             // A kind the collector cannot read: never delete on its account.
             tracing::debug!(key = %node.key, kind = %reference.kind, api_version = %reference.api_version, "owner of an unwatched kind counts as present");
             return Ok(Some(Owner::Solid));
         };
-        let owner_kind = self.kinds[index].as_ref();
         if owner_kind.info().namespaced && node.namespace.is_empty() {
             let message = format!(
                 "ownerRef [{}/{}, namespace: , name: {}, uid: {}] does not exist in namespace \"\"",
                 reference.api_version, reference.kind, reference.name, reference.uid
             );
             tracing::warn!(key = %node.key, %message, "cluster-scoped object refers to a namespaced owner");
-            self.kind(node).record(
+            self.kind(node)?.record(
                 &self.ctx.recorder,
                 latest,
                 EventType::Warning,
@@ -256,7 +276,7 @@ impl GarbageCollector {
         }
         tracing::info!(key = %node.key, "unblocking owner references to avoid a foreground deletion cycle");
         let patch = json!({"metadata": {"resourceVersion": latest.resource_version, "ownerReferences": unblocked}});
-        ignore_not_found(self.kind(node).patch(&self.ctx.client, &node.namespace, &node.name, &patch).await)
+        ignore_not_found(self.kind(node)?.patch(&self.ctx.client, &node.namespace, &node.name, &patch).await)
     }
 
     /// Foreground deletion of `owner`: queues its dependents (each is then deleted as a
@@ -294,7 +314,7 @@ impl GarbageCollector {
     /// left with a reference that would get it collected.
     async fn orphan_dependents(&self, owner: &Node) -> Result<(), Error> {
         for (kind, d) in self.live_dependents(owner).await? {
-            let kind = self.kinds[kind].as_ref();
+            let Some(kind) = self.kinds.get(kind) else { continue };
             let (namespace, name) = (d.namespace.as_deref().unwrap_or_default(), d.name.as_deref().unwrap_or_default());
             let kept: Vec<&OwnerReference> =
                 d.owner_references.iter().flatten().filter(|r| r.uid != owner.uid).collect();
@@ -311,12 +331,11 @@ impl GarbageCollector {
     async fn live_dependents(&self, owner: &Node) -> Result<Vec<(usize, ObjectMeta)>, Error> {
         // A namespaced owner can only have dependents in its own namespace.
         let scoped = !owner.namespace.is_empty();
-        let lists = self.kinds.iter().enumerate().filter(|(_, k)| !scoped || k.info().namespaced).map(
-            |(index, k)| async move {
-                let found = k.dependents_of(&self.ctx.client, &owner.namespace, &owner.uid).await?;
-                Ok::<_, Error>(found.into_iter().map(move |m| (index, m)))
-            },
-        );
+        let kinds = self.kinds.present();
+        let lists = kinds.into_iter().filter(|(_, k)| !scoped || k.info().namespaced).map(|(index, k)| async move {
+            let found = k.dependents_of(&self.ctx.client, &owner.namespace, &owner.uid).await?;
+            Ok::<_, Error>(found.into_iter().map(move |m| (index, m)))
+        });
         let mut all = Vec::new();
         for found in futures::future::try_join_all(lists).await? {
             all.extend(found);
@@ -327,7 +346,7 @@ impl GarbageCollector {
     /// Removes `finalizer` from the live object of `node` (the API server finishes a deletion
     /// whose last finalizer goes).
     async fn remove_finalizer(&self, node: &Node, finalizer: &str) -> Result<(), Error> {
-        let kind = self.kind(node);
+        let kind = self.kind(node)?;
         let Some(latest) = kind.get(&self.ctx.client, &node.namespace, &node.name).await? else { return Ok(()) };
         if latest.uid.as_deref() != Some(node.uid.as_str()) || !has_finalizer(&latest, finalizer) {
             return Ok(());
