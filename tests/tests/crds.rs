@@ -50,6 +50,18 @@ spec:
                 type: object
                 additionalProperties:
                   type: string
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name:
+                      type: string
+                    port:
+                      type: integer
           status:
             type: object
             properties:
@@ -284,6 +296,17 @@ fn subresources_patches_versions_and_server_side_apply() {
         &env.manifest("w3b.yaml", &widget("w3", "  mode: fast\n")),
     ]);
     assert!(conflict.stderr.contains("conflict") && conflict.stderr.contains(".spec.mode"), "{}", conflict.stderr);
+
+    // A list the schema declares a map list is merged per key: two managers each own an entry.
+    let ports = |name: &str, port: u16| {
+        format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w4\n  namespace: shop\nspec:\n  size: 1\n  ports:\n  - name: {name}\n    port: {port}\n"
+        )
+    };
+    env.clean(&["apply", "--server-side", "--field-manager=a", "-f", &env.manifest("p1.yaml", &ports("http", 80))]);
+    env.clean(&["apply", "--server-side", "--field-manager=b", "-f", &env.manifest("p2.yaml", &ports("https", 443))]);
+    let w4 = env.json(&["get", "widget", "w4", "-n", "shop"]);
+    assert_eq!(w4["spec"]["ports"], json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}]), "{w4}");
 }
 
 #[test]

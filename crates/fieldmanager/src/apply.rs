@@ -18,7 +18,8 @@ pub(crate) fn apply(
     now: Timestamp,
 ) -> Result<Applied, FieldManagerError> {
     validate(config, live)?;
-    let schema = Schema::of(config);
+    let custom = crate::schema::custom_version(config);
+    let schema = Schema::of(config, custom.as_deref());
     let (live_body, original, mut entries) = match live {
         Some(live) => {
             let mut body = live.clone();
@@ -37,7 +38,8 @@ pub(crate) fn apply(
         meta::restore_server_metadata(&mut result, &live_body);
     }
 
-    let mine = entries.iter().position(|e| e.is(manager.name, Operation::Apply, manager.api_version, manager.subresource));
+    let mine =
+        entries.iter().position(|e| e.is(manager.name, Operation::Apply, manager.api_version, manager.subresource));
     prune(&mut result, &entries, mine, &applied_set);
 
     // What this apply changes; fields set to null count as changed even though they vanish.
@@ -69,7 +71,14 @@ pub(crate) fn apply(
             entry.fields = applied_set;
             entry.api_version = manager.api_version.to_string();
         }
-        None => entries.push(Entry::new(manager.name, Operation::Apply, manager.api_version, manager.subresource, applied_set, now)),
+        None => entries.push(Entry::new(
+            manager.name,
+            Operation::Apply,
+            manager.api_version,
+            manager.subresource,
+            applied_set,
+            now,
+        )),
     }
     managed::cap_updates(&mut entries);
 
@@ -123,7 +132,8 @@ fn validate(config: &Value, live: Option<&Value>) -> Result<(), FieldManagerErro
     let Value::Object(fields) = config else {
         return Err(FieldManagerError::invalid("", "the applied configuration must be an object"));
     };
-    let text = |object: &Value, pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text =
+        |object: &Value, pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
     for (field, what) in [("apiVersion", "version"), ("kind", "kind")] {
         let given = text(config, &format!("/{field}"));
         if given.is_empty() {
@@ -134,7 +144,9 @@ fn validate(config: &Value, live: Option<&Value>) -> Result<(), FieldManagerErro
             if !expected.is_empty() && expected != given {
                 return Err(FieldManagerError::invalid(
                     format!(".{field}"),
-                    format!("Incorrect {what} specified in apply patch. Specified patch {what}: {given}, expected: {expected}"),
+                    format!(
+                        "Incorrect {what} specified in apply patch. Specified patch {what}: {given}, expected: {expected}"
+                    ),
                 ));
             }
         }
@@ -151,11 +163,14 @@ fn validate(config: &Value, live: Option<&Value>) -> Result<(), FieldManagerErro
     }
     if let Some(live) = live {
         for field in ["name", "namespace"] {
-            let (given, existing) = (text(config, &format!("/metadata/{field}")), text(live, &format!("/metadata/{field}")));
+            let (given, existing) =
+                (text(config, &format!("/metadata/{field}")), text(live, &format!("/metadata/{field}")));
             if !given.is_empty() && !existing.is_empty() && given != existing {
                 return Err(FieldManagerError::invalid(
                     format!(".metadata.{field}"),
-                    format!("the {field} of the applied configuration ({given}) does not match the {field} of the existing object ({existing})"),
+                    format!(
+                        "the {field} of the applied configuration ({given}) does not match the {field} of the existing object ({existing})"
+                    ),
                 ));
             }
         }

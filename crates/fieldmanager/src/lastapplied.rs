@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn allows_fields_still_as_last_applied() {
         let last = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 2, "paused": false}});
-        let schema = Schema::of(&last);
+        let schema = Schema::of(&last, None);
         let allowed = allowed_conflicts(&live(&last, 2), schema).unwrap();
         assert!(allowed.contains(&["f:spec", "f:replicas"]));
         let allowed = allowed_conflicts(&live(&last, 5), schema).unwrap();

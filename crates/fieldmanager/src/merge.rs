@@ -188,7 +188,7 @@ mod tests {
             {"name": "init-like", "image": "new:1"},
             {"name": "app", "image": "app:2", "ports": [{"containerPort": 80, "name": "http"}]}
         ]}));
-        let merged = merge(&live, &config, Schema::of(&live)).unwrap();
+        let merged = merge(&live, &config, Schema::of(&live, None)).unwrap();
         assert_eq!(
             merged["spec"]["containers"],
             json!([
@@ -204,7 +204,7 @@ mod tests {
     fn nulls_remove_and_equal_values_keep_live_spelling() {
         let live = pod(json!({"replicas": 3.0, "nodeName": "n1", "hostname": null, "tolerations": [{"key": "a"}]}));
         let config = pod(json!({"replicas": 3, "nodeName": null, "hostname": null, "subdomain": null, "tolerations": [{"key": "b"}]}));
-        let merged = merge(&live, &config, Schema::of(&live)).unwrap();
+        let merged = merge(&live, &config, Schema::of(&live, None)).unwrap();
         assert_eq!(merged["spec"], json!({"replicas": 3.0, "hostname": null, "tolerations": [{"key": "b"}]}));
     }
 

@@ -1,17 +1,24 @@
 //! How each position of an object merges, from rkube-openapi's structure or deduced from
 //! the value when the type (or the field) is unknown.
 
-use crate::fieldset::{Element, canonical_json, display_path, is_scalar};
 use crate::error::FieldManagerError;
+use crate::fieldset::{Element, canonical_json, display_path, is_scalar};
+use rkube_api::custom::CustomVersion;
+use rkube_api::structural::SchemaRef;
 use rkube_openapi::{ListType, Node, NodeKind};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// The type at one position: known from the schema, or deduced from the value (unknown kinds
 /// such as custom resources, unknown fields, and untyped schema positions).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Schema<'a> {
     Typed(Node<'a>),
+    /// A position in a custom resource's structural schema.
+    Custom(SchemaRef<'a>),
+    /// A custom object's root: its schema, with `metadata` typed as every object's.
+    CustomRoot(SchemaRef<'a>),
     Deduced,
 }
 
@@ -34,22 +41,37 @@ pub(crate) enum Kind<'a> {
 pub(crate) enum Keys<'a> {
     /// `x-kubernetes-list-map-keys`.
     Listed(&'a [&'a str]),
+    /// `x-kubernetes-list-map-keys` of a custom resource's schema.
+    Custom(&'a [String]),
     /// The patch merge key of a list that declares no list type.
     Merge(&'a str),
 }
 
 impl<'a> Keys<'a> {
-    fn names(&self) -> &[&'a str] {
+    fn names(&self) -> Vec<&'a str> {
         match self {
-            Keys::Listed(names) => names,
-            Keys::Merge(name) => std::slice::from_ref(name),
+            Keys::Listed(names) => names.to_vec(),
+            Keys::Custom(names) => names.iter().map(String::as_str).collect(),
+            Keys::Merge(name) => vec![*name],
         }
     }
 }
 
-impl Schema<'static> {
-    /// The schema of an object, by its apiVersion and kind.
-    pub(crate) fn of(object: &Value) -> Schema<'static> {
+/// The custom resource version an object belongs to, if it is a custom object; its schema
+/// is what [`Schema::of`] walks, so the caller keeps it alive.
+pub(crate) fn custom_version(object: &Value) -> Option<Arc<CustomVersion>> {
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    rkube_api::registry::lookup_kind(api_version, kind).and_then(rkube_api::custom::version_of)
+}
+
+impl<'a> Schema<'a> {
+    /// The schema of an object: its custom resource's (from [`custom_version`]), else its
+    /// built-in kind's by apiVersion and kind, else deduced.
+    pub(crate) fn of(object: &Value, custom: Option<&'a CustomVersion>) -> Schema<'a> {
+        if let Some(custom) = custom {
+            return Schema::CustomRoot(custom.schema.root());
+        }
         let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
         rkube_openapi::structure().root(api_version, kind).map_or(Schema::Deduced, Schema::Typed)
@@ -60,8 +82,10 @@ impl<'a> Schema<'a> {
     /// How `value` merges at this position.
     pub(crate) fn kind(&self, value: &Value) -> Kind<'a> {
         let deduced = if value.is_object() { Kind::Fields } else { Kind::Leaf };
-        let Schema::Typed(node) = self else {
-            return deduced;
+        let node = match self {
+            Schema::Typed(node) => node,
+            Schema::Custom(node) => return custom_kind(*node, value, deduced),
+            Schema::CustomRoot(_) | Schema::Deduced => return deduced,
         };
         match node.kind() {
             NodeKind::Scalar => Kind::Leaf,
@@ -88,6 +112,8 @@ impl<'a> Schema<'a> {
     pub(crate) fn field(&self, name: &str) -> Schema<'a> {
         match self {
             Schema::Typed(node) => node.field(name).map_or(Schema::Deduced, Schema::Typed),
+            Schema::CustomRoot(_) if name == "metadata" => object_meta(),
+            Schema::Custom(node) | Schema::CustomRoot(node) => node.field(name).map_or(Schema::Deduced, Schema::Custom),
             Schema::Deduced => Schema::Deduced,
         }
     }
@@ -96,15 +122,46 @@ impl<'a> Schema<'a> {
     pub(crate) fn item(&self) -> Schema<'a> {
         match self {
             Schema::Typed(node) => node.item().map_or(Schema::Deduced, Schema::Typed),
-            Schema::Deduced => Schema::Deduced,
+            Schema::Custom(node) => node.items().map_or(Schema::Deduced, Schema::Custom),
+            Schema::CustomRoot(_) | Schema::Deduced => Schema::Deduced,
         }
     }
 
     /// Whether this is a typed struct (which Kubernetes' zero-valued "old object" of a create
     /// already holds, so creating it doesn't make its own path a member).
     pub(crate) fn is_struct(&self) -> bool {
-        matches!(self, Schema::Typed(node) if node.kind() == NodeKind::Struct)
+        match self {
+            Schema::Typed(node) => node.kind() == NodeKind::Struct,
+            Schema::CustomRoot(_) => true,
+            Schema::Custom(node) => node.ty() == Some("object") && node.has_properties(),
+            Schema::Deduced => false,
+        }
     }
+}
+
+/// How a value merges at a position of a custom resource's schema: lists are atomic unless
+/// `x-kubernetes-list-type` says set or map, objects granular unless `x-kubernetes-map-type`
+/// says atomic, as Kubernetes reads structural schemas.
+fn custom_kind<'a>(node: SchemaRef<'a>, value: &Value, deduced: Kind<'a>) -> Kind<'a> {
+    match node.ty() {
+        Some("array") if value.is_array() => match node.list_type() {
+            Some("set") => Kind::ListSet,
+            Some("map") => Kind::ListMap(Keys::Custom(node.list_map_keys())),
+            _ => Kind::Leaf,
+        },
+        Some("object") if value.is_object() && node.map_type() != Some("atomic") => Kind::Fields,
+        // Untyped positions (int-or-string, preserve-unknown-fields) go by the value.
+        None => deduced,
+        _ => Kind::Leaf,
+    }
+}
+
+/// ObjectMeta's schema, as every built-in kind has it (a custom object's metadata is one too).
+fn object_meta<'a>() -> Schema<'a> {
+    rkube_openapi::structure()
+        .root("v1", "ConfigMap")
+        .and_then(|root| root.field("metadata"))
+        .map_or(Schema::Deduced, Schema::Typed)
 }
 
 /// The value Kubernetes defaults a missing key field to, when it has one. Only `protocol`
@@ -124,14 +181,14 @@ fn item_element(item: &Value, kind: &Kind<'_>) -> Result<String, String> {
     };
     let mut key = Map::new();
     for name in keys.names() {
-        let value = match fields.get(*name) {
+        let value = match fields.get(name) {
             Some(v) if is_scalar(v) => v.clone(),
             Some(v) if !v.is_null() => return Err(format!("key field {name:?} must be a scalar, got {v}")),
             _ => key_default(name).ok_or_else(|| {
                 format!("associative list with keys has an element that omits key field {name:?} (and doesn't have default value)")
             })?,
         };
-        key.insert((*name).to_string(), value);
+        key.insert(name.to_string(), value);
     }
     Ok(Element::Key(key).render())
 }
@@ -196,7 +253,7 @@ mod tests {
     use serde_json::json;
 
     fn pod_path(fields: &[&str]) -> Schema<'static> {
-        let mut schema = Schema::of(&json!({"apiVersion": "v1", "kind": "Pod"}));
+        let mut schema = Schema::of(&json!({"apiVersion": "v1", "kind": "Pod"}), None);
         for f in fields {
             schema = if *f == "[]" { schema.item() } else { schema.field(f) };
         }
@@ -210,10 +267,10 @@ mod tests {
         let kind = ports.kind(&list);
         let indexed = Indexed::new(&list, &kind).unwrap();
         let elements: Vec<&str> = indexed.items.iter().map(|(e, _)| e.as_str()).collect();
-        assert_eq!(elements, vec![
-            "k:{\"containerPort\":80,\"protocol\":\"TCP\"}",
-            "k:{\"containerPort\":53,\"protocol\":\"UDP\"}"
-        ]);
+        assert_eq!(
+            elements,
+            vec!["k:{\"containerPort\":80,\"protocol\":\"TCP\"}", "k:{\"containerPort\":53,\"protocol\":\"UDP\"}"]
+        );
         let finalizers = pod_path(&["metadata", "finalizers"]);
         let list = json!(["a", "b"]);
         let indexed = Indexed::new(&list, &finalizers.kind(&list)).unwrap();
@@ -237,7 +294,7 @@ mod tests {
 
     #[test]
     fn unknown_types_are_deduced() {
-        let schema = Schema::of(&json!({"apiVersion": "example.com/v1", "kind": "Widget"}));
+        let schema = Schema::of(&json!({"apiVersion": "example.com/v1", "kind": "Widget"}), None);
         assert!(matches!(schema.kind(&json!({})), Kind::Fields));
         assert!(matches!(schema.field("spec").kind(&json!([1])), Kind::Leaf));
         assert!(json_eq(&json!({"a": [3]}), &json!({"a": [3.0]})));

@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn applied_set_of_a_deployment() {
         let d = deployment();
-        let set = applied(&d, Schema::of(&d)).unwrap();
+        let set = applied(&d, Schema::of(&d, None)).unwrap();
         assert_eq!(
             set.to_fields_v1(),
             json!({
@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn creating_records_new_maps_and_items_whole() {
         let d = deployment();
-        let diff = compare(&json!({}), &d, Schema::of(&d), true);
+        let diff = compare(&json!({}), &d, Schema::of(&d, None), true);
         let added = diff.added.to_fields_v1();
         assert_eq!(added["f:metadata"]["f:labels"], json!({".": {}, "f:app": {}}));
         assert!(added["f:spec"].get(".").is_none());
@@ -245,13 +245,13 @@ mod tests {
         new["spec"]["replicas"] = json!(5);
         new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
         new["metadata"]["labels"] = json!({"tier": "web"});
-        let diff = compare(&old, &new, Schema::of(&old), false);
+        let diff = compare(&old, &new, Schema::of(&old, None), false);
         assert_eq!(diff.modified.paths(), vec![
             ".spec.replicas",
             ".spec.template.spec.containers[name=\"nginx\"].image"
         ]);
         assert_eq!(diff.added.paths(), vec![".metadata.labels.tier"]);
         assert_eq!(diff.removed.paths(), vec![".metadata.labels.app"]);
-        assert!(compare(&old, &old, Schema::of(&old), false).is_empty());
+        assert!(compare(&old, &old, Schema::of(&old, None), false).is_empty());
     }
 }

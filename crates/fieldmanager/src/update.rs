@@ -8,7 +8,12 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 /// See [`crate::update`].
-pub(crate) fn update(old: Option<&Value>, mut new: Value, manager: &Manager<'_>, now: Timestamp) -> Result<Value, FieldManagerError> {
+pub(crate) fn update(
+    old: Option<&Value>,
+    mut new: Value,
+    manager: &Manager<'_>,
+    now: Timestamp,
+) -> Result<Value, FieldManagerError> {
     if !new.is_object() {
         return Err(FieldManagerError::invalid("", "the object must be a JSON object"));
     }
@@ -39,7 +44,8 @@ pub(crate) fn update(old: Option<&Value>, mut new: Value, manager: &Manager<'_>,
         return Ok(new);
     }
 
-    let schema = Schema::of(&new);
+    let custom = crate::schema::custom_version(&new);
+    let schema = Schema::of(&new, custom.as_deref());
     let mut diff = sets::compare(&old_body, &new, schema, old.is_none());
     diff.for_each_set(meta::strip);
     if !diff.is_empty() {
@@ -56,7 +62,14 @@ pub(crate) fn update(old: Option<&Value>, mut new: Value, manager: &Manager<'_>,
                 entry.fields.subtract(&diff.removed);
                 entry.time = Some(managed::format_time(now));
             }
-            None => entries.push(Entry::new(manager.name, Operation::Update, manager.api_version, manager.subresource, changed, now)),
+            None => entries.push(Entry::new(
+                manager.name,
+                Operation::Update,
+                manager.api_version,
+                manager.subresource,
+                changed,
+                now,
+            )),
         }
     }
     managed::cap_updates(&mut entries);

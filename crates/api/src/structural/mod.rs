@@ -169,6 +169,54 @@ impl Structural {
     }
 }
 
+/// A position in a structural schema, for walking it beside an object (server-side apply).
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaRef<'a>(&'a Node);
+
+impl Structural {
+    /// The root of the schema.
+    pub fn root(&self) -> SchemaRef<'_> {
+        SchemaRef(&self.root)
+    }
+}
+
+impl<'a> SchemaRef<'a> {
+    /// `type`, when the node declares one.
+    pub fn ty(self) -> Option<&'a str> {
+        self.0.ty.as_deref()
+    }
+
+    /// The schema of the value under `key` of an object (a property or additionalProperties).
+    pub fn field(self, key: &str) -> Option<SchemaRef<'a>> {
+        self.0.field(key).map(SchemaRef)
+    }
+
+    /// The schema of the items of an array.
+    pub fn items(self) -> Option<SchemaRef<'a>> {
+        self.0.items.as_deref().map(SchemaRef)
+    }
+
+    /// Whether the object declares properties (a struct rather than a map).
+    pub fn has_properties(self) -> bool {
+        !self.0.properties.is_empty()
+    }
+
+    /// `x-kubernetes-list-type`.
+    pub fn list_type(self) -> Option<&'a str> {
+        self.0.list_type.as_deref()
+    }
+
+    /// `x-kubernetes-list-map-keys`.
+    pub fn list_map_keys(self) -> &'a [String] {
+        &self.0.list_map_keys
+    }
+
+    /// `x-kubernetes-map-type`.
+    pub fn map_type(self) -> Option<&'a str> {
+        self.0.map_type.as_deref()
+    }
+}
+
 /// `parent.key`, or `key` at the root.
 fn child(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
