@@ -3,6 +3,8 @@
 //! reference dropped when another owner lives), foreground deletion blocked by a dependent,
 //! orphaning, dangling references to owners that never existed, live owners racing the
 //! caches, and kubectl's three `--cascade` modes on a Deployment -> ReplicaSet -> Pod chain.
+//! Custom resources (a Widget CRD defined while the collector runs) own and are owned the same
+//! way, in background, foreground and orphan deletion.
 
 mod common;
 
@@ -13,9 +15,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::{Metadata, Resource};
-use rkube_client::{Api, DeleteParams, ListParams, PatchType};
+use rkube_client::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PatchType};
 use serde_json::json;
 use std::time::Duration;
 
@@ -68,7 +71,7 @@ async fn gone<K>(c: &Cluster, api: &Api<K>, name: &str)
 where
     K: Resource + Metadata<Ty = ObjectMeta> + serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
-    c.eventually(20, &format!("{} {name} deleted", K::KIND), || async {
+    c.eventually(20, &format!("{} {name} deleted", api.kind()), || async {
         api.get_opt(name).await.expect("get").is_none().then_some(())
     })
     .await;
@@ -366,4 +369,167 @@ async fn dependents_of_other_kinds_are_collected_too() {
     gone(&c, &ingresses, "ing").await;
     gone(&c, &roles, "role").await;
     gone(&c, &bindings, "binding").await;
+}
+
+/// The Widget resource the tests define.
+fn widget_resource() -> ApiResource {
+    ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+        namespaced: true,
+    }
+}
+
+/// Defines Widgets (after the collector started, so it must pick the definition up at run
+/// time), waits until the definition is Established, and returns requests on Widgets.
+async fn define_widgets(c: &Cluster) -> Api<DynamicObject> {
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                }}},
+            }],
+        },
+    }))
+    .expect("a valid CRD");
+    let crds = c.api::<CustomResourceDefinition>(None);
+    crds.create(&crd).await.expect("CRD created");
+    c.eventually(20, "Widget CRD established", || async {
+        let crd = crds.get("widgets.example.com").await.ok()?;
+        let conditions = crd.status?.conditions?;
+        conditions.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+    })
+    .await;
+    c.client.dynamic(&widget_resource(), Some(NS))
+}
+
+async fn create_widget(widgets: &Api<DynamicObject>, name: &str, owners: Vec<OwnerReference>) -> DynamicObject {
+    let mut w = DynamicObject::new(&widget_resource(), Some(NS), name);
+    w.metadata.owner_references = (!owners.is_empty()).then_some(owners);
+    w.data.insert("spec".into(), json!({"size": 1}));
+    widgets.create(&w).await.expect("widget created")
+}
+
+fn widget_reference(w: &DynamicObject, block: bool) -> OwnerReference {
+    OwnerReference {
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        name: w.metadata.name.clone().unwrap_or_default(),
+        uid: w.metadata.uid.clone().unwrap_or_default(),
+        controller: None,
+        block_owner_deletion: block.then_some(true),
+    }
+}
+
+async fn owned_config_map(c: &Cluster, name: &str, owners: Vec<OwnerReference>) -> ConfigMap {
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            owner_references: Some(owners),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    c.api::<ConfigMap>(Some(NS)).create(&cm).await.expect("config map created")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_of_a_deleted_custom_object_are_collected() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let widgets = define_widgets(&c).await;
+    let doomed = create_widget(&widgets, "doomed", vec![]).await;
+    let live = create_widget(&widgets, "live", vec![]).await;
+    owned_config_map(&c, "of-doomed", vec![widget_reference(&doomed, false)]).await;
+    owned_config_map(&c, "of-both", vec![widget_reference(&doomed, false), widget_reference(&live, false)]).await;
+    let cms = c.api::<ConfigMap>(Some(NS));
+
+    widgets.delete("doomed", &DeleteParams::default()).await.expect("widget deleted");
+    gone(&c, &widgets, "doomed").await;
+    gone(&c, &cms, "of-doomed").await;
+    // The live Widget keeps its dependent, which only loses the reference to the gone one.
+    let both = c
+        .eventually(20, "config map keeps only the live Widget", || async {
+            let cm = cms.get("of-both").await.expect("the config map with a live owner stays");
+            (owner_uids(&cm.metadata) == vec![live.metadata.uid.clone().unwrap()]).then_some(cm)
+        })
+        .await;
+    assert!(both.metadata.deletion_timestamp.is_none());
+    assert!(widgets.get_opt("live").await.expect("get").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_objects_owned_by_a_deleted_object_are_collected() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let widgets = define_widgets(&c).await;
+    let owner = config_map(&c, "owner").await;
+    let kept = config_map(&c, "kept").await;
+    create_widget(&widgets, "owned", vec![reference(&owner, false)]).await;
+    create_widget(&widgets, "owned-by-kept", vec![reference(&kept, false)]).await;
+
+    c.api::<ConfigMap>(Some(NS)).delete("owner", &DeleteParams::default()).await.expect("owner deleted");
+    gone(&c, &widgets, "owned").await;
+    let w = widgets.get("owned-by-kept").await.expect("a Widget whose owner lives stays");
+    assert!(w.metadata.deletion_timestamp.is_none());
+    assert_eq!(owner_uids(&w.metadata), vec![kept.metadata.uid.clone().unwrap()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_deletion_of_a_custom_object_waits_for_its_blocking_dependent() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let widgets = define_widgets(&c).await;
+    let owner = create_widget(&widgets, "owner", vec![]).await;
+    const HOLD: &str = "test.rkube.io/hold";
+    create_pod(&c, "held", vec![widget_reference(&owner, true)], &[HOLD]).await;
+
+    widgets.delete("owner", &foreground()).await.expect("foreground delete accepted");
+    let pods = c.api::<Pod>(Some(NS));
+    let held = c
+        .eventually(20, "held pod being deleted by the collector", || async {
+            pods.get("held").await.ok().filter(|p| p.metadata.deletion_timestamp.is_some())
+        })
+        .await;
+    assert!(held.metadata.finalizers.iter().flatten().any(|f| f == HOLD));
+    // The dependent still blocks: the Widget waits, marked for deletion.
+    let waiting = widgets.get("owner").await.expect("the Widget waits for its blocking dependent");
+    assert!(waiting.metadata.deletion_timestamp.is_some());
+    assert!(waiting.metadata.finalizers.iter().flatten().any(|f| f == "foregroundDeletion"), "{waiting:?}");
+
+    c.eventually(20, "test finalizer removed", || async {
+        let Some(p) = pods.get_opt("held").await.expect("get") else { return Some(()) };
+        let kept: Vec<String> = p.metadata.finalizers.iter().flatten().filter(|f| *f != HOLD).cloned().collect();
+        let patch = json!({"metadata": {"resourceVersion": p.metadata.resource_version, "finalizers": kept}});
+        pods.patch("held", PatchType::Merge, &patch).await.ok().map(|_| ())
+    })
+    .await;
+    gone(&c, &pods, "held").await;
+    gone(&c, &widgets, "owner").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_deletion_of_a_custom_object_keeps_its_dependents() {
+    let c = Cluster::start("garbagecollector", &[]);
+    let widgets = define_widgets(&c).await;
+    let owner = create_widget(&widgets, "owner", vec![]).await;
+    let other = config_map(&c, "other").await;
+    owned_config_map(&c, "alone", vec![widget_reference(&owner, true)]).await;
+    owned_config_map(&c, "shared", vec![reference(&other, false), widget_reference(&owner, false)]).await;
+
+    let orphan = DeleteParams { propagation_policy: Some("Orphan".into()), ..Default::default() };
+    widgets.delete("owner", &orphan).await.expect("orphan delete accepted");
+    gone(&c, &widgets, "owner").await;
+    let cms = c.api::<ConfigMap>(Some(NS));
+    let alone = cms.get("alone").await.expect("the orphaned config map stays");
+    assert!(owner_uids(&alone.metadata).is_empty(), "{:?}", alone.metadata);
+    assert!(alone.metadata.deletion_timestamp.is_none());
+    let shared = cms.get("shared").await.expect("the orphaned config map stays");
+    assert_eq!(owner_uids(&shared.metadata), vec![other.metadata.uid.clone().unwrap()]);
 }
