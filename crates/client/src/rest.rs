@@ -192,9 +192,11 @@ impl Rest {
 }
 
 fn build(config: &Kubeconfig) -> std::result::Result<reqwest::Client, String> {
-    // No overall timeout: watches stay open for minutes.
+    // No overall timeout: watches stay open for minutes. TCP keepalive instead finds a
+    // connection that died silently under a watch.
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
+        .tcp_keepalive(Duration::from_secs(30))
         .tcp_nodelay(true)
         .tls_built_in_root_certs(false);
     if let Some(ca) = &config.certificate_authority {
