@@ -153,6 +153,21 @@ impl PodWorker {
             let name = c.labels.get(LABEL_CONTAINER_NAME).cloned().unwrap_or_default();
             match cri.container_status(&c.id).await {
                 Ok(mut st) => {
+                    if oom_may_be_pending(&st) {
+                        // containerd handles a task's exit and its OOM event separately: a moment
+                        // after an OOM kill the status may still say Error. Give the event a
+                        // chance, so the container is reported OOMKilled as it happened.
+                        for _ in 0..OOM_EVENT_POLLS {
+                            tokio::time::sleep(OOM_EVENT_POLL).await;
+                            match cri.container_status(&c.id).await {
+                                Ok(again) if again.reason != st.reason => {
+                                    st = again;
+                                    break;
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
                     if is_exited(&st) && st.message.is_empty() {
                         st.message = self.termination_message(&name, attempt(&st));
                     }
@@ -781,6 +796,18 @@ fn active_deadline_passed(pod: &Pod) -> Option<i64> {
     let start = pod.status.as_ref()?.start_time.as_ref()?.0;
     let elapsed = jiff::Timestamp::now().duration_since(start).as_secs();
     (elapsed >= deadline).then_some(deadline)
+}
+
+/// How often, and how many times, a freshly SIGKILLed container's status is read again for
+/// the OOM event containerd may not have applied yet.
+const OOM_EVENT_POLL: Duration = Duration::from_millis(100);
+const OOM_EVENT_POLLS: usize = 5;
+
+/// An exit by SIGKILL within the last second, reported as a plain error: the kernel's OOM
+/// killer may be why, and containerd may not have recorded it yet.
+fn oom_may_be_pending(st: &api::ContainerStatus) -> bool {
+    let now = jiff::Timestamp::now().as_nanosecond();
+    is_exited(st) && st.exit_code == 137 && st.reason == "Error" && now - i128::from(st.finished_at) < 1_000_000_000
 }
 
 #[cfg(test)]
