@@ -480,6 +480,12 @@ async fn adopts_matching_orphan_replica_sets_and_releases_mismatched_ones() {
         })
         .await;
     assert_eq!(replicas(&released), 2, "a released ReplicaSet is left as it was");
+    // The Deployment's status may still describe the released ReplicaSet: wait for the
+    // controller to create its own before the rollout counts.
+    c.eventually(20, "a ReplicaSet of the Deployment's own", || async {
+        (!replica_sets(&c, "web").await.is_empty()).then_some(())
+    })
+    .await;
     roll_out(&c, "web").await;
     let rss = replica_sets(&c, "web").await;
     assert_eq!(rss.len(), 1);
