@@ -94,6 +94,25 @@ pub trait Kind: Send + Sync {
 
 struct Typed<K>(PhantomData<fn() -> K>);
 
+/// Live metadata of every object `api` lists that names `uid` among its owners.
+async fn owned_by<K>(api: rkube_client::Api<K>, uid: &str) -> Result<Vec<ObjectMeta>, ClientError>
+where
+    K: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+{
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| o.metadata().clone())
+        .filter(|m| m.owner_references.iter().flatten().any(|r| r.uid == uid))
+        .collect())
+}
+
 fn api<K: Object>(client: &Client, namespace: &str) -> rkube_client::Api<K> {
     client.api::<K>((!namespace.is_empty()).then_some(namespace))
 }
@@ -141,16 +160,8 @@ where
         namespace: &'a str,
         uid: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>, ClientError>> {
-        Box::pin(async move {
-            let namespace = if self.info().namespaced { namespace } else { "" };
-            let list = api::<K>(client, namespace).list(&ListParams::default()).await?;
-            Ok(list
-                .items
-                .into_iter()
-                .map(|o| o.metadata().clone())
-                .filter(|m| m.owner_references.iter().flatten().any(|r| r.uid == uid))
-                .collect())
-        })
+        let namespace = if self.info().namespaced { namespace } else { "" };
+        Box::pin(owned_by(api::<K>(client, namespace), uid))
     }
 
     fn patch<'a>(
@@ -361,16 +372,8 @@ impl Kind for Dynamic {
         namespace: &'a str,
         uid: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>, ClientError>> {
-        Box::pin(async move {
-            let namespace = if self.info.namespaced { namespace } else { "" };
-            let list = self.api(client, namespace).list(&ListParams::default()).await?;
-            Ok(list
-                .items
-                .into_iter()
-                .map(|o| o.metadata)
-                .filter(|m| m.owner_references.iter().flatten().any(|r| r.uid == uid))
-                .collect())
-        })
+        let namespace = if self.info.namespaced { namespace } else { "" };
+        Box::pin(owned_by(self.api(client, namespace), uid))
     }
 
     fn patch<'a>(
