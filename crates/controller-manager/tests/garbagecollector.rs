@@ -99,6 +99,17 @@ async fn background_deletes_dependents_whose_owners_are_all_gone() {
     assert!(shared.metadata.deletion_timestamp.is_none());
 }
 
+/// Removes the test's `finalizer` from a pod (the collector may be editing its finalizers too).
+async fn release_finalizer(c: &Cluster, pods: &rkube_client::Api<Pod>, name: &str, finalizer: &str) {
+    c.eventually(20, "test finalizer removed", || async {
+        let Some(p) = pods.get_opt(name).await.expect("get") else { return Some(()) };
+        let kept: Vec<String> = p.metadata.finalizers.iter().flatten().filter(|f| *f != finalizer).cloned().collect();
+        let patch = json!({"metadata": {"resourceVersion": p.metadata.resource_version, "finalizers": kept}});
+        pods.patch(name, PatchType::Merge, &patch).await.ok().map(|_| ())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_deletion_waits_for_blocking_dependents() {
     let c = Cluster::start("garbagecollector", &[]);
@@ -125,14 +136,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
     assert!(waiting.metadata.finalizers.iter().flatten().any(|f| f == "foregroundDeletion"), "{waiting:?}");
     assert!(held.metadata.finalizers.iter().flatten().any(|f| f == HOLD));
 
-    // Release the test's finalizer (the collector may be editing the pod's finalizers too).
-    c.eventually(20, "test finalizer removed", || async {
-        let Some(p) = pods.get_opt("held").await.expect("get") else { return Some(()) };
-        let kept: Vec<String> = p.metadata.finalizers.iter().flatten().filter(|f| *f != HOLD).cloned().collect();
-        let patch = json!({"metadata": {"resourceVersion": p.metadata.resource_version, "finalizers": kept}});
-        pods.patch("held", PatchType::Merge, &patch).await.ok().map(|_| ())
-    })
-    .await;
+    release_finalizer(&c, &pods, "held", HOLD).await;
     gone(&c, &pods, "held").await;
     gone(&c, &cms, "owner").await;
 }
@@ -503,13 +507,7 @@ async fn foreground_deletion_of_a_custom_object_waits_for_its_blocking_dependent
     assert!(waiting.metadata.deletion_timestamp.is_some());
     assert!(waiting.metadata.finalizers.iter().flatten().any(|f| f == "foregroundDeletion"), "{waiting:?}");
 
-    c.eventually(20, "test finalizer removed", || async {
-        let Some(p) = pods.get_opt("held").await.expect("get") else { return Some(()) };
-        let kept: Vec<String> = p.metadata.finalizers.iter().flatten().filter(|f| *f != HOLD).cloned().collect();
-        let patch = json!({"metadata": {"resourceVersion": p.metadata.resource_version, "finalizers": kept}});
-        pods.patch("held", PatchType::Merge, &patch).await.ok().map(|_| ())
-    })
-    .await;
+    release_finalizer(&c, &pods, "held", HOLD).await;
     gone(&c, &pods, "held").await;
     gone(&c, &widgets, "owner").await;
 }
