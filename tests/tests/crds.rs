@@ -430,3 +430,45 @@ fn rkubectl_prints_custom_resources_as_kubectl_does() {
     assert_eq!(scaled.stdout.trim(), "widget.example.com/w2 scaled", "{}", scaled.stderr);
     assert_eq!(env.json(&["get", "widget", "w2", "-n", "shop"])["spec"]["replicas"], 3);
 }
+
+#[test]
+fn daily_verbs_work_on_custom_objects() {
+    let env = with_widgets();
+    env.clean(&["apply", "-f", &env.manifest("w1.yaml", &widget("w1", ""))]);
+    assert_eq!(env.clean(&["label", "widget", "w1", "-n", "shop", "tier=web"]).trim(), "widget.example.com/w1 labeled");
+    assert_eq!(
+        env.clean(&["annotate", "widget", "w1", "-n", "shop", "note=hi"]).trim(),
+        "widget.example.com/w1 annotated"
+    );
+    assert_eq!(
+        env.clean(&["get", "widgets", "-n", "shop", "-l", "tier=web", "-o", "name"]).trim(),
+        "widget.example.com/w1"
+    );
+
+    // edit round-trips through the editor.
+    let editor = env.manifest("editor.sh", "#!/bin/sh\nsed -i 's/size: 3/size: 8/' \"$1\"\n");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut cmd = env.command(&["edit", "widget", "w1", "-n", "shop"]);
+    cmd.env("KUBE_EDITOR", &editor);
+    let out = env.run_command(cmd, "kubectl edit widget");
+    assert_eq!((out.code, out.stdout.trim()), (0, "widget.example.com/w1 edited"), "{}", out.stderr);
+    assert_eq!(env.json(&["get", "widget", "w1", "-n", "shop"])["spec"]["size"], 8);
+
+    // wait on a field, and a watch sees changes as tables.
+    let mut watch =
+        Watcher::start(&env, &["get", "widgets", "-n", "shop", "-w", "--output-watch-events", "-o", "json"]);
+    let first = watch.next("the existing widget");
+    assert_eq!((first["type"].as_str(), first["object"]["metadata"]["name"].as_str()), (Some("ADDED"), Some("w1")));
+    env.clean(&["patch", "widget", "w1", "-n", "shop", "--type=merge", "-p", r#"{"spec":{"mode":"slow"}}"#]);
+    let changed = watch.next("the patched widget");
+    assert_eq!((changed["type"].as_str(), &changed["object"]["spec"]["mode"]), (Some("MODIFIED"), &json!("slow")));
+    watch.stop();
+    let out = env.clean(&["wait", "widget/w1", "-n", "shop", "--for=jsonpath={.spec.mode}=slow", "--timeout=10s"]);
+    assert_eq!(out.trim(), "widget.example.com/w1 condition met");
+
+    // delete --all, then the collection is empty.
+    env.clean(&["apply", "-f", &env.manifest("w2.yaml", &widget("w2", ""))]);
+    let out = env.clean(&["delete", "widgets", "--all", "-n", "shop"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(env.clean(&["get", "widgets", "-n", "shop", "-o", "name"]).trim(), "");
+}
