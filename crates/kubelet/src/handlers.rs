@@ -55,6 +55,13 @@ pub async fn exec(cri: &Cri, container_id: &str, action: &ExecAction, timeout: D
     }
 }
 
+/// The HTTP client of httpGet probes and hooks. Like Kubernetes' kubelet, it does not verify
+/// the certificates of HTTPS targets: a pod's serving certificate is rarely for its IP, and a
+/// probe checks liveness, not identity.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().danger_accept_invalid_certs(true).build().unwrap_or_default()
+}
+
 /// GETs the URL; success is a status in 200..400.
 pub async fn http_get(
     http: &reqwest::Client,
@@ -135,4 +142,61 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::HTTPGetAction;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An HTTPS server with a self-signed certificate answering every request with `status`.
+    async fn https_server(status: u16) -> u16 {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let _ = tls.write_all(reply.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        port
+    }
+
+    fn action(port: u16) -> HTTPGetAction {
+        HTTPGetAction {
+            scheme: Some("HTTPS".into()),
+            port: IntOrString::Int(i32::from(port)),
+            path: Some("/healthz".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn https_probes_do_not_verify_the_certificate() {
+        let container = Container { name: "c".into(), ..Default::default() };
+        let ok = https_server(200).await;
+        let outcome = http_get(&http_client(), &action(ok), &container, "127.0.0.1", Duration::from_secs(5)).await;
+        assert_eq!(outcome, Outcome::Success);
+        let failing = https_server(503).await;
+        let outcome = http_get(&http_client(), &action(failing), &container, "127.0.0.1", Duration::from_secs(5)).await;
+        assert_eq!(outcome, Outcome::Failure("HTTP probe failed with statuscode: 503".into()));
+    }
 }

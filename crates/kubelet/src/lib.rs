@@ -124,7 +124,7 @@ pub async fn run(config: Config, token: CancellationToken) -> anyhow::Result<()>
         images: images::ImageManager::new(cri.clone(), config.max_parallel_image_pulls),
         probes,
         volumes: Arc::new(volumes::VolumeManager::new(client.clone(), config.root_dir.clone(), node_name.clone())),
-        http: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
+        http: handlers::http_client(),
         sync_frequency: config.sync_frequency,
     });
     // The built-in local-path provisioner: its StorageClass, and the clean-up of released volumes.

@@ -63,7 +63,7 @@ pub struct ProbeManager {
 impl ProbeManager {
     /// A manager that reports changes through `poke`.
     pub fn new(cri: Cri, recorder: EventRecorder, poke: Poke) -> Arc<ProbeManager> {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
+        let http = crate::handlers::http_client();
         Arc::new(ProbeManager { cri, http, recorder, tracked: Mutex::default(), poke })
     }
 
