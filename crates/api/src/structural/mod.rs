@@ -3,12 +3,16 @@
 //! three things the API server does with one on every write of a custom object: prune unknown
 //! fields, apply defaults, validate.
 //!
-//! `x-kubernetes-validations` (CEL rules) are accepted in schemas but NOT evaluated.
+//! `x-kubernetes-validations` (CEL rules) are compiled with the schema and evaluated on
+//! validation; see [`cel`] for what of Kubernetes' CEL environment is supported.
 
+mod cel;
 mod parse;
 mod prune;
 mod validate;
 
+#[cfg(test)]
+mod cel_tests;
 #[cfg(test)]
 mod tests;
 
@@ -82,6 +86,8 @@ struct Node {
     any_of: Vec<Node>,
     one_of: Vec<Node>,
     not: Option<Box<Node>>,
+    /// Compiled `x-kubernetes-validations`.
+    rules: Vec<cel::Rule>,
 }
 
 impl Node {
@@ -143,11 +149,23 @@ impl Structural {
         prune::default(&self.root, obj, true);
     }
 
-    /// Validates `obj` (not its root metadata) against the schema; errors carry Kubernetes'
-    /// field paths and messages. CEL rules (`x-kubernetes-validations`) are not evaluated.
+    /// Validates `obj` (not its root metadata) against the schema, as on create; errors carry
+    /// Kubernetes' field paths and messages. CEL rules are evaluated, except transition rules
+    /// (those using `oldSelf`, unless they set `optionalOldSelf`).
     pub fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let mut errs = Vec::new();
         validate::validate(&self.root, obj, "", true, &mut errs);
+        cel::evaluate(&self.root, obj, None, "", false, &mut errs);
+        errs
+    }
+
+    /// Validates `obj` replacing `old`, as on update: like [`Structural::validate`], plus the
+    /// transition rules, with `oldSelf` bound wherever `old` has a value at the same path
+    /// (list-type map items correlated by their keys; other list items are not correlated).
+    pub fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        validate::validate(&self.root, obj, "", true, &mut errs);
+        cel::evaluate(&self.root, obj, Some(old), "", true, &mut errs);
         errs
     }
 

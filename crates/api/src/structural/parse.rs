@@ -110,6 +110,7 @@ fn parse_node(v: &Value, path: &str, ctx: Ctx, errs: &mut Vec<FieldError>) -> No
     n.unique_items = get_bool(m, "uniqueItems", path, errs);
     n.required = get_str_list(m, "required", path, errs);
     n.format = get_str(m, "format", path, errs);
+    n.rules = super::cel::parse_rules(m.get("x-kubernetes-validations"), path, errs);
     if let Some(p) = get_str(m, "pattern", path, errs) {
         match Regex::new(&p) {
             Ok(re) => n.pattern = Some((p, re)),
