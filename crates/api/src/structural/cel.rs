@@ -356,7 +356,14 @@ fn run_rule(
             ));
         }
         Err(e) => {
-            errs.push(FieldError::invalid(field, &shown, &format!("{e} evaluating rule: {}", rule.source)));
+            // cel-go, which Kubernetes uses, words its errors in lower case ("no such key: x").
+            let text = e.to_string();
+            let mut chars = text.chars();
+            let text = match chars.next() {
+                Some(c) => c.to_lowercase().chain(chars).collect::<String>(),
+                None => text,
+            };
+            errs.push(FieldError::invalid(field, &shown, &format!("{text} evaluating rule: {}", rule.source)));
         }
     }
 }
