@@ -7,6 +7,10 @@
 //! and the `duration`/`timestamp` types are not there: a rule calling one of the Kubernetes
 //! functions is refused when the CRD is written, naming the function.
 //!
+//! Rules are evaluated on the structural nodes (properties, items, additionalProperties); rules
+//! written inside allOf/anyOf/oneOf/not are compiled (and so checked) but not evaluated. Null
+//! values are not evaluated, like absent ones.
+//!
 //! Cost: Kubernetes estimates a rule's cost from the schema's maxItems/maxLength and refuses
 //! expensive rules. Here two cheap bounds replace the estimate: a rule (or messageExpression) may
 //! be at most [`MAX_RULE_LEN`] bytes, and macros (all, exists, exists_one, map, filter) may nest at
