@@ -36,7 +36,15 @@ spec:
           spec:
             type: object
             required: [size]
+            x-kubernetes-validations:
+            - rule: "!has(self.replicas) || self.replicas <= self.size * 10"
+              message: replicas must not exceed ten times the size
             properties:
+              zone:
+                type: string
+                x-kubernetes-validations:
+                - rule: self == oldSelf
+                  message: zone is immutable
               size:
                 type: integer
                 minimum: 1
@@ -155,6 +163,17 @@ fn a_definition_is_established_and_served_in_discovery() {
     let again = env.json(&["get", "crd", "widgets.example.com"]);
     assert_eq!(again["metadata"]["resourceVersion"], crd["metadata"]["resourceVersion"]);
 
+    // A rule that does not compile makes the definition invalid.
+    let broken =
+        CRD.replace("rule: self == oldSelf", "rule: self ==").replace("widgets.example.com", "broken.example.com");
+    let broken = broken.replace("plural: widgets", "plural: broken").replace("kind: Widget", "kind: Broken");
+    let out = env.fails(&["apply", "-f", &env.manifest("broken.yaml", &broken)]);
+    assert!(
+        out.stderr.contains("x-kubernetes-validations[0].rule") && out.stderr.contains("compilation failed"),
+        "{}",
+        out.stderr
+    );
+
     // A definition whose name does not match its names is refused in Kubernetes' words.
     let bad = CRD.replace("name: widgets.example.com", "name: gadgets.example.com");
     let out = env.fails(&["apply", "-f", &env.manifest("bad.yaml", &bad)]);
@@ -220,6 +239,18 @@ fn objects_are_pruned_defaulted_validated_and_printed_with_the_definitions_colum
     assert!(out.stderr.contains("spec.size: Required value"), "{}", out.stderr);
     let (code, _) = env.rest("/apis/example.com/v1/namespaces/shop/widgets/bad");
     assert_eq!(code, 404, "nothing invalid is stored");
+
+    // CEL rules (x-kubernetes-validations): one across fields, and a transition rule.
+    let out = env.fails(&["apply", "-f", &env.manifest("big.yaml", &widget("big", "  replicas: 31\n"))]);
+    assert!(
+        out.stderr.contains(r#"spec: Invalid value: "object": replicas must not exceed ten times the size"#),
+        "{}",
+        out.stderr
+    );
+    env.clean(&["apply", "-f", &env.manifest("zoned.yaml", &widget("zoned", "  zone: a\n"))]);
+    let out = env.fails(&["patch", "widget", "zoned", "-n", "shop", "--type=merge", "-p", r#"{"spec":{"zone":"b"}}"#]);
+    assert!(out.stderr.contains(r#"spec.zone: Invalid value: "string": zone is immutable"#), "{}", out.stderr);
+    env.clean(&["patch", "widget", "zoned", "-n", "shop", "--type=merge", "-p", r#"{"spec":{"size":4}}"#]);
 }
 
 #[test]

@@ -25,7 +25,7 @@ type Errs = Vec<FieldError>;
 
 /// Validates a new object.
 pub fn validate_create(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
-    let mut errs = validate_object(res, obj);
+    let mut errs = validate_object(res, obj, None);
     if (res.group, res.kind) == ("", "Pod") {
         pod::validate_pod_create(obj, &mut errs);
     }
@@ -34,7 +34,7 @@ pub fn validate_create(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
 
 /// Validates an update of `old` to `obj` (including immutable fields).
 pub fn validate_update(res: &ResourceInfo, obj: &Value, old: &Value) -> Vec<FieldError> {
-    let mut errs = validate_object(res, obj);
+    let mut errs = validate_object(res, obj, Some(old));
     let null = Value::Null;
     meta::validate_object_meta_update(
         obj.get("metadata").unwrap_or(&null),
@@ -61,15 +61,16 @@ pub fn validate_update(res: &ResourceInfo, obj: &Value, old: &Value) -> Vec<Fiel
     errs
 }
 
-/// Checks made on both create and update.
-fn validate_object(res: &ResourceInfo, obj: &Value) -> Errs {
+/// Checks made on both create and update; `old` is the object an update replaces (custom
+/// resources' transition rules compare against it).
+fn validate_object(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Errs {
     let mut errs = Vec::new();
     meta::validate_object_meta(res, at(obj, "metadata"), &mut errs);
-    validate_kind(res, obj, &mut errs);
+    validate_kind(res, obj, old, &mut errs);
     errs
 }
 
-fn validate_kind(res: &ResourceInfo, obj: &Value, errs: &mut Errs) {
+fn validate_kind(res: &ResourceInfo, obj: &Value, old: Option<&Value>, errs: &mut Errs) {
     match (res.group, res.kind) {
         ("", "Pod") => pod::validate_pod(obj, errs),
         ("", "Service") => network::validate_service(obj, errs),
@@ -99,7 +100,10 @@ fn validate_kind(res: &ResourceInfo, obj: &Value, errs: &mut Errs) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => errs.extend(crate::custom::validate(obj)),
         _ if res.custom => {
             if let Some(version) = crate::custom::version_of(res) {
-                errs.extend(version.schema.validate(obj));
+                errs.extend(match old {
+                    Some(old) => version.schema.validate_update(obj, old),
+                    None => version.schema.validate(obj),
+                });
             }
         }
         _ => {}
