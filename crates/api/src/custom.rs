@@ -73,6 +73,16 @@ pub fn versions() -> Vec<Arc<CustomVersion>> {
     VERSIONS.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// The warning requests to a deprecated custom group version get, if any of its resources is
+/// deprecated there.
+pub fn deprecation_of(group: &str, version: &str) -> Option<String> {
+    let versions = VERSIONS.read().unwrap_or_else(|e| e.into_inner());
+    versions
+        .iter()
+        .find(|v| (v.info.group, v.info.version) == (group, version) && v.deprecation.is_some())
+        .and_then(|v| v.deprecation.clone())
+}
+
 /// The custom version `res` is, if it is one being served.
 pub fn version_of(res: &ResourceInfo) -> Option<Arc<CustomVersion>> {
     if !res.custom {

@@ -46,10 +46,7 @@ fn deprecation_warning(path: &str) -> Option<String> {
     else {
         return None;
     };
-    rkube_api::custom::versions()
-        .into_iter()
-        .find(|v| (v.info.group, v.info.version) == (group, version) && v.deprecation.is_some())
-        .and_then(|v| v.deprecation.clone())
+    rkube_api::custom::deprecation_of(group, version)
 }
 
 fn value_response(code: u16, v: &Value) -> Response {
