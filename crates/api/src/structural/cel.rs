@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
 use cel::objects::{Key, OptionalValue};
 use cel::{Context, Env, Program, Value as CelValue};
 use serde_json::{Map, Value, json};
@@ -231,27 +231,23 @@ fn comprehension_depth(e: &IdedExpr) -> usize {
             comprehension_depth(&c.iter_range).max(1 + inner)
         }
         Expr::List(l) => l.elements.iter().map(comprehension_depth).max().unwrap_or(0),
-        Expr::Map(m) => m
-            .entries
-            .iter()
-            .map(|en| match &en.expr {
-                EntryExpr::MapEntry(me) => comprehension_depth(&me.key).max(comprehension_depth(&me.value)),
-                EntryExpr::StructField(sf) => comprehension_depth(&sf.value),
-            })
-            .max()
-            .unwrap_or(0),
-        Expr::Struct(s) => s
-            .entries
-            .iter()
-            .map(|en| match &en.expr {
-                EntryExpr::MapEntry(me) => comprehension_depth(&me.key).max(comprehension_depth(&me.value)),
-                EntryExpr::StructField(sf) => comprehension_depth(&sf.value),
-            })
-            .max()
-            .unwrap_or(0),
+        Expr::Map(m) => entries_depth(&m.entries),
+        Expr::Struct(s) => entries_depth(&s.entries),
         Expr::Select(s) => comprehension_depth(&s.operand),
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => 0,
     }
+}
+
+/// The deepest comprehension nesting among the entries of a map or message literal.
+fn entries_depth(entries: &[IdedEntryExpr]) -> usize {
+    entries
+        .iter()
+        .map(|en| match &en.expr {
+            EntryExpr::MapEntry(me) => comprehension_depth(&me.key).max(comprehension_depth(&me.value)),
+            EntryExpr::StructField(sf) => comprehension_depth(&sf.value),
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Evaluates the rules of `node` and of every node below it against `v` (and `old`, the value at
