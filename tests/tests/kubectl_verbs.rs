@@ -326,3 +326,45 @@ fn wait_watch_and_delete_cascades() {
     env.clean(&["delete", "cm", "bg", "-n", "shop", "--cascade=background"]);
     assert_eq!(env.rest("/api/v1/namespaces/shop/configmaps/bg").0, 404);
 }
+
+#[test]
+fn network_policies_are_served() {
+    let env = Env::start();
+    shop(&env);
+    let policy = r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: db
+  namespace: shop
+spec:
+  podSelector:
+    matchLabels:
+      app: db
+  ingress:
+  - from:
+    - podSelector:
+        matchLabels:
+          app: web
+    ports:
+    - port: 5432
+"#;
+    let out = env.clean(&["apply", "-f", &env.manifest("np.yaml", policy)]);
+    assert_eq!(out.trim(), "networkpolicy.networking.k8s.io/db created");
+    let table = env.clean(&["get", "netpol", "-n", "shop"]);
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "POD-SELECTOR", "AGE"], "{table}");
+    assert_eq!(&rows[1][..2], ["db", "app=db"], "{table}");
+    let stored = env.json(&["get", "networkpolicy", "db", "-n", "shop"]);
+    assert_eq!(stored["spec"]["policyTypes"], serde_json::json!(["Ingress"]));
+    assert_eq!(stored["spec"]["ingress"][0]["ports"][0]["protocol"], "TCP");
+    let bad = policy.replace("    - port: 5432", "    - port: 5432\n      endPort: 80");
+    let out = env.fails(&["apply", "-f", &env.manifest("bad.yaml", &bad)]);
+    assert!(
+        out.stderr
+            .contains("spec.ingress[0].ports[0].endPort: Invalid value: 80: must be greater than or equal to `port`"),
+        "{}",
+        out.stderr
+    );
+    let described = env.clean(&["describe", "netpol", "db", "-n", "shop"]);
+    assert!(described.contains("PodSelector:     app=db"), "{described}");
+}

@@ -180,6 +180,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res("batch", "v1", "CronJob", "cronjobs", "cronjob", true, &["cj"]).status().all().generation(),
     res("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["ing"]).status().generation(),
     res("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, NONE),
+    res("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, &["netpol"]).generation(),
     res(
         "autoscaling",
         "v2",

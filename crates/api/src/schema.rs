@@ -151,6 +151,7 @@ fn roundtrip_for(res: &ResourceInfo, body: Value) -> Result<Option<Value>, ApiEr
         ("batch", "v1", "CronJob") => roundtrip::<batch::v1::CronJob>(res, body),
         ("networking.k8s.io", "v1", "Ingress") => roundtrip::<networking::v1::Ingress>(res, body),
         ("networking.k8s.io", "v1", "IngressClass") => roundtrip::<networking::v1::IngressClass>(res, body),
+        ("networking.k8s.io", "v1", "NetworkPolicy") => roundtrip::<networking::v1::NetworkPolicy>(res, body),
         ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
             roundtrip::<autoscaling::v2::HorizontalPodAutoscaler>(res, body)
         }

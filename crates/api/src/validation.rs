@@ -91,6 +91,7 @@ fn validate_kind(res: &ResourceInfo, obj: &Value, old: Option<&Value>, errs: &mu
         ("batch", "CronJob") => workloads::validate_cron_job(obj, errs),
         ("networking.k8s.io", "Ingress") => network::validate_ingress(obj, errs),
         ("networking.k8s.io", "IngressClass") => network::validate_ingress_class(obj, errs),
+        ("networking.k8s.io", "NetworkPolicy") => network::validate_network_policy(obj, errs),
         ("autoscaling", "HorizontalPodAutoscaler") => misc::validate_hpa(obj, res.version, errs),
         ("coordination.k8s.io", "Lease") => misc::validate_lease(obj, errs),
         ("discovery.k8s.io", "EndpointSlice") => network::validate_endpoint_slice(obj, errs),

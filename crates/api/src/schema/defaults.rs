@@ -50,6 +50,7 @@ pub(super) fn apply(res: &ResourceInfo, obj: &mut Value) {
         ("batch", "CronJob") => cron_job(root),
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(root, res.version),
         ("discovery.k8s.io", "EndpointSlice") => default_protocols(root, "ports"),
+        ("networking.k8s.io", "NetworkPolicy") => network_policy(root),
         _ => {}
     }
 }
@@ -79,6 +80,22 @@ fn each<'a>(m: &'a mut Obj, key: &str) -> impl Iterator<Item = &'a mut Obj> {
 
 fn is_unset(m: &Obj, key: &str) -> bool {
     m.get(key).is_none_or(Value::is_null)
+}
+
+/// Ports default to TCP; without policyTypes a policy is an Ingress policy, and an Egress one
+/// too when it has egress rules.
+fn network_policy(root: &mut Obj) {
+    let Some(spec) = ensure(root, "spec") else { return };
+    for direction in ["ingress", "egress"] {
+        for rule in each(spec, direction) {
+            default_protocols(rule, "ports");
+        }
+    }
+    if is_unset(spec, "policyTypes") {
+        let egress = spec.get("egress").and_then(Value::as_array).is_some_and(|e| !e.is_empty());
+        let types = if egress { json!(["Ingress", "Egress"]) } else { json!(["Ingress"]) };
+        spec.insert("policyTypes".into(), types);
+    }
 }
 
 fn default_protocols(m: &mut Obj, key: &str) {
@@ -269,7 +286,6 @@ fn pull_policy_for(image: &str) -> &'static str {
         Some(_) => "IfNotPresent",
     }
 }
-
 
 fn volume(v: &mut Obj) {
     if crate::validation::pod::VOLUME_SOURCES.iter().all(|s| is_unset(v, s)) {

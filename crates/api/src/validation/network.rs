@@ -1,4 +1,4 @@
-//! Service, Endpoints, EndpointSlice, Ingress and IngressClass.
+//! Service, Endpoints, EndpointSlice, Ingress, IngressClass and NetworkPolicy.
 
 use super::meta::{immutable, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, push_msgs, validate_labels};
 use super::pod::{port_name_problems, port_num_problems, protocol_field, validate_port_ref};
@@ -402,4 +402,128 @@ pub(super) fn validate_ingress_class(obj: &Value, errs: &mut Errs) {
 /// An IngressClass' controller may not change.
 pub(super) fn validate_ingress_class_update(new: &Value, old: &Value, errs: &mut Errs) {
     immutable(at(at(new, "spec"), "controller"), at(at(old, "spec"), "controller"), "spec.controller", errs);
+}
+
+/// Validates a NetworkPolicy.
+pub(super) fn validate_network_policy(obj: &Value, errs: &mut Errs) {
+    let spec = at(obj, "spec");
+    super::workloads::validate_label_selector(at(spec, "podSelector"), "spec.podSelector", errs);
+    for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
+        for (i, rule) in arr_at(spec, direction).iter().enumerate() {
+            let rpath = index(&join("spec", direction), i);
+            for (j, port) in arr_at(rule, "ports").iter().enumerate() {
+                validate_policy_port(port, &index(&join(&rpath, "ports"), j), errs);
+            }
+            for (j, peer) in arr_at(rule, peers).iter().enumerate() {
+                validate_policy_peer(peer, &index(&join(&rpath, peers), j), errs);
+            }
+        }
+    }
+    let types = arr_at(spec, "policyTypes");
+    if types.len() > 2 {
+        errs.push(too_many("spec.policyTypes", types.len(), 2));
+    }
+    for (i, t) in types.iter().enumerate() {
+        let t = t.as_str().unwrap_or_default();
+        if t != "Ingress" && t != "Egress" {
+            errs.push(FieldError::not_supported(index("spec.policyTypes", i), &Value::from(t), &["Egress", "Ingress"]));
+        }
+    }
+}
+
+fn validate_policy_port(port: &Value, path: &str, errs: &mut Errs) {
+    if is_set(port, "protocol") {
+        protocol_field(port, path, errs);
+    }
+    let end_port = int_at(port, "endPort");
+    match port.get("port").filter(|p| !p.is_null()) {
+        Some(p) => validate_port_ref(p, &join(path, "port"), errs),
+        None if end_port.is_some() => {
+            errs.push(FieldError::required(join(path, "port"), "must be specified when endPort is specified"));
+        }
+        None => {}
+    }
+    if let Some(end) = end_port {
+        let epath = join(path, "endPort");
+        match port.get("port") {
+            Some(Value::String(_)) => {
+                errs.push(FieldError::forbidden(epath, "may not be specified when `port` is non-numeric"));
+            }
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|p| end < p) => {
+                errs.push(FieldError::invalid(epath, &Value::from(end), "must be greater than or equal to `port`"))
+            }
+            _ => {}
+        }
+    }
+}
+
+fn validate_policy_peer(peer: &Value, path: &str, errs: &mut Errs) {
+    let mut kinds = 0;
+    for selector in ["podSelector", "namespaceSelector"] {
+        if let Some(sel) = peer.get(selector).filter(|s| !s.is_null()) {
+            kinds += 1;
+            super::workloads::validate_label_selector(sel, &join(path, selector), errs);
+        }
+    }
+    if let Some(block) = peer.get("ipBlock").filter(|b| !b.is_null()) {
+        if kinds > 0 {
+            errs.push(FieldError::forbidden(path, "may not specify both ipBlock and another peer"));
+        }
+        kinds += 1;
+        validate_ip_block(block, &join(path, "ipBlock"), errs);
+    }
+    if kinds == 0 {
+        errs.push(FieldError::required(path, "must specify a peer"));
+    }
+}
+
+/// A CIDR as `address/prefix`, with the address and prefix length.
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, bits) = s.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    let bits: u8 = bits.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((addr, bits))
+}
+
+/// Whether `inner` lies inside `outer` and is smaller.
+fn strictly_inside(inner: (IpAddr, u8), outer: (IpAddr, u8)) -> bool {
+    let bits = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
+        IpAddr::V6(v6) => (u128::from(v6), false),
+    };
+    let ((a, a4), (b, b4)) = (bits(inner.0), bits(outer.0));
+    if a4 != b4 || inner.1 <= outer.1 {
+        return false;
+    }
+    // IPv4 addresses sit in the top 32 bits, so a prefix counts from the top either way.
+    let prefix = u32::from(outer.1);
+    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+    a & mask == b & mask
+}
+
+fn validate_ip_block(block: &Value, path: &str, errs: &mut Errs) {
+    const CIDR_HINT: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+    let cidr = str_at(block, "cidr");
+    let outer = if cidr.is_empty() {
+        errs.push(FieldError::required(join(path, "cidr"), ""));
+        None
+    } else {
+        let parsed = parse_cidr(cidr);
+        if parsed.is_none() {
+            errs.push(FieldError::invalid(join(path, "cidr"), &Value::from(cidr), CIDR_HINT));
+        }
+        parsed
+    };
+    for (i, except) in arr_at(block, "except").iter().enumerate() {
+        let epath = index(&join(path, "except"), i);
+        let text = except.as_str().unwrap_or_default();
+        match (parse_cidr(text), outer) {
+            (None, _) => errs.push(FieldError::invalid(epath, except, CIDR_HINT)),
+            (Some(inner), Some(outer)) if !strictly_inside(inner, outer) => {
+                errs.push(FieldError::invalid(epath, except, "must be a strict subset of `cidr`"));
+            }
+            _ => {}
+        }
+    }
 }

@@ -449,3 +449,48 @@ fn statefulset_containers_may_mount_their_claim_templates() {
     let errs = create(res("apps", "v1", "StatefulSet"), unknown);
     assert!(errs.iter().any(|e| e.field == "spec.template.spec.containers[0].volumeMounts[0].name"), "{errs:?}");
 }
+
+#[test]
+fn network_policies_are_defaulted_and_validated() {
+    let r = res("networking.k8s.io", "v1", "NetworkPolicy");
+    let policy = |spec: Value| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "np", "namespace": "default"}, "spec": spec})
+    };
+    let good = prepare(
+        r,
+        policy(json!({"podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"podSelector": {}}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                         "ports": [{"port": 5432}, {"port": 8000, "endPort": 8080}]}],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"team": "a"}}, "podSelector": {}}]}]})),
+    );
+    assert_eq!(validate_create(r, &good), vec![]);
+    assert_eq!(good["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(good["spec"]["ingress"][0]["ports"][0]["protocol"], "TCP");
+    let ingress_only = prepare(r, policy(json!({"podSelector": {}})));
+    assert_eq!(ingress_only["spec"]["policyTypes"], json!(["Ingress"]));
+
+    let errs = create(
+        r,
+        policy(json!({"podSelector": {},
+            "ingress": [{"from": [{}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16", "10.0.0.0/8", "x"]},
+                                       "podSelector": {}}],
+                         "ports": [{"port": 80, "endPort": 70, "protocol": "ICMP"}, {"port": "http", "endPort": 90}, {"endPort": 5}]}],
+            "policyTypes": ["Ingress", "Sideways"]})),
+    );
+    let shown: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+    for expected in [
+        "spec.ingress[0].from[0]: Required value: must specify a peer",
+        "spec.ingress[0].from[1]: Forbidden: may not specify both ipBlock and another peer",
+        "spec.ingress[0].from[1].ipBlock.except[0]: Invalid value: \"192.168.0.0/16\": must be a strict subset of `cidr`",
+        "spec.ingress[0].from[1].ipBlock.except[1]: Invalid value: \"10.0.0.0/8\": must be a strict subset of `cidr`",
+        "spec.ingress[0].from[1].ipBlock.except[2]: Invalid value: \"x\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+        "spec.ingress[0].ports[0].endPort: Invalid value: 70: must be greater than or equal to `port`",
+        "spec.ingress[0].ports[1].endPort: Forbidden: may not be specified when `port` is non-numeric",
+        "spec.ingress[0].ports[2].port: Required value: must be specified when endPort is specified",
+        "spec.policyTypes[1]: Unsupported value: \"Sideways\": supported values: \"Egress\", \"Ingress\"",
+    ] {
+        assert!(shown.iter().any(|s| s == expected), "missing {expected:?} in {shown:#?}");
+    }
+    assert!(shown.iter().any(|s| s.starts_with("spec.ingress[0].ports[0].protocol: Unsupported value: \"ICMP\"")), "{shown:#?}");
+}
