@@ -59,6 +59,9 @@ pub struct Config {
     /// Host the cluster DNS server and route --cluster-dns-ip to it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub dns: bool,
+    /// Enforce NetworkPolicies for this node's pods, in the nftables table `<nftables-table>-netpol`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub network_policy: bool,
     /// ClusterIP of the `kube-system/kube-dns` Service, which this proxy creates if missing and
     /// routes to the DNS server on this node.
     #[arg(long, default_value = "10.96.0.10")]
@@ -163,7 +166,8 @@ mod tests {
         assert_eq!(c.healthz_port, 10256);
         assert_eq!(c.sync_period, Duration::from_secs(30));
         assert_eq!(c.min_sync_period, Duration::from_millis(100));
-        assert!(c.dns && !c.masquerade_all && !c.cleanup);
+        assert!(c.dns && c.network_policy && !c.masquerade_all && !c.cleanup);
+        assert!(!Config::parse_from(["rkube-proxy", "--network-policy=false"]).network_policy);
         assert_eq!(c.cluster_dns_ip, Ipv4Addr::new(10, 96, 0, 10));
         let c = Config::parse_from(["rkube-proxy", "--secure-port", "0", "--dns=false", "--masquerade-all"]);
         assert_eq!(c.healthz_port, 0);

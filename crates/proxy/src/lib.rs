@@ -2,7 +2,8 @@
 //! an I/O-free model ([`model`]) and ruleset ([`rules`]); [`nft`] moves one nftables table
 //! owned by the proxy to that ruleset with one atomic transaction per sync, rewriting only
 //! what changed. The same process hosts the cluster DNS server (crate `rkube-dns`) and routes
-//! the cluster DNS Service IP to it.
+//! the cluster DNS Service IP to it, and enforces NetworkPolicies for the node's pods in a
+//! second table ([`netpol`]).
 
 pub mod config;
 pub mod conntrack;
@@ -10,6 +11,7 @@ pub mod dns;
 pub mod error;
 pub mod metrics;
 pub mod model;
+pub mod netpol;
 pub mod nft;
 pub mod proxier;
 pub mod rules;

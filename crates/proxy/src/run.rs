@@ -1,15 +1,18 @@
 //! The daemon: informers on Services and EndpointSlices wake a sync loop that applies at
 //! most one sync per `--min-sync-period` (changes in between are folded into the next) and
-//! at least one per `--sync-period`; the cluster DNS server runs beside it.
+//! at least one per `--sync-period`; the cluster DNS server and, with `--network-policy`, the
+//! NetworkPolicy enforcement (informers on Pods, Namespaces and NetworkPolicies, its own loop
+//! and table) run beside it.
 
 use crate::config::{Config, Resolved};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::proxier::{Proxier, SLICE_SERVICE_INDEX, collect_ports, route_to_local, slice_service};
 use crate::rules::RulesConfig;
-use crate::{dns, nft, sysctl};
-use k8s_openapi::api::core::v1::Service;
+use crate::{dns, netpol, nft, sysctl};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use rkube_client::{Informer, ListParams, Store};
 use rkube_daemon::Readiness;
 use std::net::SocketAddrV4;
@@ -27,7 +30,9 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), ProxyEr
     let resolved = config.resolve()?;
     if config.cleanup {
         let removed = nft::delete_table(&config.nftables_table)?;
-        tracing::info!(table = %config.nftables_table, removed, "cleanup done");
+        let policy_table = netpol::table_name(&config.nftables_table);
+        let removed_policies = nft::delete_table(&policy_table)?;
+        tracing::info!(table = %config.nftables_table, removed, policy_table = %policy_table, removed_policies, "cleanup done");
         return Ok(());
     }
     // Refuse an unusable DNS listener before touching anything.
@@ -60,6 +65,54 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), ProxyEr
     tokio::spawn(services.run(informers.clone()));
     tokio::spawn(slices.run(informers.clone()));
 
+    let policy_task = if config.network_policy {
+        let wake = Arc::new(Notify::new());
+        let mut pods = Informer::new(client.api::<Pod>(None), ListParams::default());
+        let mut namespaces = Informer::new(client.api::<Namespace>(None), ListParams::default());
+        let mut policies = Informer::new(client.api::<NetworkPolicy>(None), ListParams::default());
+        let w = wake.clone();
+        pods.on_event(move |_| w.notify_one());
+        let w = wake.clone();
+        namespaces.on_event(move |_| w.notify_one());
+        let w = wake.clone();
+        policies.on_event(move |_| w.notify_one());
+        let sources = netpol::enforcer::Sources {
+            pods: pods.store(),
+            namespaces: namespaces.store(),
+            policies: policies.store(),
+            node: resolved.node_name.clone(),
+            dns: dns_target,
+        };
+        tokio::spawn(pods.run(informers.clone()));
+        tokio::spawn(namespaces.run(informers.clone()));
+        tokio::spawn(policies.run(informers.clone()));
+        let table = netpol::table_name(&config.nftables_table);
+        let (min, period, token) = (config.min_sync_period, config.sync_period, token.clone());
+        Some(tokio::spawn(async move {
+            // A partial view could lift isolation that holds: wait for every cache first.
+            tokio::select! {
+                _ = async {
+                    sources.pods.wait_synced().await;
+                    sources.namespaces.wait_synced().await;
+                    sources.policies.wait_synced().await;
+                } => {}
+                _ = token.cancelled() => return,
+            }
+            tracing::info!(table = %table, pods = sources.pods.len(), policies = sources.policies.len(), "enforcing network policies");
+            netpol::enforcer::run_loop(table, sources, wake, min, period, token).await;
+        }))
+    } else {
+        // Rules left by an earlier run would keep enforcing stale policies.
+        let table = netpol::table_name(&config.nftables_table);
+        match nft::delete_table(&table) {
+            Ok(removed) => {
+                tracing::info!(table = %table, removed, "network policies not enforced (--network-policy=false)")
+            }
+            Err(e) => tracing::warn!(table = %table, error = %e, "cannot remove the network policy table"),
+        }
+        None
+    };
+
     let dns_task = match dns_target {
         Some(_) => {
             let (client, ip, token) = (client.clone(), config.cluster_dns_ip, token.clone());
@@ -77,7 +130,12 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), ProxyEr
 
     tokio::select! {
         _ = async { service_store.wait_synced().await; slice_store.wait_synced().await } => {}
-        _ = token.cancelled() => return Ok(()),
+        _ = token.cancelled() => {
+            if let Some(task) = policy_task {
+                let _ = task.await;
+            }
+            return Ok(());
+        }
     }
     tracing::info!(
         table = %config.nftables_table, node = %resolved.node_name, services = service_store.len(),
@@ -86,6 +144,9 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), ProxyEr
     let caches = Caches { services: service_store, slices: slice_store, dns_target, node: resolved.node_name.clone() };
     sync_loop(&config, &resolved, caches, wake, metrics, readiness, &token).await;
     informers.cancel();
+    if let Some(task) = policy_task {
+        let _ = task.await;
+    }
     if let Some(task) = dns_task {
         let _ = task.await;
     }
