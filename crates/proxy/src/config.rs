@@ -200,6 +200,20 @@ mod tests {
     }
 
     #[test]
+    fn network_policy_is_settable_from_the_config_file() {
+        let file = std::env::temp_dir().join(format!("rkube-proxy-netpol-{}.yaml", std::process::id()));
+        std::fs::write(&file, "network-policy: false\n").unwrap();
+        let args = |extra: &[&str]| {
+            let mut a: Vec<std::ffi::OsString> = vec!["rkube-proxy".into(), "--config".into(), file.clone().into()];
+            a.extend(extra.iter().map(Into::into));
+            rkube_daemon::load_config_from::<Config>(a).unwrap()
+        };
+        assert!(!args(&[]).network_policy);
+        assert!(args(&["--network-policy"]).network_policy, "the command line wins");
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
     fn the_example_config_file_loads() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config/proxy.yaml");
         let c: Config = rkube_daemon::load_config_from(vec![

@@ -236,3 +236,68 @@ async fn network_policy_false_enforces_nothing_and_removes_old_rules() {
     .expect("a disabled proxy removes the old policy table");
     expect_reach("not enforced", server, &[(&a, true)], &table).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_egress_isolated_pod_reaches_the_node_dns_server_only_when_allowed() {
+    let mut net = Net::new();
+    let a_ip = net.endpoint(0, "a");
+    let a = net.endpoint_ns(0);
+    let cp = ControlPlane::start(&net);
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
+    cp.client.api::<Namespace>(None).create(&ns).await.expect("namespace created");
+    pod(&cp, "a", a_ip, json!({"app": "a"})).await;
+    let dns_ip: Ipv4Addr = net.service_range.replace(".0/24", ".10").parse().unwrap();
+    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let (listen, node_ip, dns) = (format!("0.0.0.0:{port}"), net.node_ip().to_string(), dns_ip.to_string());
+    let table = format!("rkt-{}-netpol", net.id);
+    let _guard = TableGuard(table.clone());
+    let _proxy = Proxy::start(
+        &net,
+        &cp,
+        &[
+            "--dns=true",
+            "--cluster-dns-ip",
+            &dns,
+            "--dns-listen",
+            &listen,
+            "--dns-upstream",
+            "none",
+            "--node-ip",
+            &node_ip,
+        ],
+    )
+    .await;
+    let server = SocketAddr::from((dns_ip, 53));
+    let expect = |want: bool, what: &'static str| expect_dns(a.clone(), server, dns_ip, want, what, table.clone());
+    expect(true, "not isolated").await;
+    apply_policy(&cp, "deny-out", json!({"podSelector": {}, "policyTypes": ["Egress"]})).await;
+    expect(false, "egress denied").await;
+    // The usual Kubernetes policy that lets pods resolve names.
+    apply_policy(
+        &cp,
+        "dns",
+        json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]}),
+    )
+    .await;
+    expect(true, "DNS allowed").await;
+}
+
+/// Polls until a query from namespace `ns` to `server` is answered with `ip` (`want`) or not.
+async fn expect_dns(ns: String, server: SocketAddr, ip: Ipv4Addr, want: bool, what: &str, table: String) {
+    let name = "kube-dns.kube-system.svc.cluster.local";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ns2 = ns.clone();
+        let answered =
+            blocking(move || Net::in_ns(&ns2, move || dns_a(server, name).is_ok_and(|ips| ips == [ip]))).await;
+        if answered == want {
+            return;
+        }
+        let listing = sh_out(&["nft", "list", "table", "ip", &table]).unwrap_or_else(|e| e);
+        assert!(Instant::now() < deadline, "{what}: DNS answered = {answered}; table:\n{listing}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
