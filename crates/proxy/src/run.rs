@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// How long the NetworkPolicy caches may take to fill before each warning.
+const POLICY_SYNC_WARNING: Duration = Duration::from_secs(30);
+
 /// After a failed sync, the next attempt waits this long (doubling up to the sync period).
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -90,13 +93,27 @@ pub async fn run(config: Config, token: CancellationToken) -> Result<(), ProxyEr
         let (min, period, token) = (config.min_sync_period, config.sync_period, token.clone());
         Some(tokio::spawn(async move {
             // A partial view could lift isolation that holds: wait for every cache first.
-            tokio::select! {
-                _ = async {
-                    sources.pods.wait_synced().await;
-                    sources.namespaces.wait_synced().await;
-                    sources.policies.wait_synced().await;
-                } => {}
-                _ = token.cancelled() => return,
+            let (p, n, np) = (sources.pods.clone(), sources.namespaces.clone(), sources.policies.clone());
+            let synced = async move {
+                p.wait_synced().await;
+                n.wait_synced().await;
+                np.wait_synced().await;
+            };
+            tokio::pin!(synced);
+            loop {
+                tokio::select! {
+                    _ = &mut synced => break,
+                    _ = tokio::time::sleep(POLICY_SYNC_WARNING) => {
+                        // The usual cause is RBAC: Kubernetes' system:node-proxier role has no
+                        // right to list Pods, Namespaces or NetworkPolicies.
+                        tracing::warn!(
+                            pods = sources.pods.is_synced(), namespaces = sources.namespaces.is_synced(),
+                            policies = sources.policies.is_synced(),
+                            "network policy caches not synced yet: may this proxy list and watch pods, namespaces and networkpolicies?"
+                        );
+                    }
+                    _ = token.cancelled() => return,
+                }
             }
             tracing::info!(table = %table, pods = sources.pods.len(), policies = sources.policies.len(), "enforcing network policies");
             netpol::enforcer::run_loop(table, sources, wake, min, period, token).await;
