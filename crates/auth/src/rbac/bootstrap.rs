@@ -416,6 +416,14 @@ pub fn bootstrap_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
             ],
         ),
         role("system:rkube-local-path-provisioner", local_path_provisioner_rules()),
+        // What rkube-proxy reads to enforce NetworkPolicies (a network plugin's role in Kubernetes).
+        role(
+            "system:rkube-network-policy",
+            vec![
+                rule(&["list", "watch"], &[""], &["pods", "namespaces"]),
+                rule(&["list", "watch"], &["networking.k8s.io"], &["networkpolicies"]),
+            ],
+        ),
     ];
     super::aggregate_in_place(&mut roles);
 
@@ -441,6 +449,7 @@ pub fn bootstrap_policy() -> (Vec<ClusterRole>, Vec<ClusterRoleBinding>) {
         binding("system:rkube-dns", vec![subject("User", "system:kube-proxy")]),
         // Every kubelet runs the built-in local-path provisioner (StorageClass, PVs).
         binding("system:rkube-local-path-provisioner", vec![subject("Group", "system:nodes")]),
+        binding("system:rkube-network-policy", vec![subject("User", "system:kube-proxy")]),
     ];
     (roles, bindings)
 }
