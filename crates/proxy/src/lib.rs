@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod netpol;
 pub mod nft;
+pub mod pacer;
 pub mod proxier;
 pub mod rules;
 pub mod run;

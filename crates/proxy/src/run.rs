@@ -9,6 +9,7 @@ use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::proxier::{Proxier, SLICE_SERVICE_INDEX, collect_ports, route_to_local, slice_service};
 use crate::rules::RulesConfig;
+use crate::pacer::SyncPacer;
 use crate::{dns, netpol, nft, sysctl};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -17,15 +18,12 @@ use rkube_client::{Informer, ListParams, Store};
 use rkube_daemon::Readiness;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How long the NetworkPolicy caches may take to fill before each warning.
 const POLICY_SYNC_WARNING: Duration = Duration::from_secs(30);
-
-/// After a failed sync, the next attempt waits this long (doubling up to the sync period).
-const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs the proxy until `token` is cancelled. The table is left in place on exit, so
 /// traffic keeps flowing while the proxy restarts; `--cleanup` removes it instead.
@@ -213,42 +211,11 @@ async fn sync_loop(
     };
     let mut proxier = Some(Proxier::new(&config.nftables_table, rules));
     let caches = Arc::new(caches);
-    let mut last_start: Option<Instant> = None;
-    let mut retry: Option<Duration> = None;
-    // The first pass syncs at once; the table's presence is checked once per sync period
-    // however busy the syncs are.
-    let mut due = true;
-    let mut next_check = Instant::now() + config.sync_period;
+    let mut pacer = SyncPacer::new(config.min_sync_period, config.sync_period);
     loop {
-        if !due {
-            let until = match (retry, last_start) {
-                (Some(delay), Some(t)) => t + delay,
-                _ => next_check,
-            };
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep_until(until.into()) => {}
-                _ = token.cancelled() => return,
-            }
-        }
-        due = false;
-        // Fold a burst of changes into one sync; after a failure, back off.
-        let gap = config.min_sync_period.max(retry.unwrap_or_default());
-        if let Some(wait) = last_start.map(|t| (t + gap).saturating_duration_since(Instant::now()))
-            && !wait.is_zero()
-        {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = token.cancelled() => return,
-            }
-        }
-        last_start = Some(Instant::now());
+        let Some(check) = pacer.next(&wake, token).await else { return };
         let Some(mut p) = proxier.take() else { return };
         let c = caches.clone();
-        let check = Instant::now() >= next_check;
-        if check {
-            next_check = Instant::now() + config.sync_period;
-        }
         let joined = tokio::task::spawn_blocking(move || {
             let result = if check { p.check_table() } else { Ok(()) }.and_then(|()| p.sync(c.ports()));
             (p, result)
@@ -264,7 +231,7 @@ async fn sync_loop(
         proxier = Some(p);
         match result {
             Ok(stats) => {
-                retry = None;
+                pacer.succeeded();
                 metrics.synced(&stats);
                 readiness.set(true);
                 if stats.changed {
@@ -284,9 +251,8 @@ async fn sync_loop(
             }
             Err(e) => {
                 metrics.failed();
-                let next = retry.map(|d| (d * 2).min(config.sync_period)).unwrap_or(RETRY_DELAY);
+                let next = pacer.failed();
                 tracing::error!(error = %e, retry_in = ?next, "sync failed");
-                retry = Some(next);
             }
         }
     }

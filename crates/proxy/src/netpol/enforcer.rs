@@ -8,12 +8,13 @@ use super::model::{Enforcement, PodView, PolicyView, compute, namespace_labels};
 use super::rules;
 use crate::error::ProxyError;
 use crate::nft::{self, Applied};
+use crate::pacer::SyncPacer;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use rkube_client::Store;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -100,8 +101,6 @@ impl Sources {
     }
 }
 
-/// After a failed sync, the next attempt waits this long (doubling up to the sync period).
-const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs until `token` is cancelled: a sync at once, then one after each burst of changes
 /// (`wake`), spaced by `min_sync_period`, and a check of the table every `sync_period`.
@@ -115,39 +114,11 @@ pub async fn run_loop(
 ) {
     let sources = Arc::new(sources);
     let mut enforcer = Some(Enforcer::new(&table));
-    let mut last_start: Option<Instant> = None;
-    let mut retry: Option<Duration> = None;
-    let mut due = true;
-    let mut next_check = Instant::now() + sync_period;
+    let mut pacer = SyncPacer::new(min_sync_period, sync_period);
     loop {
-        if !due {
-            let until = match (retry, last_start) {
-                (Some(delay), Some(t)) => t + delay,
-                _ => next_check,
-            };
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep_until(until.into()) => {}
-                _ = token.cancelled() => return,
-            }
-        }
-        due = false;
-        let gap = min_sync_period.max(retry.unwrap_or_default());
-        if let Some(wait) = last_start.map(|t| (t + gap).saturating_duration_since(Instant::now()))
-            && !wait.is_zero()
-        {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = token.cancelled() => return,
-            }
-        }
-        last_start = Some(Instant::now());
+        let Some(check) = pacer.next(&wake, &token).await else { return };
         let Some(mut e) = enforcer.take() else { return };
         let s = sources.clone();
-        let check = Instant::now() >= next_check;
-        if check {
-            next_check = Instant::now() + sync_period;
-        }
         let joined = tokio::task::spawn_blocking(move || {
             let wanted = s.enforcement();
             let pods = wanted.pods.len();
@@ -165,15 +136,14 @@ pub async fn run_loop(
         enforcer = Some(e);
         match result {
             Ok(changed) => {
-                retry = None;
+                pacer.succeeded();
                 if changed {
                     tracing::info!(table = %table, isolated_pods = pods, "synced network policies");
                 }
             }
             Err(err) => {
-                let next = retry.map(|d| (d * 2).min(sync_period)).unwrap_or(RETRY_DELAY);
+                let next = pacer.failed();
                 tracing::error!(table = %table, error = %err, retry_in = ?next, "network policy sync failed");
-                retry = Some(next);
             }
         }
     }
