@@ -291,8 +291,8 @@ fn logs_like_kubectl() {
         c.env.run(&["logs", "multi", "-c", "side"]).stdout.lines().count() == 2
             && c.env.run(&["logs", "multi", "-c", "main"]).stdout.lines().count() == 12
             && c.env.run(&["get", "pod", "done", "-o", "jsonpath={.status.phase}"]).stdout == "Succeeded"
-            && c.env.run(&["get", "pod", "crash", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"]).stdout
-                >= "1".to_string()
+            && c.env.run(&["get", "pod", "crash", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"]).stdout.as_str()
+                >= "1"
     });
     for args in [
         &["logs", "multi"][..],

@@ -151,21 +151,6 @@ impl StatsProvider {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_divide_counter_growth_by_elapsed_time() {
-        let at = Instant::now();
-        let prev = Sample { core_nanos: 1_000_000_000, at };
-        let now = Sample { core_nanos: 1_500_000_000, at: at + Duration::from_secs(1) };
-        assert_eq!(rate(Some(prev), now), Some(500_000_000));
-        assert_eq!(rate(None, now), None);
-        assert!(node_cpu_nanos() > 0);
-    }
-}
-
 /// `GET /stats/summary` over `provider`.
 pub fn router(provider: std::sync::Arc<StatsProvider>) -> axum::Router {
     use axum::http::StatusCode;
@@ -182,4 +167,19 @@ pub fn router(provider: std::sync::Arc<StatsProvider>) -> axum::Router {
             }
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_divide_counter_growth_by_elapsed_time() {
+        let at = Instant::now();
+        let prev = Sample { core_nanos: 1_000_000_000, at };
+        let now = Sample { core_nanos: 1_500_000_000, at: at + Duration::from_secs(1) };
+        assert_eq!(rate(Some(prev), now), Some(500_000_000));
+        assert_eq!(rate(None, now), None);
+        assert!(node_cpu_nanos() > 0);
+    }
 }

@@ -924,7 +924,7 @@ async fn volumes_reach_a_real_container_and_follow_their_sources() {
         assert!(Instant::now() < deadline, "pod never ran\n--- kubelet log ---\n{}", kubelet.log_tail());
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let run = |script: &str| exec_in(&containerd, &id, script);
+    let run = |script: &str| exec_in(containerd, &id, script);
     assert_eq!(run("cat /etc/cfg/color"), (true, "blue".into()));
     assert_eq!(run("cat /etc/color"), (true, "blue".into()));
     assert_eq!(run("cat /etc/creds/password"), (true, "pw".into()));

@@ -272,7 +272,6 @@ pub fn container_config(pod: &Pod, container: &Container, inputs: ContainerInput
                 no_new_privs: sc.and_then(|c| c.allow_privilege_escalation) == Some(false),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
         ..Default::default()
     }

@@ -248,7 +248,7 @@ pub fn pod_status(pod: &Pod, view: &PodView<'_>) -> PodStatus {
     let unready: Vec<&str> = containers.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
     let incomplete: Vec<&str> = init
         .iter()
-        .filter(|s| !s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_some_and(|t| t.exit_code == 0))
+        .filter(|s| s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_none_or(|t| t.exit_code != 0))
         .map(|s| s.name.as_str())
         .collect();
     let list = |names: &[&str]| format!("[{}]", names.join(" "));
