@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Node, PersistentVolumeClaim, Pod, ReplicationController, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -222,6 +222,7 @@ pub fn table() -> Vec<Arc<dyn Kind>> {
         kind::<PodDisruptionBudget>(),
         kind::<HorizontalPodAutoscaler>(),
         kind::<Ingress>(),
+        kind::<NetworkPolicy>(),
         kind::<Role>(),
         kind::<RoleBinding>(),
         // Mirror pods are owned by their Node.
