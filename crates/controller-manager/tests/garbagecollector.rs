@@ -12,7 +12,7 @@ use common::Cluster;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -345,6 +345,11 @@ async fn dependents_of_other_kinds_are_collected_too() {
     let ingresses = c.api::<Ingress>(Some(NS));
     let roles = c.api::<Role>(Some(NS));
     let bindings = c.api::<RoleBinding>(Some(NS));
+    let policies = c.api::<NetworkPolicy>(Some(NS));
+    policies
+        .create(&serde_json::from_value(json!({"metadata": meta("netpol"), "spec": {"podSelector": selector}})).expect("policy"))
+        .await
+        .expect("policy created");
     pdbs.create(
         &serde_json::from_value(json!({"metadata": meta("pdb"), "spec": {"selector": selector, "minAvailable": 1}}))
             .expect("pdb"),
@@ -373,6 +378,7 @@ async fn dependents_of_other_kinds_are_collected_too() {
     gone(&c, &ingresses, "ing").await;
     gone(&c, &roles, "role").await;
     gone(&c, &bindings, "binding").await;
+    gone(&c, &policies, "netpol").await;
 }
 
 /// The Widget resource the tests define.
