@@ -61,16 +61,29 @@ pub async fn reconcile(registry: &Registry) -> bool {
     let mut again = false;
     let crds = stored(registry);
     let now = crate::meta::now();
-    for crd in &crds {
-        let name = name_of(crd).to_string();
-        let others: Vec<Value> = crds.iter().filter(|o| name_of(o) != name).cloned().collect();
-        if crd.get("status") == Some(&custom::status_for(crd, &others, &now)) {
+    // Each definition with the status it should have. Its resource is served before that
+    // status is written, so a client that sees Established=True is never answered 404.
+    let wanted: Vec<(Value, Vec<Value>)> = crds
+        .iter()
+        .map(|crd| {
+            let others: Vec<Value> = crds.iter().filter(|o| name_of(o) != name_of(crd)).cloned().collect();
+            let mut next = crd.clone();
+            next["status"] = custom::status_for(crd, &others, &now);
+            (next, others)
+        })
+        .collect();
+    let established: Vec<Value> =
+        wanted.iter().map(|(c, _)| c).filter(|c| custom::is_established(c)).cloned().collect();
+    custom::install(&established);
+    for ((next, others), crd) in wanted.iter().zip(&crds) {
+        if crd.get("status") == next.get("status") {
             continue;
         }
+        let name = name_of(crd).to_string();
         let written = registry
             .write(definitions(), None, &name, Part::Status, &WriteOptions::default(), |old| {
                 let mut new = old.clone();
-                new["status"] = custom::status_for(old, &others, &now);
+                new["status"] = custom::status_for(old, others, &now);
                 Ok(new)
             })
             .await;
@@ -83,10 +96,6 @@ pub async fn reconcile(registry: &Registry) -> bool {
             }
         }
     }
-    // Serve from what is stored now, status included.
-    let crds = stored(registry);
-    let established: Vec<Value> = crds.iter().filter(|c| custom::is_established(c)).cloned().collect();
-    custom::install(&established);
     for crd in crds.iter().filter(|c| c.pointer("/metadata/deletionTimestamp").is_some()) {
         again = true;
         if let Err(e) = clean_up(registry, crd).await {
