@@ -194,21 +194,8 @@ fn storage_class(w: &mut W, sc: &Value) {
             put!(w, 0, "\n");
             for (i, term) in topologies.iter().enumerate() {
                 put!(w, 1, "Term {i}:\t");
-                let reqs: Vec<&Value> = term["matchLabelExpressions"].as_array().into_iter().flatten().collect();
-                if reqs.is_empty() {
-                    put!(w, 0, "<none>\n");
-                }
-                for (j, r) in reqs.iter().enumerate() {
-                    if j != 0 {
-                        put!(w, 1, "\t");
-                    }
-                    let values: Vec<String> = r["values"].as_array().into_iter().flatten().map(s).collect();
-                    let mut text = format!("{} in", s(&r["key"]));
-                    if !values.is_empty() {
-                        text = format!("{text} [{}]", values.join(", "));
-                    }
-                    put!(w, 0, "{text}\n");
-                }
+                // Topology requirements have no operator: they always mean `in`.
+                term_requirements(w, 1, &term["matchLabelExpressions"], |_| "in".to_string());
             }
         }
     }
@@ -314,21 +301,27 @@ fn node_affinity(w: &mut W, affinity: &Value) {
     put!(w, 0, "\n");
     for (i, term) in terms.iter().enumerate() {
         put!(w, 2, "Term {i}:\t");
-        let reqs: Vec<&Value> = term["matchExpressions"].as_array().into_iter().flatten().collect();
-        if reqs.is_empty() {
-            put!(w, 0, "<none>\n");
+        term_requirements(w, 2, &term["matchExpressions"], |r| s(&r["operator"]).to_lowercase());
+    }
+}
+
+/// The requirements of one selector term, `key op [values]` each, continuation lines at
+/// `level`; `<none>` for a term without any.
+fn term_requirements(w: &mut W, level: usize, requirements: &Value, operator: impl Fn(&Value) -> String) {
+    let reqs: Vec<&Value> = requirements.as_array().into_iter().flatten().collect();
+    if reqs.is_empty() {
+        put!(w, 0, "<none>\n");
+    }
+    for (j, r) in reqs.iter().enumerate() {
+        if j != 0 {
+            put!(w, level, "\t");
         }
-        for (j, r) in reqs.iter().enumerate() {
-            if j != 0 {
-                put!(w, 2, "\t");
-            }
-            let values: Vec<String> = r["values"].as_array().into_iter().flatten().map(s).collect();
-            let mut text = format!("{} {}", s(&r["key"]), s(&r["operator"]).to_lowercase());
-            if !values.is_empty() {
-                text = format!("{text} [{}]", values.join(", "));
-            }
-            put!(w, 0, "{text}\n");
+        let values: Vec<String> = r["values"].as_array().into_iter().flatten().map(s).collect();
+        let mut text = format!("{} {}", s(&r["key"]), operator(r));
+        if !values.is_empty() {
+            text = format!("{text} [{}]", values.join(", "));
         }
+        put!(w, 0, "{text}\n");
     }
 }
 
