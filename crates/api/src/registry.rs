@@ -324,13 +324,18 @@ pub fn served() -> Vec<&'static ResourceInfo> {
 /// Looks a resource (built-in or custom) up by group, version and plural name.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
     let matches = |r: &&ResourceInfo| r.group == group && r.version == version && r.plural == plural;
-    RESOURCES.iter().find(matches).or_else(|| custom().into_iter().find(matches))
+    RESOURCES.iter().find(matches).or_else(|| find_custom(matches))
+}
+
+/// The first custom resource `matches` accepts, searched under the lock rather than on a copy.
+fn find_custom(matches: impl Fn(&&'static ResourceInfo) -> bool) -> Option<&'static ResourceInfo> {
+    CUSTOM.read().unwrap_or_else(|e| e.into_inner()).iter().copied().find(|r| matches(&r))
 }
 
 /// Looks a resource (built-in or custom) up by apiVersion and kind as written in an object.
 pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     let matches = |r: &&ResourceInfo| r.kind == kind && r.api_version() == api_version;
-    RESOURCES.iter().find(matches).or_else(|| custom().into_iter().find(matches))
+    RESOURCES.iter().find(matches).or_else(|| find_custom(matches))
 }
 
 /// Built-in groups with their versions, preferred version first, in discovery order.
