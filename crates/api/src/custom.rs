@@ -8,6 +8,7 @@ use crate::structural::Structural;
 use crate::validation::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain};
 use serde_json::{Value, json};
 use std::cmp::Ordering;
+use std::sync::atomic::{self, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The group CustomResourceDefinitions belong to.
@@ -98,9 +99,20 @@ pub fn version_of(res: &ResourceInfo) -> Option<Arc<CustomVersion>> {
 /// Serves exactly the served versions of `crds` (established, non-conflicting definitions, as
 /// stored). A definition that does not parse is skipped, since validation kept it out already.
 pub fn install(crds: &[Value]) {
-    // One install at a time, so the registry and the versions table change together.
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let _guard = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    // One install at a time (under this lock), so the registry and the versions table change
+    // together. The lock keeps what the served set depends on, per definition, as last
+    // installed: the many passes that change none of it (status writes, clean-up retries)
+    // parse nothing.
+    static INSTALLED: Mutex<Option<Vec<Value>>> = Mutex::new(None);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    let key: Vec<Value> = crds
+        .iter()
+        .map(|c| json!([c.pointer("/metadata/uid"), c.get("spec"), c.pointer("/metadata/deletionTimestamp").is_some()]))
+        .collect();
+    if installed.as_ref() == Some(&key) {
+        return;
+    }
+    *installed = Some(key);
     let mut parsed: Vec<Parsed> = crds.iter().filter_map(|crd| parse(crd).ok()).collect();
     parsed.sort_by(|a, b| (a.group.as_str(), a.plural.as_str()).cmp(&(b.group.as_str(), b.plural.as_str())));
     let mut infos = Vec::new();
@@ -137,6 +149,16 @@ pub fn install(crds: &[Value]) {
     }
     *VERSIONS.write().unwrap_or_else(|e| e.into_inner()) = versions;
     *DEFINITIONS.write().unwrap_or_else(|e| e.into_inner()) = definitions;
+    GENERATION.fetch_add(1, atomic::Ordering::Release);
+}
+
+/// Counts installs, so what is derived from the served custom resources (their OpenAPI
+/// documents) is computed again only after a change.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The number of installs so far.
+pub fn generation() -> u64 {
+    GENERATION.load(atomic::Ordering::Acquire)
 }
 
 /// A CRD read into the parts serving needs.

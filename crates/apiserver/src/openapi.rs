@@ -5,7 +5,7 @@ use bytes::Bytes;
 use rkube_api::ApiError;
 use rkube_api::custom::CustomVersion;
 use rkube_openapi::Documents;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
 
@@ -38,24 +38,53 @@ pub async fn document(path: &str, accept: &str) -> Option<Result<Document, ApiEr
     lookup(docs, path, accept)
 }
 
-/// The served custom versions by their v3 document key (`apis/<group>/<version>`).
-fn custom_group_versions() -> Vec<(String, Vec<Arc<CustomVersion>>)> {
-    let mut out: Vec<(String, Vec<Arc<CustomVersion>>)> = Vec::new();
-    for v in rkube_api::custom::versions() {
-        let key = format!("apis/{}/{}", v.info.group, v.info.version);
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, list)) => list.push(v),
-            None => out.push((key, vec![v])),
-        }
-    }
-    out
+/// The v3 documents of the served custom group versions: (key `apis/<group>/<version>`,
+/// body, hash), with the root that lists them beside the built-in ones.
+struct CustomDocuments {
+    generation: u64,
+    documents: Vec<(String, Bytes, String)>,
+    root: Bytes,
 }
 
-/// Custom documents are rendered per request: they are small, and definitions change at run time.
-fn custom_document(docs: &Documents, versions: &[Arc<CustomVersion>]) -> (Vec<u8>, String) {
-    let resources: Vec<(&rkube_api::ResourceInfo, &serde_json::Value)> =
-        versions.iter().map(|v| (v.info, &v.openapi_schema)).collect();
-    docs.custom_group_version(&resources)
+/// Rendered once per set of served custom resources, not per request: kubectl reads the root
+/// on every validated write, and the root needs every custom document's hash.
+fn custom_documents(docs: &'static Documents) -> Arc<CustomDocuments> {
+    static CACHE: Mutex<Option<Arc<CustomDocuments>>> = Mutex::new(None);
+    let generation = rkube_api::custom::generation();
+    if let Some(cached) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        && cached.generation == generation
+    {
+        return cached.clone();
+    }
+    let mut groups: Vec<(String, Vec<Arc<CustomVersion>>)> = Vec::new();
+    for v in rkube_api::custom::versions() {
+        let key = format!("apis/{}/{}", v.info.group, v.info.version);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(v),
+            None => groups.push((key, vec![v])),
+        }
+    }
+    let documents: Vec<(String, Bytes, String)> = groups
+        .into_iter()
+        .map(|(key, versions)| {
+            let resources: Vec<(&rkube_api::ResourceInfo, &serde_json::Value)> =
+                versions.iter().map(|v| (v.info, &v.openapi_schema)).collect();
+            let (body, hash) = docs.custom_group_version(&resources);
+            (key, Bytes::from(body), hash)
+        })
+        .collect();
+    let hashes: Vec<(String, String)> = documents.iter().map(|(key, _, hash)| (key.clone(), hash.clone())).collect();
+    let root = if documents.is_empty() {
+        Bytes::from_static(docs.v3_root_json())
+    } else {
+        Bytes::from(docs.v3_root_with(&hashes))
+    };
+    let rendered = Arc::new(CustomDocuments { generation, documents, root });
+    // A set installed meanwhile is rendered by the next request instead.
+    if rkube_api::custom::generation() == generation {
+        *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some(rendered.clone());
+    }
+    rendered
 }
 
 fn lookup(docs: &'static Documents, path: &str, accept: &str) -> Option<Result<Document, ApiError>> {
@@ -75,26 +104,15 @@ fn lookup(docs: &'static Documents, path: &str, accept: &str) -> Option<Result<D
             }
             plain(docs.v2_json())
         }
-        "/openapi/v3" => {
-            let custom = custom_group_versions();
-            if custom.is_empty() {
-                return plain(docs.v3_root_json());
-            }
-            let hashes: Vec<(String, String)> =
-                custom.iter().map(|(key, resources)| (key.clone(), custom_document(docs, resources).1)).collect();
-            Some(Ok(Document { body: Bytes::from(docs.v3_root_with(&hashes)), hash: None }))
-        }
+        "/openapi/v3" => Some(Ok(Document { body: custom_documents(docs).root.clone(), hash: None })),
         p => {
             let gv = p.strip_prefix("/openapi/v3/")?;
             if let Some((body, hash)) = docs.v3_group_version(gv) {
                 return Some(Ok(Document { body: Bytes::from_static(body), hash: Some(hash.to_string()) }));
             }
             let gv = gv.trim_matches('/');
-            match custom_group_versions().into_iter().find(|(key, _)| key == gv) {
-                Some((_, resources)) => {
-                    let (body, hash) = custom_document(docs, &resources);
-                    Some(Ok(Document { body: Bytes::from(body), hash: Some(hash) }))
-                }
+            match custom_documents(docs).documents.iter().find(|(key, _, _)| key == gv) {
+                Some((_, body, hash)) => Some(Ok(Document { body: body.clone(), hash: Some(hash.clone()) })),
                 None => Some(Err(ApiError::NotFound { resource: String::new(), name: p.to_string() })),
             }
         }
